@@ -1,0 +1,1 @@
+//! berth-client (being built).

@@ -1,0 +1,1 @@
+//! berth-testkit (being built).
