@@ -1,1 +1,103 @@
-fn main() {}
+//! `berthd`: the berth daemon, serving containerd's API on a unix socket.
+
+use anyhow::Result;
+use berth_daemon::config::{self, Config};
+use berth_daemon::server;
+use clap::Parser;
+use std::path::PathBuf;
+
+/// berthd command-line flags; each overrides the config file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "berthd",
+    version,
+    about = "berth: a containerd-compatible container runtime daemon"
+)]
+struct Args {
+    /// The gRPC socket [default: /run/berth/berth.sock].
+    #[arg(long, short = 'a')]
+    address: Option<PathBuf>,
+    /// Persistent data directory [default: /var/lib/berth].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Ephemeral state directory [default: /run/berth].
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Config file [default: /etc/berth/config.toml, optional].
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(long, short = 'l')]
+    log_level: Option<String>,
+    /// Log format: text or json.
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+impl Args {
+    fn config(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path, true)?,
+            None => Config::load(config::DEFAULT_CONFIG.as_ref(), false)?,
+        };
+        if let Some(address) = &self.address {
+            config.grpc.address = address.clone();
+        }
+        if let Some(root) = &self.root {
+            config.root = root.clone();
+        }
+        if let Some(state) = &self.state {
+            config.state = state.clone();
+        }
+        if let Some(level) = &self.log_level {
+            config.debug.level = level.clone();
+        }
+        if let Some(format) = &self.log_format {
+            config.debug.format = format.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// A bare level (`debug`) applies to berth; the HTTP/2 stack stays at `info`
+/// or quieter so debug logs show berth's own work. Any other string is an
+/// `EnvFilter` directive list used as given.
+fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter> {
+    let directives = match level {
+        "trace" | "debug" => format!("{level},h2=info,hyper=info,hyper_util=info,tower=info"),
+        other => other.to_string(),
+    };
+    tracing_subscriber::EnvFilter::try_new(&directives)
+        .map_err(|err| anyhow::anyhow!("log level {level:?}: {err}"))
+}
+
+fn init_logging(config: &Config) -> Result<()> {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(&config.debug.level)?)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match config.debug.format.as_str() {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => anyhow::bail!("log format must be text or json, not {other:?}"),
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(err) = run(&args) {
+        eprintln!("berthd: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let config = args.config()?;
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(server::run(config, server::stop_signal()))
+}

@@ -1,0 +1,132 @@
+//! The one list of what berthd contains, and how each plugin is built from
+//! the plugins it requires. Implementations do not know the registry exists.
+
+use crate::events::Exchange;
+use crate::local::{containers::Containers, namespaces::Namespaces};
+use crate::plugin::{types, InitContext, Instance, Registration};
+use crate::services::{self, GrpcService};
+use anyhow::{Context, Result};
+use berth_store::MetadataStore;
+use std::sync::Arc;
+
+/// Wraps a tonic server as a gRPC plugin instance, with the configured
+/// message size limits.
+macro_rules! grpc_service {
+    ($ctx:expr, $server:expr) => {{
+        let grpc = &$ctx.config.grpc;
+        let server = $server
+            .max_decoding_message_size(grpc.max_recv_message_size)
+            .max_encoding_message_size(grpc.max_send_message_size);
+        let instance: Instance = Arc::new(GrpcService::new(move |routes| {
+            routes.add_service(server.clone());
+        }));
+        Ok(instance)
+    }};
+}
+
+/// Every plugin berthd registers, in registration order.
+pub fn registrations() -> Vec<Registration> {
+    vec![
+        Registration {
+            plugin_type: types::EVENT,
+            id: "exchange",
+            requires: &[],
+            init: init_exchange,
+        },
+        Registration {
+            plugin_type: types::METADATA,
+            id: "redb",
+            requires: &[],
+            init: init_metadata,
+        },
+        Registration {
+            plugin_type: types::SERVICE,
+            id: "namespaces-service",
+            requires: &[types::METADATA, types::EVENT],
+            init: init_namespaces_service,
+        },
+        Registration {
+            plugin_type: types::SERVICE,
+            id: "containers-service",
+            requires: &[types::METADATA, types::EVENT],
+            init: init_containers_service,
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "version",
+            requires: &[],
+            init: |ctx| grpc_service!(ctx, services::version::server()),
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "namespaces",
+            requires: &[types::SERVICE],
+            init: |ctx| grpc_service!(ctx, services::namespaces::server(service(ctx)?)),
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "containers",
+            requires: &[types::SERVICE],
+            init: |ctx| grpc_service!(ctx, services::containers::server(service(ctx)?)),
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "events",
+            requires: &[types::EVENT],
+            init: |ctx| {
+                let exchange = (*ctx.get::<Exchange>(types::EVENT)?).clone();
+                grpc_service!(ctx, services::events::server(exchange))
+            },
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "introspection",
+            requires: &["*"],
+            init: |ctx| {
+                let uuid = services::introspection::load_or_create_uuid(&ctx.root)
+                    .with_context(|| format!("server uuid in {}", ctx.root.display()))?;
+                let plugins = ctx.plugins.clone();
+                grpc_service!(ctx, services::introspection::server(plugins, uuid))
+            },
+        },
+    ]
+}
+
+/// The loaded service.v1 plugin of type `T`.
+fn service<T: Send + Sync + 'static>(ctx: &InitContext<'_>) -> Result<Arc<T>> {
+    ctx.all::<T>(types::SERVICE)
+        .into_iter()
+        .next()
+        .with_context(|| format!("no {} is loaded", std::any::type_name::<T>()))
+}
+fn init_exchange(_: &mut InitContext<'_>) -> Result<Instance> {
+    Ok(Arc::new(Exchange::default()))
+}
+
+fn init_metadata(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    // containerd keeps its bolt file in the metadata plugin's root; berth keeps
+    // the one database at `<root>/metadata.redb`, as DESIGN.md lays out.
+    std::fs::create_dir_all(&ctx.config.root)
+        .with_context(|| format!("create root {}", ctx.config.root.display()))?;
+    let path = ctx.config.root.join("metadata.redb");
+    let store = MetadataStore::open(&path).with_context(|| format!("open {}", path.display()))?;
+    ctx.exports
+        .insert("path".into(), path.display().to_string());
+    Ok(Arc::new(store))
+}
+
+fn metadata_and_events(ctx: &InitContext<'_>) -> Result<(MetadataStore, Exchange)> {
+    let store = ctx.get::<MetadataStore>(types::METADATA)?;
+    let events = ctx.get::<Exchange>(types::EVENT)?;
+    Ok(((*store).clone(), (*events).clone()))
+}
+
+fn init_namespaces_service(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let (store, events) = metadata_and_events(ctx)?;
+    Ok(Arc::new(Namespaces::new(store, events)))
+}
+
+fn init_containers_service(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let (store, events) = metadata_and_events(ctx)?;
+    Ok(Arc::new(Containers::new(store, events)))
+}

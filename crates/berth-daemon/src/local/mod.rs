@@ -1,0 +1,19 @@
+//! Local services: the domain operations behind the gRPC adapters. Each call
+//! runs its store transaction off the async runtime and publishes containerd's
+//! event once the transaction has committed.
+
+pub mod containers;
+pub mod namespaces;
+
+use berth_core::{Error, Result};
+
+/// Runs blocking work (a redb transaction) on tokio's blocking pool.
+pub async fn blocking<T, F>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Error::internal(format!("blocking task failed: {err}")))?
+}

@@ -1,0 +1,110 @@
+//! Running the daemon: lock the root, bind the socket, load the plugins,
+//! serve until told to stop, then shut down in order.
+//!
+//! Shutdown (SIGTERM/SIGINT): stop accepting, end event subscriptions so
+//! their streams do not hold connections open, let in-flight calls finish
+//! (bounded by a grace period), then drop the plugins — which closes the
+//! database cleanly — and remove the socket.
+
+use crate::config::Config;
+use crate::events::Exchange;
+use crate::plugin::{types, Plugins};
+use crate::services::GrpcService;
+use crate::{builtins, socket};
+use anyhow::{Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::File;
+use std::future::Future;
+use std::time::Duration;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::service::RoutesBuilder;
+
+/// How long in-flight calls get to finish after a stop signal.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Runs berthd with `config` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    std::fs::create_dir_all(&config.root)
+        .with_context(|| format!("create root {}", config.root.display()))?;
+    std::fs::create_dir_all(&config.state)
+        .with_context(|| format!("create state {}", config.state.display()))?;
+    let _lock = lock_root(&config)?;
+    let address = config.grpc.address.clone();
+    let listener = socket::bind(&address, config.grpc.uid, config.grpc.gid)?;
+
+    let plugins = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Plugins::init(&builtins::registrations(), &config))
+            .await
+            .context("plugin init panicked")??
+    };
+    let mut routes = RoutesBuilder::default();
+    for service in plugins.all::<GrpcService>(types::GRPC) {
+        service.register(&mut routes);
+    }
+    let exchanges = plugins.all::<Exchange>(types::EVENT);
+    tracing::info!(address = %address.display(), "berthd serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tonic::transport::Server::builder()
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+            let _ = stop_rx.await;
+        });
+    let mut serving = Box::pin(serving);
+    tokio::select! {
+        result = &mut serving => result.context("serve")?,
+        () = shutdown => {
+            tracing::info!("stopping: finishing in-flight calls");
+            exchanges.iter().for_each(|e| e.close());
+            let _ = stop_tx.send(());
+            match tokio::time::timeout(GRACE, serving).await {
+                Ok(result) => result.context("serve")?,
+                Err(_) => tracing::warn!("calls still running after {GRACE:?}: closing anyway"),
+            }
+        }
+    }
+    drop(plugins);
+    if let Err(err) = std::fs::remove_file(&address) {
+        tracing::warn!(error = %err, "remove socket");
+    }
+    tracing::info!("berthd stopped");
+    Ok(())
+}
+
+/// Takes an exclusive lock on `<root>/berthd.lock` so two daemons never share
+/// one root (and one database), whatever sockets they use.
+fn lock_root(config: &Config) -> Result<Flock<File>> {
+    let path = config.root.join("berthd.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+        anyhow::anyhow!(
+            "root {} is in use by another berthd: refusing to start",
+            config.root.display()
+        )
+    })
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers: stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+        _ = int.recv() => tracing::info!("received SIGINT"),
+    }
+}

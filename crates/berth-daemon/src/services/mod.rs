@@ -1,0 +1,51 @@
+//! Thin gRPC adapters: each method converts the request, calls one local
+//! service or store function, converts the result and maps the error.
+
+pub mod containers;
+pub mod events;
+pub mod introspection;
+pub mod namespaces;
+pub mod version;
+
+use berth_api::status::to_status;
+use tonic::service::RoutesBuilder;
+use tonic::Status;
+
+/// A gRPC plugin's instance: how to add its service to the server.
+pub struct GrpcService {
+    register: Box<dyn Fn(&mut RoutesBuilder) + Send + Sync>,
+}
+
+impl GrpcService {
+    /// Wraps a function that adds a tonic service to the routes.
+    pub fn new(register: impl Fn(&mut RoutesBuilder) + Send + Sync + 'static) -> Self {
+        GrpcService {
+            register: Box::new(register),
+        }
+    }
+
+    /// Adds this service to `routes`.
+    pub fn register(&self, routes: &mut RoutesBuilder) {
+        (self.register)(routes)
+    }
+}
+
+/// Converts a domain result into a gRPC one.
+pub fn grpc<T>(result: berth_core::Result<T>) -> Result<T, Status> {
+    result.map_err(to_status)
+}
+
+/// The namespace a request must carry, as a gRPC error when it does not.
+pub fn namespace<T>(request: &tonic::Request<T>) -> Result<String, Status> {
+    grpc(berth_api::metadata::required_namespace(request))
+}
+
+/// Pulls a required message field out of a request.
+pub fn required<T>(field: Option<T>, name: &str) -> Result<T, Status> {
+    field.ok_or_else(|| Status::invalid_argument(format!("{name} must be set")))
+}
+
+/// The paths of an optional field mask.
+pub fn mask_paths(mask: Option<prost_types::FieldMask>) -> Vec<String> {
+    mask.map(|m| m.paths).unwrap_or_default()
+}
