@@ -1,1 +1,58 @@
-//! berth-testkit (being built).
+//! The harness berth's integration tests stand on.
+//!
+//! A test starts a private `berthd` with [`Daemon::start`]: its socket, `--root`
+//! and `--state` live in a fresh temporary directory, its log goes to a file
+//! there, and the call returns once the daemon answers the Version RPC. The test
+//! then drives the daemon as users do — through Debian's `ctr`
+//! ([`Daemon::ctr`]), berth's own CLI ([`Daemon::berth`]) or a gRPC channel
+//! ([`Daemon::connect`]) — and the [`Daemon`] guard kills the process and
+//! removes the directory when it goes out of scope, printing the daemon log
+//! first if the test is panicking.
+//!
+//! ```no_run
+//! use berth_testkit::{require_ctr, Daemon};
+//!
+//! #[test]
+//! fn version_answers() {
+//!     require_ctr!();
+//!     let daemon = Daemon::start().expect("start berthd");
+//!     let out = daemon.ctr(&["version"]).assert_success();
+//!     assert!(out.stdout.contains("Server:"));
+//! }
+//! ```
+//!
+//! Binaries are found as built by `cargo build --bins`: `target/debug/berthd`
+//! and `target/debug/berth` next to the test executable's `deps` directory, or
+//! wherever `BERTHD_BIN` / `BERTH_BIN` point. Debian's `ctr` is `CTR_BIN`,
+//! `/usr/bin/ctr` or the first `ctr` on `PATH`.
+//!
+//! With `BERTH_TESTKIT_DAEMON=containerd` the same tests run against Debian's
+//! `containerd` on a private socket instead: a check that a test asserts
+//! containerd's behaviour and not an accident of berth's. Tests skip
+//! berth-only assertions when [`testing_containerd`] is true.
+//!
+//! Tests that need root or `ctr` say so on their first line with
+//! [`require_root!`] / [`require_ctr!`]: locally a missing prerequisite skips the
+//! test with a reason, in CI (`CI=true`) it fails it.
+#![warn(missing_docs)]
+
+mod binaries;
+mod command;
+mod daemon;
+mod guards;
+mod mounts;
+mod rootfs;
+mod rpc;
+mod stream;
+
+pub use binaries::{berth_bin, berthd_bin, containerd_bin, ctr_bin};
+pub use command::{run_with_timeout, CmdOutput, DEFAULT_COMMAND_TIMEOUT};
+pub use daemon::{testing_containerd, Daemon, DaemonBuilder};
+pub use guards::{in_ci, require_ctr, require_root};
+pub use mounts::unmount_under;
+pub use rootfs::{busybox_rootfs, BUSYBOX_APPLETS};
+pub use rpc::{block_on, connect, with_namespace};
+pub use stream::LineStream;
+
+/// containerd's protobuf messages and gRPC clients (re-exported from `berth-api`).
+pub use berth_api::pb;
