@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 machine to build and test berth.
+#
+# Idempotent: when every package is already installed it touches nothing and
+# returns in well under a second, so scripts/test.sh can call it on every run.
+# Rust itself is not installed here; the machine's toolchain (rustup or
+# Debian's) is used as found.
+set -euo pipefail
+
+# Packages berth needs to build (protoc for containerd-client's build script,
+# a C toolchain and pkg-config for -sys crates) and to test (ctr and containerd
+# as the compatibility client and benchmark baseline, runc, a static busybox
+# for test images, a real registry, image tools, CNI plugins, ip and mount).
+packages=(
+    protobuf-compiler
+    containerd
+    runc
+    busybox-static
+    docker-registry
+    skopeo
+    umoci
+    containernetworking-plugins
+    pkg-config
+    build-essential
+    iproute2
+    util-linux
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "setup: all ${#packages[@]} packages present"
+else
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: missing packages: ${missing[*]}; run this script as root" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+# Debian's containerd package may enable its own daemon under systemd; berth's
+# tests never use it (they start private daemons), so it is left alone here.
+
+for tool in cargo rustc protoc ctr runc busybox; do
+    if ! command -v "$tool" >/dev/null 2>&1 && [[ ! -x /bin/$tool ]]; then
+        echo "setup: $tool not found on PATH" >&2
+        exit 1
+    fi
+done
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+    echo "setup: cargo clippy and cargo fmt are required (rustup component add clippy rustfmt)" >&2
+    exit 1
+fi
