@@ -8,6 +8,7 @@
 
 pub mod errors;
 pub mod filters;
+pub mod goquote;
 pub mod identifiers;
 pub mod labels;
 pub mod namespaces;
