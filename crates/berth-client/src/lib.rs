@@ -1,1 +1,55 @@
-//! berth-client (being built).
+//! A thin Rust client for containerd's v1 gRPC API, served by `berthd` and by
+//! containerd itself.
+//!
+//! A [`Client`] is one gRPC channel over a unix socket plus two settings that
+//! travel with every call: the *namespace* (sent in the `containerd-namespace`
+//! header, as containerd's Go client does) and an optional per-call *timeout*
+//! (sent as `grpc-timeout` and enforced locally). Clients are cheap to clone;
+//! [`Client::with_namespace`] and [`Client::with_timeout`] return copies that
+//! share the channel.
+//!
+//! [`Client::version`] asks for the daemon's version; every other service is
+//! a small handle made from the client — [`Client::introspection`],
+//! [`Client::namespaces`], [`Client::containers`], [`Client::events`],
+//! [`Client::tasks`], [`Client::snapshots`] — whose methods take and return
+//! containerd's own message types ([`pb`]). Errors are [`Error`]s whose [`ErrorKind`] comes
+//! from the gRPC status code, so `err.kind() == ErrorKind::NotFound` works the
+//! same against any daemon.
+//!
+//! ```no_run
+//! # async fn demo() -> berth_client::Result<()> {
+//! use std::time::Duration;
+//!
+//! let client = berth_client::Client::connect("/run/berth/berth.sock")
+//!     .await?
+//!     .with_namespace("web")
+//!     .with_timeout(Some(Duration::from_secs(5)));
+//! for container in client.containers().list(&["labels.app==nginx"]).await? {
+//!     println!("{}", container.id);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+pub mod containers;
+pub mod events;
+pub mod introspection;
+pub mod namespaces;
+pub mod snapshots;
+pub mod tasks;
+mod version;
+
+pub use client::{Builder, Client, DEFAULT_ADDRESS};
+
+/// containerd's protobuf messages and generated gRPC clients.
+pub use berth_api::pb;
+/// Packing and unpacking `Any` with containerd's type URLs.
+pub use berth_api::typeurl;
+/// berth's shared vocabulary (errors, namespaces, identifiers).
+pub use berth_core;
+pub use berth_core::{Error, ErrorKind, Result};
+/// Well-known protobuf types (`Any`, `Timestamp`, `FieldMask`) used in [`pb`].
+pub use prost_types;

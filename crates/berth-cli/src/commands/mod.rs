@@ -1,0 +1,56 @@
+//! One module per command group, each with its clap arguments, its `run`
+//! and the pure functions that format its output.
+
+pub mod containers;
+pub mod events;
+pub mod namespaces;
+pub mod plugins;
+pub mod version;
+
+use std::fmt;
+use std::time::Duration;
+
+use berth_client::Client;
+
+/// The global options every command connects with.
+#[derive(Debug)]
+pub struct Context {
+    /// The daemon's socket.
+    pub address: String,
+    /// The namespace sent with every call.
+    pub namespace: String,
+    /// The per-call (and total) timeout.
+    pub timeout: Option<Duration>,
+    /// The connection timeout.
+    pub connect_timeout: Option<Duration>,
+}
+
+impl Context {
+    /// Connects to the daemon.
+    pub async fn connect(&self) -> berth_client::Result<Client> {
+        Client::builder(self.address.as_str())
+            .namespace(self.namespace.as_str())
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .connect()
+            .await
+    }
+}
+
+/// A failure whose lines are already on stderr: `main` only sets the exit
+/// status (commands acting on several objects report each failure).
+#[derive(Debug)]
+pub struct Reported;
+
+impl fmt::Display for Reported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("failed")
+    }
+}
+
+impl std::error::Error for Reported {}
+
+/// Prints one failure of a multi-object command.
+pub fn warn(message: impl fmt::Display) {
+    eprintln!("berth: {message}");
+}
