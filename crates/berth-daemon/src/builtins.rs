@@ -2,7 +2,7 @@
 //! the plugins it requires. Implementations do not know the registry exists.
 
 use crate::events::Exchange;
-use crate::local::{containers::Containers, namespaces::Namespaces};
+use crate::local::{containers::Containers, leases::Leases, namespaces::Namespaces};
 use crate::plugin::{types, InitContext, Instance, Registration};
 use crate::services::{self, GrpcService};
 use anyhow::{Context, Result};
@@ -52,6 +52,15 @@ pub fn registrations() -> Vec<Registration> {
             init: init_containers_service,
         },
         Registration {
+            plugin_type: types::SERVICE,
+            id: "leases-service",
+            requires: &[types::METADATA],
+            init: |ctx| {
+                let store = ctx.get::<MetadataStore>(types::METADATA)?;
+                Ok(Arc::new(Leases::new((*store).clone())))
+            },
+        },
+        Registration {
             plugin_type: types::GRPC,
             id: "version",
             requires: &[],
@@ -68,6 +77,12 @@ pub fn registrations() -> Vec<Registration> {
             id: "containers",
             requires: &[types::SERVICE],
             init: |ctx| grpc_service!(ctx, services::containers::server(service(ctx)?)),
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "leases",
+            requires: &[types::SERVICE],
+            init: |ctx| grpc_service!(ctx, services::leases::server(service(ctx)?)),
         },
         Registration {
             plugin_type: types::GRPC,

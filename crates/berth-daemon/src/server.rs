@@ -50,6 +50,11 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serving = tonic::transport::Server::builder()
+        .trace_fn(|request| {
+            let method = request.uri().path();
+            tracing::debug!(%method, "call");
+            tracing::debug_span!("grpc", %method)
+        })
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
             let _ = stop_rx.await;

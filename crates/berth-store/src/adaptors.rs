@@ -5,7 +5,7 @@
 //! the rest of the path joined with `.` (so `labels."a.b"` and `labels.a.b`
 //! name the same label).
 
-use crate::model::Container;
+use crate::model::{Container, Lease};
 use berth_core::filters::{labels_field, Adaptor};
 
 impl Adaptor for Container {
@@ -18,6 +18,18 @@ impl Adaptor for Container {
             ("id", _) => non_empty(&self.id),
             ("image", _) => non_empty(&self.image),
             ("runtime", [name, ..]) if name == "name" => non_empty(&self.runtime.name),
+            ("labels", key) => labels_field(&self.labels, key),
+            _ => None,
+        }
+    }
+}
+
+impl Adaptor for Lease {
+    /// Fields: `id`, `labels.KEY` (containerd's `adaptLease`).
+    fn field(&self, path: &[String]) -> Option<String> {
+        let (first, rest) = path.split_first()?;
+        match (first.as_str(), rest) {
+            ("id", _) => non_empty(&self.id),
             ("labels", key) => labels_field(&self.labels, key),
             _ => None,
         }

@@ -6,7 +6,7 @@
 //! format. The stored types (`*Record`) are private to the store and separate
 //! from the public model, so the model can change without changing the file.
 
-use crate::model::{Any, Container, Runtime};
+use crate::model::{Any, Container, Lease, Runtime};
 use berth_core::{Error, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -218,6 +218,37 @@ impl ContainerRecord {
                 .map(|(k, v)| (k, Any::from(v)))
                 .collect(),
             sandbox: self.sandbox,
+        }
+    }
+}
+
+/// A lease as stored: the namespace and id are the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LeaseRecord {
+    created_at: Timestamp,
+    labels: BTreeMap<String, String>,
+}
+
+impl From<&Lease> for LeaseRecord {
+    fn from(l: &Lease) -> Self {
+        LeaseRecord {
+            created_at: l.created_at.into(),
+            labels: l
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl LeaseRecord {
+    /// The public model of this record, whose key holds `id`.
+    pub(crate) fn into_lease(self, id: &str) -> Lease {
+        Lease {
+            id: id.to_owned(),
+            created_at: self.created_at.into(),
+            labels: self.labels.into_iter().collect(),
         }
     }
 }

@@ -20,12 +20,13 @@ mod containers;
 mod encoding;
 mod errors;
 mod fieldpaths;
+mod leases;
 pub mod model;
 mod namespaces;
 pub mod schema;
 mod validation;
 
-pub use model::{Any, Container, Namespace, Runtime};
+pub use model::{Any, Container, Lease, Namespace, Runtime};
 pub use schema::SCHEMA_VERSION;
 
 use berth_core::Result;

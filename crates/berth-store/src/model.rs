@@ -75,3 +75,16 @@ impl Default for Container {
         }
     }
 }
+
+/// A lease: a named hold on resources that have no other reference yet, so
+/// garbage collection leaves them alone while a client works (a pull, a
+/// container create). `containerd.io/gc.expire` in its labels bounds its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The lease id (an identifier), unique in its namespace.
+    pub id: String,
+    /// When the lease was created (set by the store).
+    pub created_at: SystemTime,
+    /// The lease's labels.
+    pub labels: HashMap<String, String>,
+}

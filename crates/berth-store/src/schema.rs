@@ -39,7 +39,10 @@
 //! │                                     - the blobs a namespace owns
 //! ├──snapshots                          (ns, snapshotter, key) → <record> (reserved, empty)
 //! │                                     - the snapshots a namespace owns
-//! └──leases                             (ns, lease id) → <record>        (reserved, empty)
+//! └──leases                             (ns, lease id) → <LeaseRecord>
+//!    ╘══(*namespace*, *lease id*)
+//!       ├──created_at                   - (secs i64, nanos u32) since the epoch
+//!       └──labels : {key: value}        - e.g. containerd.io/gc.expire
 //! ```
 //!
 //! Rules every table follows:
@@ -82,7 +85,7 @@ pub(crate) const IMAGES: TableDefinition<'static, NsKey, &[u8]> = TableDefinitio
 /// Content blobs a namespace owns, by (namespace, digest). Reserved.
 pub(crate) const CONTENT: TableDefinition<'static, NsKey, &[u8]> = TableDefinition::new("content");
 
-/// Leases, by (namespace, lease id). Reserved.
+/// Leases, by (namespace, lease id).
 pub(crate) const LEASES: TableDefinition<'static, NsKey, &[u8]> = TableDefinition::new("leases");
 
 /// Snapshots a namespace owns, by (namespace, snapshotter, key). Reserved.

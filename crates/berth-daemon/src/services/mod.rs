@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod events;
 pub mod introspection;
+pub mod leases;
 pub mod namespaces;
 pub mod version;
 

@@ -1,0 +1,150 @@
+//! Leases, keyed by (namespace, id): containerd's `leaseManager`
+//! (`core/metadata/leases.go`) for the lease records themselves. The
+//! resources a lease holds, and garbage collection honouring them, arrive
+//! with the content store.
+
+use crate::encoding::{decode, encode, LeaseRecord};
+use crate::errors::DbResult;
+use crate::model::Lease;
+use crate::namespaces;
+use crate::schema::{self, LEASES, NAMESPACES};
+use crate::validation::namespace_required;
+use crate::MetadataStore;
+use berth_core::{filters::Filter, identifiers, labels, Error, Result};
+use redb::ReadableTable;
+use std::time::SystemTime;
+
+impl MetadataStore {
+    /// Creates a lease (creating the namespace implicitly, as containerd
+    /// does). `InvalidArgument` for a bad id or labels, `AlreadyExists`
+    /// (`lease "x": already exists`) if the id is taken.
+    pub fn create_lease(&self, ns: &str, mut lease: Lease) -> Result<Lease> {
+        namespace_required(ns)?;
+        identifiers::validate(&lease.id).map_err(|e| e.context("invalid lease id"))?;
+        labels::validate_all(&lease.labels)?;
+        lease.created_at = SystemTime::now();
+        lease.labels.retain(|_, v| !v.is_empty());
+        let bytes = encode(&LeaseRecord::from(&lease))?;
+        self.update(|tx| {
+            namespaces::ensure(&mut tx.open_table(NAMESPACES).db()?, ns)?;
+            let mut table = tx.open_table(LEASES).db()?;
+            if table.get((ns, lease.id.as_str())).db()?.is_some() {
+                return Err(Error::already_exists(format_args!("lease {:?}", lease.id)));
+            }
+            table
+                .insert((ns, lease.id.as_str()), bytes.as_slice())
+                .db()?;
+            Ok(())
+        })?;
+        Ok(lease)
+    }
+
+    /// Deletes a lease; `NotFound` (`lease "x": not found`) if absent.
+    pub fn delete_lease(&self, ns: &str, id: &str) -> Result<()> {
+        namespace_required(ns)?;
+        self.update(|tx| {
+            let mut table = tx.open_table(LEASES).db()?;
+            let removed = table.remove((ns, id)).db()?.is_some();
+            if removed {
+                Ok(())
+            } else {
+                Err(Error::not_found(format_args!("lease {id:?}")))
+            }
+        })
+    }
+
+    /// Lists the leases of a namespace that pass `filter` (fields `id`,
+    /// `labels.KEY`), sorted by id.
+    pub fn list_leases(&self, ns: &str, filter: &Filter) -> Result<Vec<Lease>> {
+        namespace_required(ns)?;
+        self.view(|tx| {
+            let table = tx.open_table(LEASES).db()?;
+            let end = schema::after(ns);
+            let mut out = Vec::new();
+            for row in table.range(schema::ns_range(ns, &end)).db()? {
+                let (key, value) = row.db()?;
+                let lease = decode::<LeaseRecord>(value.value())?.into_lease(key.value().1);
+                if filter.matches(&lease) {
+                    out.push(lease);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::testutil::{expect_err, store};
+    use crate::Lease;
+    use berth_core::{filters::Filter, ErrorKind};
+    use std::collections::HashMap;
+    use std::time::SystemTime;
+
+    fn lease(id: &str, labels: &[(&str, &str)]) -> Lease {
+        Lease {
+            id: id.into(),
+            created_at: SystemTime::UNIX_EPOCH,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn create_list_delete() {
+        let (_dir, store) = store();
+        let created = store
+            .create_lease("ns", lease("l1", &[("a", "b")]))
+            .unwrap();
+        assert!(created.created_at > SystemTime::UNIX_EPOCH);
+        store.create_lease("ns", lease("l2", &[])).unwrap();
+        let all = store.list_leases("ns", &Filter::always()).unwrap();
+        assert_eq!(
+            all.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+            ["l1", "l2"]
+        );
+        assert_eq!(all[0], created);
+        let filtered = store
+            .list_leases("ns", &Filter::parse("labels.a==b").unwrap())
+            .unwrap();
+        assert_eq!(filtered, vec![created]);
+        store.delete_lease("ns", "l1").unwrap();
+        let err = expect_err(store.delete_lease("ns", "l1"));
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(err.message(), r#"lease "l1": not found"#);
+    }
+
+    #[test]
+    fn create_makes_the_namespace_and_rejects_duplicates() {
+        let (_dir, store) = store();
+        store.create_lease("fresh", lease("l", &[])).unwrap();
+        assert!(store.get_namespace("fresh").is_ok());
+        let err = expect_err(store.create_lease("fresh", lease("l", &[])));
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    }
+
+    #[test]
+    fn bad_id_is_invalid_argument() {
+        let (_dir, store) = store();
+        let err = expect_err(store.create_lease("ns", lease("bad id", &[])));
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            err.message().starts_with("invalid lease id: identifier"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn leases_do_not_keep_a_namespace_alive() {
+        let (_dir, store) = store();
+        store.create_lease("ns", lease("l", &[])).unwrap();
+        store.delete_namespace("ns").unwrap();
+        assert!(store
+            .list_leases("ns", &Filter::always())
+            .unwrap()
+            .is_empty());
+    }
+}
