@@ -17,7 +17,8 @@ macro_rules! grpc_service {
         let server = $server
             .max_decoding_message_size(grpc.max_recv_message_size)
             .max_encoding_message_size(grpc.max_send_message_size);
-        let instance: Instance = Arc::new(GrpcService::new(move |routes| {
+        let name = services::unbuilt::service_name(&server);
+        let instance: Instance = Arc::new(GrpcService::new(name, move |routes| {
             routes.add_service(server.clone());
         }));
         Ok(instance)

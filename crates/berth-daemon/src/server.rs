@@ -9,7 +9,7 @@
 use crate::config::Config;
 use crate::events::Exchange;
 use crate::plugin::{types, Plugins};
-use crate::services::GrpcService;
+use crate::services::{unbuilt, GrpcService};
 use crate::{builtins, socket};
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -42,9 +42,12 @@ pub async fn run(
             .context("plugin init panicked")??
     };
     let mut routes = RoutesBuilder::default();
+    let mut served = Vec::new();
     for service in plugins.all::<GrpcService>(types::GRPC) {
         service.register(&mut routes);
+        served.push(service.name());
     }
+    unbuilt::add_missing(&mut routes, &served);
     let exchanges = plugins.all::<Exchange>(types::EVENT);
     tracing::info!(address = %address.display(), "berthd serving");
 

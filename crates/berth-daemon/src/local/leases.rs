@@ -19,8 +19,10 @@ impl Leases {
         Leases { store }
     }
 
-    /// Creates a lease; an empty `id` gets a random one, as containerd's
-    /// `WithRandomID` makes (`<nanoseconds>-<4 base64url chars>`).
+    /// Creates a lease; an empty `id` gets a random one shaped like
+    /// containerd's `WithRandomID` (`<nanoseconds>-<4 chars>`), drawn from
+    /// letters and digits only: containerd's base64url suffix can yield `-_`
+    /// runs that its own identifier rule then rejects.
     pub async fn create(
         &self,
         namespace: String,
@@ -57,9 +59,13 @@ fn random_id() -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
-    let random = uuid::Uuid::new_v4().as_u128();
+    let mut random = uuid::Uuid::new_v4().as_u128();
     let suffix: String = (0..4)
-        .map(|i| ALPHABET[((random >> (6 * i)) & 63) as usize] as char)
+        .map(|_| {
+            let c = ALPHABET[(random % 62) as usize] as char;
+            random /= 62;
+            c
+        })
         .collect();
     format!("{nanos}-{suffix}")
 }

@@ -6,6 +6,7 @@ pub mod events;
 pub mod introspection;
 pub mod leases;
 pub mod namespaces;
+pub mod unbuilt;
 pub mod version;
 
 use berth_api::status::to_status;
@@ -14,15 +15,25 @@ use tonic::Status;
 
 /// A gRPC plugin's instance: how to add its service to the server.
 pub struct GrpcService {
+    name: &'static str,
     register: Box<dyn Fn(&mut RoutesBuilder) + Send + Sync>,
 }
 
 impl GrpcService {
-    /// Wraps a function that adds a tonic service to the routes.
-    pub fn new(register: impl Fn(&mut RoutesBuilder) + Send + Sync + 'static) -> Self {
+    /// Wraps a function that adds the tonic service `name` to the routes.
+    pub fn new(
+        name: &'static str,
+        register: impl Fn(&mut RoutesBuilder) + Send + Sync + 'static,
+    ) -> Self {
         GrpcService {
+            name,
             register: Box::new(register),
         }
+    }
+
+    /// The full gRPC service name, e.g. `containerd.services.tasks.v1.Tasks`.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Adds this service to `routes`.
