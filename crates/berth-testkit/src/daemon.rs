@@ -321,6 +321,24 @@ impl Daemon {
         block_on(version_once(&self.address, Duration::from_secs(10)))?
     }
 
+    /// Creates a container record in `namespace` over gRPC, as
+    /// `ctr containers create --rootfs DIR/rootfs ID sh` would (see
+    /// [`crate::container_record`]); the rootfs directory need not exist.
+    pub fn create_container(
+        &self,
+        namespace: &str,
+        id: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<()> {
+        let record = crate::container_record(id, &self.dir().join("rootfs"), labels);
+        let address = self.address.clone();
+        block_on(async move {
+            let channel = crate::rpc::connect(&address).await?;
+            crate::rpc::create_container(channel, namespace, record).await
+        })??;
+        Ok(())
+    }
+
     /// A gRPC channel to the daemon, for the calling async runtime.
     pub async fn connect(&self) -> Result<Channel> {
         crate::rpc::connect(&self.address).await

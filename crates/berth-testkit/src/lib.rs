@@ -51,7 +51,9 @@ pub use daemon::{testing_containerd, Daemon, DaemonBuilder};
 pub use guards::{in_ci, require_ctr, require_root};
 pub use mounts::unmount_under;
 pub use rootfs::{busybox_rootfs, BUSYBOX_APPLETS};
-pub use rpc::{block_on, connect, with_namespace};
+pub use rpc::{
+    block_on, connect, container_record, create_container, with_namespace, SPEC_TYPE_URL,
+};
 pub use stream::LineStream;
 
 /// containerd's protobuf messages and gRPC clients (re-exported from `berth-api`).
