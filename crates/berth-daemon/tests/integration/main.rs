@@ -11,6 +11,7 @@ mod ctr_containers;
 mod ctr_events;
 mod ctr_namespaces;
 mod ctr_version;
+mod leases;
 mod lifecycle;
 
 use std::path::PathBuf;
