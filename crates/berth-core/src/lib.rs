@@ -1,16 +1,23 @@
 //! berth's shared domain vocabulary.
 //!
 //! Everything here is free of the wire (no tonic, no prost): the error type and
-//! its kinds, containerd's identifier and label rules, and containerd's filter
-//! language. Every other berth crate builds on these.
+//! its kinds, containerd's identifier and label rules, containerd's filter
+//! language, digests and descriptors, and the domain traits ([`content::ContentStore`],
+//! [`images::ImageStore`]) that local and remote implementations share. Every other berth crate builds on these.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod content;
+pub mod descriptor;
+pub mod digest;
 pub mod errors;
 pub mod filters;
 pub mod goquote;
 pub mod identifiers;
+pub mod images;
 pub mod labels;
 pub mod namespaces;
 
+pub use descriptor::Descriptor;
+pub use digest::Digest;
 pub use errors::{Error, ErrorKind, Result};
