@@ -155,7 +155,7 @@ impl DaemonBuilder {
             "--log-level".into(),
             "debug".into(),
         ];
-        if let Some(contents) = &self.config {
+        if let Some(contents) = self.config.clone().or_else(unprivileged_config) {
             let path = base.join("config.toml");
             fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
             args.extend(["--config".into(), path.into()]);
@@ -192,6 +192,19 @@ impl DaemonBuilder {
             "debug".into(),
         ])
     }
+}
+
+/// berthd chowns its socket to root by default, which only root may do. A
+/// test run by another user gets a socket owned by that user instead, so
+/// tests that need no privilege run anywhere. (A test that brings its own
+/// config file must set `[grpc] uid`/`gid` itself, or require root.)
+fn unprivileged_config() -> Option<String> {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return None;
+    }
+    let gid = nix::unistd::getegid();
+    Some(format!("[grpc]\nuid = {uid}\ngid = {gid}\n"))
 }
 
 /// Whether the harness runs Debian's containerd instead of berthd
