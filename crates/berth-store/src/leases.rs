@@ -5,13 +5,13 @@
 
 use crate::encoding::{decode, encode, LeaseRecord};
 use crate::errors::DbResult;
-use crate::model::Lease;
+use crate::model::{Lease, LeaseResource};
 use crate::namespaces;
-use crate::schema::{self, LEASES, NAMESPACES};
+use crate::schema::{self, LEASES, LEASE_RESOURCES, NAMESPACES};
 use crate::validation::namespace_required;
 use crate::MetadataStore;
 use berth_core::{filters::Filter, identifiers, labels, Error, Result};
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 use std::time::SystemTime;
 
 impl MetadataStore {
@@ -39,17 +39,79 @@ impl MetadataStore {
         Ok(lease)
     }
 
-    /// Deletes a lease; `NotFound` (`lease "x": not found`) if absent.
+    /// Deletes a lease and its resource list (the resources themselves stay
+    /// until garbage collection finds nothing else holds them); `NotFound`
+    /// (`lease "x": not found`) if absent.
     pub fn delete_lease(&self, ns: &str, id: &str) -> Result<()> {
         namespace_required(ns)?;
         self.update(|tx| {
             let mut table = tx.open_table(LEASES).db()?;
             let removed = table.remove((ns, id)).db()?.is_some();
-            if removed {
-                Ok(())
-            } else {
-                Err(Error::not_found(format_args!("lease {id:?}")))
+            if !removed {
+                return Err(Error::not_found(format_args!("lease {id:?}")));
             }
+            let mut resources = tx.open_table(LEASE_RESOURCES).db()?;
+            let end = schema::after(id);
+            resources
+                .retain_in((ns, id, "", "")..(ns, end.as_str(), "", ""), |_, _| false)
+                .db()
+        })
+    }
+
+    /// Adds a resource to a lease; `NotFound` if the lease does not exist,
+    /// `InvalidArgument` for an unknown resource type.
+    pub fn add_lease_resource(
+        &self,
+        ns: &str,
+        lease: &str,
+        resource: &LeaseResource,
+    ) -> Result<()> {
+        namespace_required(ns)?;
+        self.update(|tx| add_resource(tx, ns, lease, resource))
+    }
+
+    /// Removes a resource from a lease; `NotFound` if the lease does not exist.
+    pub fn delete_lease_resource(
+        &self,
+        ns: &str,
+        lease: &str,
+        resource: &LeaseResource,
+    ) -> Result<()> {
+        namespace_required(ns)?;
+        self.update(|tx| {
+            lease_exists(tx, ns, lease)?;
+            let mut resources = tx.open_table(LEASE_RESOURCES).db()?;
+            resources
+                .remove((ns, lease, resource.kind.as_str(), resource.id.as_str()))
+                .db()?;
+            Ok(())
+        })
+    }
+
+    /// The resources a lease holds, sorted by (type, id); `NotFound` if the
+    /// lease does not exist.
+    pub fn list_lease_resources(&self, ns: &str, lease: &str) -> Result<Vec<LeaseResource>> {
+        namespace_required(ns)?;
+        self.view(|tx| {
+            let leases = tx.open_table(LEASES).db()?;
+            if leases.get((ns, lease)).db()?.is_none() {
+                return Err(Error::not_found(format_args!("lease {lease:?}")));
+            }
+            let resources = tx.open_table(LEASE_RESOURCES).db()?;
+            let end = schema::after(lease);
+            let mut out = Vec::new();
+            for row in resources
+                .range((ns, lease, "", "")..(ns, end.as_str(), "", ""))
+                .db()?
+            {
+                let (key, _) = row.db()?;
+                let (_, _, kind, id) = key.value();
+                out.push(LeaseResource {
+                    id: id.to_owned(),
+                    kind: kind.to_owned(),
+                });
+            }
+            Ok(out)
         })
     }
 
@@ -70,6 +132,53 @@ impl MetadataStore {
             }
             Ok(out)
         })
+    }
+}
+
+/// Records `resource` under `lease` inside an open write transaction, so a
+/// content commit (or snapshot prepare) and its lease entry land together.
+/// `NotFound` if the lease does not exist; `InvalidArgument` for a type
+/// containerd does not know (`content`, `ingests`, `snapshots/<name>`).
+pub(crate) fn add_resource(
+    tx: &WriteTransaction,
+    ns: &str,
+    lease: &str,
+    resource: &LeaseResource,
+) -> Result<()> {
+    let known = matches!(resource.kind.as_str(), "content" | "ingests")
+        || resource
+            .kind
+            .strip_prefix("snapshots/")
+            .is_some_and(|s| !s.is_empty());
+    if !known {
+        return Err(Error::invalid_argument(format!(
+            "unsupported resource type {:?}: invalid argument",
+            resource.kind
+        )));
+    }
+    if resource.id.is_empty() {
+        return Err(Error::invalid_argument(
+            "resource id must not be empty: invalid argument",
+        ));
+    }
+    lease_exists(tx, ns, lease)?;
+    let mut resources = tx.open_table(LEASE_RESOURCES).db()?;
+    resources
+        .insert(
+            (ns, lease, resource.kind.as_str(), resource.id.as_str()),
+            (),
+        )
+        .db()?;
+    Ok(())
+}
+
+fn lease_exists(tx: &WriteTransaction, ns: &str, lease: &str) -> Result<()> {
+    let leases = tx.open_table(LEASES).db()?;
+    let found = leases.get((ns, lease)).db()?.is_some();
+    if found {
+        Ok(())
+    } else {
+        Err(Error::not_found(format_args!("lease {lease:?}")))
     }
 }
 
@@ -135,6 +244,55 @@ mod tests {
             err.message().starts_with("invalid lease id: identifier"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn resources_are_listed_and_go_with_the_lease() {
+        let (_dir, store) = store();
+        store.create_lease("ns", lease("l", &[])).unwrap();
+        store.create_lease("ns", lease("l2", &[])).unwrap();
+        let blob = crate::LeaseResource {
+            id: "sha256:aa".into(),
+            kind: "content".into(),
+        };
+        let snap = crate::LeaseResource {
+            id: "key".into(),
+            kind: "snapshots/overlayfs".into(),
+        };
+        store.add_lease_resource("ns", "l", &blob).unwrap();
+        store.add_lease_resource("ns", "l", &snap).unwrap();
+        store.add_lease_resource("ns", "l2", &blob).unwrap();
+        assert_eq!(
+            store.list_lease_resources("ns", "l").unwrap(),
+            vec![blob.clone(), snap.clone()]
+        );
+        store.delete_lease_resource("ns", "l", &snap).unwrap();
+        assert_eq!(
+            store.list_lease_resources("ns", "l").unwrap(),
+            vec![blob.clone()]
+        );
+        store.delete_lease("ns", "l").unwrap();
+        assert_eq!(store.list_lease_resources("ns", "l2").unwrap(), vec![blob]);
+        let err = expect_err(store.list_lease_resources("ns", "l"));
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn unknown_resource_type_or_lease_is_rejected() {
+        let (_dir, store) = store();
+        store.create_lease("ns", lease("l", &[])).unwrap();
+        let bad = crate::LeaseResource {
+            id: "x".into(),
+            kind: "images".into(),
+        };
+        let err = expect_err(store.add_lease_resource("ns", "l", &bad));
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        let ok = crate::LeaseResource {
+            id: "x".into(),
+            kind: "ingests".into(),
+        };
+        let err = expect_err(store.add_lease_resource("ns", "nope", &ok));
+        assert_eq!(err.kind(), ErrorKind::NotFound);
     }
 
     #[test]

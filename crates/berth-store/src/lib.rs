@@ -26,7 +26,7 @@ mod namespaces;
 pub mod schema;
 mod validation;
 
-pub use model::{Any, Container, Lease, Namespace, Runtime};
+pub use model::{Any, Container, Lease, LeaseResource, Namespace, Runtime};
 pub use schema::SCHEMA_VERSION;
 
 use berth_core::Result;

@@ -88,3 +88,12 @@ pub struct Lease {
     /// The lease's labels.
     pub labels: HashMap<String, String>,
 }
+
+/// Something a lease holds: containerd's `leases.Resource`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LeaseResource {
+    /// The resource id: a digest, an ingest ref or a snapshot key.
+    pub id: String,
+    /// The type: `content`, `ingests` or `snapshots/<snapshotter>`.
+    pub kind: String,
+}

@@ -209,6 +209,10 @@ fn purge(tx: &WriteTransaction, ns: &str) -> Result<()> {
     let mut leases = tx.open_table(LEASES).db()?;
     leases
         .retain_in(schema::ns_range(ns, &end), |_, _| false)
+        .db()?;
+    let mut resources = tx.open_table(crate::schema::LEASE_RESOURCES).db()?;
+    resources
+        .retain_in((ns, "", "", "")..(end.as_str(), "", "", ""), |_, _| false)
         .db()
 }
 

@@ -39,10 +39,15 @@
 //! │                                     - the blobs a namespace owns
 //! ├──snapshots                          (ns, snapshotter, key) → <record> (reserved, empty)
 //! │                                     - the snapshots a namespace owns
-//! └──leases                             (ns, lease id) → <LeaseRecord>
-//!    ╘══(*namespace*, *lease id*)
-//!       ├──created_at                   - (secs i64, nanos u32) since the epoch
-//!       └──labels : {key: value}        - e.g. containerd.io/gc.expire
+//! ├──leases                             (ns, lease id) → <LeaseRecord>
+//! │  ╘══(*namespace*, *lease id*)
+//! │     ├──created_at                   - (secs i64, nanos u32) since the epoch
+//! │     └──labels : {key: value}        - e.g. containerd.io/gc.expire
+//! └──lease_resources                    (ns, lease id, type, id) → ()
+//!    ╘══(*namespace*, *lease id*, *type*, *resource id*)
+//!                                       - what a lease holds: type `content`
+//!                                         (id = digest), `ingests` (id = ref),
+//!                                         `snapshots/<snapshotter>` (id = key)
 //! ```
 //!
 //! Rules every table follows:
@@ -88,6 +93,10 @@ pub(crate) const CONTENT: TableDefinition<'static, NsKey, &[u8]> = TableDefiniti
 /// Leases, by (namespace, lease id).
 pub(crate) const LEASES: TableDefinition<'static, NsKey, &[u8]> = TableDefinition::new("leases");
 
+/// The resources each lease holds, by (namespace, lease id, type, id).
+pub(crate) const LEASE_RESOURCES: TableDefinition<'static, (&str, &str, &str, &str), ()> =
+    TableDefinition::new("lease_resources");
+
 /// Snapshots a namespace owns, by (namespace, snapshotter, key). Reserved.
 pub(crate) const SNAPSHOTS: TableDefinition<'static, (&str, &str, &str), &[u8]> =
     TableDefinition::new("snapshots");
@@ -119,6 +128,7 @@ pub(crate) fn init(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(IMAGES).db()?;
     tx.open_table(CONTENT).db()?;
     tx.open_table(LEASES).db()?;
+    tx.open_table(LEASE_RESOURCES).db()?;
     tx.open_table(SNAPSHOTS).db()?;
     Ok(())
 }
