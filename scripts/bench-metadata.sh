@@ -88,8 +88,11 @@ bench() {
         tries=0
         until "${c[@]}" containers create --rootfs "$ROOTFS" "id-$i" sh >/dev/null 2>"$WORK/err"; do
             tries=$((tries + 1))
-            echo "$name: create id-$i failed: $(cat "$WORK/err")" >&2
-            if ((tries >= 3)); then
+            if ((retries == 0 && tries == 1)); then
+                echo "$name: create id-$i failed, retrying (first failure): $(cat "$WORK/err")" >&2
+            fi
+            if ((tries >= 10)); then
+                echo "$name: create id-$i failed $tries times: $(cat "$WORK/err")" >&2
                 return 1
             fi
         done
