@@ -2,7 +2,9 @@
 # Build berth and run every test and lint gate, as CI does.
 #
 # The binaries are built first because the integration tests start
-# target/debug/berthd and run target/debug/berth as real processes.
+# target/debug/berthd and run target/debug/berth as real processes. After a
+# successful build every gate runs even if an earlier one failed, so one CI
+# run shows all failures; the script fails if any gate did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,17 +14,24 @@ bash scripts/setup.sh
 exec </dev/null
 
 step() { printf '\n==> %s\n' "$*"; }
+failed=()
+gate() {
+    step "$*"
+    if ! "$@"; then
+        failed+=("$*")
+    fi
+}
 
 step "cargo build --workspace --bins"
 cargo build --workspace --bins
 
-step "cargo test --workspace"
-cargo test --workspace
+gate cargo test --workspace --no-fail-fast
+gate cargo fmt --all -- --check
+gate cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo fmt --all -- --check"
-cargo fmt --all -- --check
-
-step "cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
-
+if ((${#failed[@]} > 0)); then
+    printf '\n==> FAILED:\n' >&2
+    printf '    %s\n' "${failed[@]}" >&2
+    exit 1
+fi
 step "all checks passed"
