@@ -24,6 +24,15 @@ pub fn required_namespace<T>(request: &tonic::Request<T>) -> Result<String> {
     Ok(ns.to_string())
 }
 
+/// The lease a request works under, if any.
+pub fn lease<T>(request: &tonic::Request<T>) -> Option<&str> {
+    request
+        .metadata()
+        .get(LEASE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,13 +72,4 @@ mod tests {
             "k8s.io"
         );
     }
-}
-
-/// The lease a request works under, if any.
-pub fn lease<T>(request: &tonic::Request<T>) -> Option<&str> {
-    request
-        .metadata()
-        .get(LEASE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty())
 }

@@ -21,8 +21,7 @@ impl Leases {
 
     /// Creates a lease; an empty `id` gets a random one shaped like
     /// containerd's `WithRandomID` (`<nanoseconds>-<4 chars>`), drawn from
-    /// letters and digits only: containerd's base64url suffix can yield `-_`
-    /// runs that its own identifier rule then rejects.
+    /// letters and digits only so it is also a valid identifier.
     pub async fn create(
         &self,
         namespace: String,
