@@ -10,17 +10,25 @@ use crate::namespaces;
 use crate::schema::{self, LEASES, LEASE_RESOURCES, NAMESPACES};
 use crate::validation::namespace_required;
 use crate::MetadataStore;
-use berth_core::{filters::Filter, identifiers, labels, Error, Result};
+use berth_core::{filters::Filter, labels, Error, Result};
 use redb::{ReadableTable, WriteTransaction};
 use std::time::SystemTime;
 
 impl MetadataStore {
     /// Creates a lease (creating the namespace implicitly, as containerd
-    /// does). `InvalidArgument` for a bad id or labels, `AlreadyExists`
+    /// does). `InvalidArgument` for an empty id or bad labels, `AlreadyExists`
     /// (`lease "x": already exists`) if the id is taken.
+    ///
+    /// Like containerd's lease manager, any non-empty id is accepted: the Go
+    /// client's random ids (`<nanos>-<base64url>`) may end in `-` or hold
+    /// `_-` runs that the identifier rule would refuse.
     pub fn create_lease(&self, ns: &str, mut lease: Lease) -> Result<Lease> {
         namespace_required(ns)?;
-        identifiers::validate(&lease.id).map_err(|e| e.context("invalid lease id"))?;
+        if lease.id.is_empty() {
+            return Err(Error::invalid_argument(
+                "lease id must be provided: invalid argument",
+            ));
+        }
         labels::validate_all(&lease.labels)?;
         lease.created_at = SystemTime::now();
         lease.labels.retain(|_, v| !v.is_empty());
