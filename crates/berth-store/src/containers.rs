@@ -128,6 +128,8 @@ impl MetadataStore {
         self.update(|tx| {
             let mut table = tx.open_table(CONTAINERS).db()?;
             if table.remove((ns, id)).db()?.is_some() {
+                // Its snapshot may now be garbage.
+                self.mark_dirty();
                 return Ok(());
             }
             // containerd formats the id with %v here: no quotes.

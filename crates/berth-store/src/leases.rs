@@ -1,7 +1,7 @@
 //! Leases, keyed by (namespace, id): containerd's `leaseManager`
-//! (`core/metadata/leases.go`) for the lease records themselves. The
-//! resources a lease holds, and garbage collection honouring them, arrive
-//! with the content store.
+//! (`core/metadata/leases.go`): the lease records and the resources each
+//! holds. Garbage collection (`gc.rs`) treats a live lease as a root for
+//! everything it holds and removes expired leases.
 
 use crate::encoding::{decode, encode, LeaseRecord};
 use crate::errors::DbResult;
@@ -62,7 +62,9 @@ impl MetadataStore {
             let end = schema::after(id);
             resources
                 .retain_in((ns, id, "", "")..(ns, end.as_str(), "", ""), |_, _| false)
-                .db()
+                .db()?;
+            self.mark_dirty();
+            Ok(())
         })
     }
 
@@ -92,6 +94,7 @@ impl MetadataStore {
             resources
                 .remove((ns, lease, resource.kind.as_str(), resource.id.as_str()))
                 .db()?;
+            self.mark_dirty();
             Ok(())
         })
     }
@@ -143,17 +146,22 @@ impl MetadataStore {
     }
 }
 
+/// The lease resource type of images (id = image name): containerd leases
+/// an image that carries an expiry label.
+pub(crate) const RESOURCE_IMAGES: &str = "images";
+
 /// Records `resource` under `lease` inside an open write transaction, so a
 /// content commit (or snapshot prepare) and its lease entry land together.
 /// `NotFound` if the lease does not exist; `InvalidArgument` for a type
-/// containerd does not know (`content`, `ingests`, `snapshots/<name>`).
+/// containerd does not know (`content`, `ingests`, `images`,
+/// `snapshots/<name>`).
 pub(crate) fn add_resource(
     tx: &WriteTransaction,
     ns: &str,
     lease: &str,
     resource: &LeaseResource,
 ) -> Result<()> {
-    let known = matches!(resource.kind.as_str(), "content" | "ingests")
+    let known = matches!(resource.kind.as_str(), "content" | "ingests" | RESOURCE_IMAGES)
         || resource
             .kind
             .strip_prefix("snapshots/")
@@ -290,7 +298,7 @@ mod tests {
         store.create_lease("ns", lease("l", &[])).unwrap();
         let bad = crate::LeaseResource {
             id: "x".into(),
-            kind: "images".into(),
+            kind: "blobs".into(),
         };
         let err = expect_err(store.add_lease_resource("ns", "l", &bad));
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);

@@ -1,9 +1,9 @@
 //! berth's persistent state.
 //!
 //! [`MetadataStore`] is the metadata database (an embedded redb file) holding
-//! containerd's namespaced model: namespaces and containers today, with
-//! tables reserved for images, leases and the content and snapshots each
-//! namespace owns (see [`schema`] for the layout). Its API is synchronous:
+//! containerd's namespaced model: namespaces, containers, images, leases and
+//! the content and snapshots each namespace owns (see [`schema`] for the
+//! layout), and the garbage collector over it ([`gc`]). Its API is synchronous:
 //! every mutating call is one redb write transaction, committed at the end
 //! with redb's default (immediate, fsynced) durability, so a crash leaves
 //! either the old or the new state. Reads are redb read transactions, which
@@ -20,6 +20,8 @@ mod containers;
 mod encoding;
 mod errors;
 mod fieldpaths;
+pub mod gc;
+pub mod images;
 mod leases;
 pub mod model;
 mod namespaces;
@@ -33,16 +35,37 @@ use berth_core::Result;
 use errors::DbResult;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// The metadata database: a cheap-to-clone handle on one redb file.
 ///
 /// Clones share the open database, so one handle can be given to every
 /// service. redb allows one write transaction at a time (others wait) and
 /// any number of readers alongside it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MetadataStore {
     db: Arc<Database>,
+    mutations: Arc<Mutations>,
+}
+
+impl std::fmt::Debug for MetadataStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataStore").finish_non_exhaustive()
+    }
+}
+
+/// A function told after every committed write whether a deletion has
+/// happened since the last garbage collection (containerd's mutation
+/// callback).
+pub type MutationCallback = Box<dyn Fn(bool) + Send + Sync>;
+
+/// What the garbage collector's scheduler learns about writes.
+#[derive(Default)]
+struct Mutations {
+    /// Deletions since the last collection (containerd's `dirty`).
+    dirty: AtomicU64,
+    callbacks: RwLock<Vec<MutationCallback>>,
 }
 
 impl MetadataStore {
@@ -56,7 +79,10 @@ impl MetadataStore {
         let db = Database::create(path)
             .db()
             .map_err(|e| e.context(format_args!("opening {}", path.display())))?;
-        let store = MetadataStore { db: Arc::new(db) };
+        let store = MetadataStore {
+            db: Arc::new(db),
+            mutations: Arc::default(),
+        };
         store.update(schema::init)?;
         Ok(store)
     }
@@ -69,11 +95,17 @@ impl MetadataStore {
 
     /// Runs `f` in a write transaction and commits if it succeeds; on error
     /// nothing `f` wrote is kept.
+    ///
+    /// Every write goes through here: it bumps the database generation
+    /// (which garbage collection compares to know whether its mark, taken
+    /// without the write lock, is still current) and tells the mutation
+    /// callbacks once committed.
     fn update<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
         let tx = self.db.begin_write().db()?;
-        match f(&tx) {
+        match f(&tx).and_then(|out| schema::bump_generation(&tx).map(|()| out)) {
             Ok(out) => {
                 tx.commit().db()?;
+                self.mutated();
                 Ok(out)
             }
             Err(err) => {
@@ -85,6 +117,33 @@ impl MetadataStore {
                 Err(err)
             }
         }
+    }
+
+    /// Registers `callback` to run after every committed write, told
+    /// whether something was deleted since the last garbage collection.
+    /// Callbacks must be quick (send on a channel).
+    pub fn register_mutation_callback(&self, callback: MutationCallback) {
+        let mut callbacks = match self.mutations.callbacks.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        callbacks.push(callback);
+    }
+
+    /// Records a deletion: the next mutation callbacks say "dirty", so the
+    /// garbage collector is scheduled soon. Every delete of an image, lease,
+    /// lease resource, container, blob or snapshot calls it.
+    pub(crate) fn mark_dirty(&self) {
+        self.mutations.dirty.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn mutated(&self) {
+        let dirty = self.mutations.dirty.load(Ordering::Relaxed) > 0;
+        let callbacks = match self.mutations.callbacks.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        callbacks.iter().for_each(|callback| callback(dirty));
     }
 }
 

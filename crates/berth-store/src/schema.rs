@@ -18,7 +18,10 @@
 //!
 //! Schema
 //! ├──meta                               &str → u64
-//! │  └──"schema_version" : <u64>        - layout version, SCHEMA_VERSION
+//! │  ├──"schema_version" : <u64>        - layout version, SCHEMA_VERSION
+//! │  └──"generation" : <u64>            - bumped by every write transaction;
+//! │                                       GC compares it to know whether its
+//! │                                       lock-free mark is still current
 //! ├──namespaces                         &str → <NamespaceRecord>
 //! │  ╘══*namespace*                     - one row per namespace, even an empty one
 //! │     └──labels : {key: value}        - label values are never empty
@@ -34,11 +37,21 @@
 //! │     ├──created_at, updated_at       - (secs i64, nanos u32) since the epoch
 //! │     ├──extensions : {name: <Any>}   - client extensions
 //! │     └──sandbox : <string>           - sandbox id (may be empty)
-//! ├──images                             (ns, image name) → <record>      (reserved, empty)
+//! ├──images                             (ns, image name) → <ImageRecord>
+//! │  ╘══(*namespace*, *image name*)
+//! │     ├──labels : {key: value}        - label values are never empty
+//! │     ├──media_type : <string>        - target descriptor: media type,
+//! │     ├──digest : <string>              digest (`sha256:…`),
+//! │     ├──size : <i64>                   size in bytes (> 0)
+//! │     ├──annotations : {key: value}     and annotations
+//! │     └──created_at, updated_at       - (secs i64, nanos u32) since the epoch
 //! ├──content                            (ns, blob digest) → <record>     (reserved, empty)
 //! │                                     - the blobs a namespace owns
 //! ├──snapshots                          (ns, snapshotter, key) → <record> (reserved, empty)
-//! │                                     - the snapshots a namespace owns
+//! │                                     - the snapshots a namespace owns; the
+//! │                                       record must start with parent
+//! │                                       (<string>) and labels ({key: value}),
+//! │                                       which garbage collection reads
 //! ├──leases                             (ns, lease id) → <LeaseRecord>
 //! │  ╘══(*namespace*, *lease id*)
 //! │     ├──created_at                   - (secs i64, nanos u32) since the epoch
@@ -70,6 +83,9 @@ pub const SCHEMA_VERSION: u64 = 1;
 /// The `meta` row holding the layout version.
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 
+/// The `meta` row counting write transactions.
+const GENERATION_KEY: &str = "generation";
+
 /// Database-wide facts, such as the schema version.
 pub(crate) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 
@@ -84,7 +100,7 @@ pub(crate) type NsKey = (&'static str, &'static str);
 pub(crate) const CONTAINERS: TableDefinition<'static, NsKey, &[u8]> =
     TableDefinition::new("containers");
 
-/// Image records, by (namespace, name). Reserved: nothing writes it yet.
+/// Image records, by (namespace, name).
 pub(crate) const IMAGES: TableDefinition<'static, NsKey, &[u8]> = TableDefinition::new("images");
 
 /// Content blobs a namespace owns, by (namespace, digest). Reserved.
@@ -131,6 +147,19 @@ pub(crate) fn init(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(LEASE_RESOURCES).db()?;
     tx.open_table(SNAPSHOTS).db()?;
     Ok(())
+}
+
+/// Bumps the database generation inside write transaction `tx`.
+pub(crate) fn bump_generation(tx: &WriteTransaction) -> Result<()> {
+    let mut meta = tx.open_table(META).db()?;
+    let next = generation(&meta)?.wrapping_add(1);
+    meta.insert(GENERATION_KEY, next).db()?;
+    Ok(())
+}
+
+/// The database generation as `meta` holds it (0 before the first write).
+pub(crate) fn generation(meta: &impl ReadableTable<&'static str, u64>) -> Result<u64> {
+    Ok(meta.get(GENERATION_KEY).db()?.map(|v| v.value()).unwrap_or(0))
 }
 
 /// The first string greater than every string that has `ns` as a whole
