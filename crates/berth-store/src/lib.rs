@@ -17,6 +17,7 @@
 
 mod adaptors;
 mod containers;
+pub mod content;
 mod encoding;
 mod errors;
 mod fieldpaths;

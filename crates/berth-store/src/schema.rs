@@ -45,8 +45,13 @@
 //! │     ├──size : <i64>                   size in bytes (> 0)
 //! │     ├──annotations : {key: value}     and annotations
 //! │     └──created_at, updated_at       - (secs i64, nanos u32) since the epoch
-//! ├──content                            (ns, blob digest) → <record>     (reserved, empty)
-//! │                                     - the blobs a namespace owns
+//! ├──content                            (ns, blob digest) → <ContentRecord>
+//! │  ╘══(*namespace*, *digest*)         - the blobs a namespace holds; the file
+//! │     │                                 is `content/blobs/sha256/<hex>`, one
+//! │     │                                 for every namespace (content/mod.rs)
+//! │     ├──size : <i64>                 - blob size in bytes
+//! │     ├──created_at, updated_at       - (secs i64, nanos u32) since the epoch
+//! │     └──labels : {key: value}        - label values are never empty
 //! ├──snapshots                          (ns, snapshotter, key) → <record> (reserved, empty)
 //! │                                     - the snapshots a namespace owns; the
 //! │                                       record must start with parent
@@ -103,7 +108,7 @@ pub(crate) const CONTAINERS: TableDefinition<'static, NsKey, &[u8]> =
 /// Image records, by (namespace, name).
 pub(crate) const IMAGES: TableDefinition<'static, NsKey, &[u8]> = TableDefinition::new("images");
 
-/// Content blobs a namespace owns, by (namespace, digest). Reserved.
+/// Content blobs a namespace holds, by (namespace, digest).
 pub(crate) const CONTENT: TableDefinition<'static, NsKey, &[u8]> = TableDefinition::new("content");
 
 /// Leases, by (namespace, lease id).

@@ -235,7 +235,6 @@ where
 }
 
 /// The labels of a `content` row.
-// TODO(content): decode the content store's record once it lands.
 fn content_labels(value: &[u8]) -> Result<BTreeMap<String, String>> {
-    Ok(decode::<SnapshotRefs>(value)?.labels)
+    crate::content::labels_of(value)
 }

@@ -34,11 +34,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// Records blob `name` (its digest is the sha256 of the name) as held by
 /// namespace `ns`, with `labels`.
 fn blob(store: &MetadataStore, ns: &str, name: &str, pairs: &[(&str, &str)]) {
-    let record = SnapshotRefs {
-        parent: String::new(),
-        labels: labels(pairs),
-    };
-    let bytes = encode(&record).unwrap();
+    let bytes = crate::content::record_bytes(1, labels(pairs));
     let tx = store.db.begin_write().unwrap();
     {
         let mut namespaces = tx.open_table(crate::schema::NAMESPACES).unwrap();

@@ -1,0 +1,176 @@
+//! One writer per ingest: containerd's ref locks (`plugins/content/local/locks.go`).
+//!
+//! Opening a writer takes the lock of its (namespace, ref); a second open
+//! while the first writer lives fails with `Unavailable` and containerd's
+//! message, `ref R locked for D (since T): unavailable`, which tells a
+//! long-dead holder (large D) from contention (small D). containerd's clients
+//! (`content.OpenWriter`) retry on `Unavailable`, so the lock is released the
+//! moment the writer is closed or committed.
+
+use berth_core::{Error, ErrorKind, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The held locks, by ingest key.
+#[derive(Debug, Default)]
+pub(crate) struct RefLocks {
+    held: Mutex<HashMap<String, SystemTime>>,
+}
+
+/// A held ref lock; dropping it releases the ref.
+#[derive(Debug)]
+pub(crate) struct RefLock {
+    locks: Arc<RefLocks>,
+    key: String,
+}
+
+impl RefLocks {
+    /// Takes the lock of ingest `key` (whose ref is `reference`), or fails
+    /// with `Unavailable` if a writer holds it.
+    pub(crate) fn try_lock(self: &Arc<Self>, key: &str, reference: &str) -> Result<RefLock> {
+        let mut held = self.lock_map();
+        if let Some(since) = held.get(key) {
+            let age = SystemTime::now().duration_since(*since).unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "ref {reference} locked for {} (since {}): unavailable",
+                    go_duration(age),
+                    go_time(*since)
+                ),
+            ));
+        }
+        held.insert(key.to_owned(), SystemTime::now());
+        Ok(RefLock {
+            locks: Arc::clone(self),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Whether ingest `key` has a live writer.
+    pub(crate) fn is_locked(&self, key: &str) -> bool {
+        self.lock_map().contains_key(key)
+    }
+
+    fn lock_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, SystemTime>> {
+        // The map stays consistent under a panic (single insert/remove).
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for RefLock {
+    fn drop(&mut self) {
+        self.locks.lock_map().remove(&self.key);
+    }
+}
+
+/// A duration the way Go prints one: `1.5s`, `2m3.25s`, `12.5ms`, `800µs`.
+pub(crate) fn go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return format!("{}µs", decimal(nanos, 1_000));
+    }
+    if nanos < 1_000_000_000 {
+        return format!("{}ms", decimal(nanos, 1_000_000));
+    }
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let frac = decimal(
+        u128::from(s) * 1_000_000_000 + u128::from(d.subsec_nanos()),
+        1_000_000_000,
+    );
+    match (h, m) {
+        (0, 0) => format!("{frac}s"),
+        (0, _) => format!("{m}m{frac}s"),
+        _ => format!("{h}h{m}m{frac}s"),
+    }
+}
+
+/// `value / unit` with the remainder as decimals, trailing zeros dropped.
+fn decimal(value: u128, unit: u128) -> String {
+    let (whole, rest) = (value / unit, value % unit);
+    if rest == 0 {
+        return whole.to_string();
+    }
+    let width = unit.ilog10() as usize;
+    let digits = format!("{rest:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// A time the way Go's `Time.String` prints a UTC time:
+/// `2024-05-01 10:00:00.123456789 +0000 UTC`.
+pub(crate) fn go_time(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, mo, da) = civil_from_days(days);
+    let mut out = format!(
+        "{y:04}-{mo:02}-{da:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    let nanos = d.subsec_nanos();
+    if nanos != 0 {
+        out.push('.');
+        out.push_str(format!("{nanos:09}").trim_end_matches('0'));
+    }
+    out.push_str(" +0000 UTC");
+    out
+}
+
+/// (year, month, day) of the day `days` after 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_is_unavailable_until_the_first_drops() {
+        let locks = Arc::new(RefLocks::default());
+        let first = locks.try_lock("ns/ref", "ref").unwrap();
+        let err = locks.try_lock("ns/ref", "ref").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.message().starts_with("ref ref locked for "), "{err}");
+        assert!(err.message().ends_with(" +0000 UTC): unavailable"), "{err}");
+        assert!(locks.try_lock("other/ref", "ref").is_ok());
+        drop(first);
+        assert!(!locks.is_locked("ns/ref"));
+        locks.try_lock("ns/ref", "ref").unwrap();
+    }
+
+    #[test]
+    fn durations_and_times_print_like_go() {
+        assert_eq!(go_duration(Duration::ZERO), "0s");
+        assert_eq!(go_duration(Duration::from_nanos(250)), "250ns");
+        assert_eq!(go_duration(Duration::from_micros(800)), "800µs");
+        assert_eq!(go_duration(Duration::from_micros(12_500)), "12.5ms");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_millis(123_250)), "2m3.25s");
+        assert_eq!(go_duration(Duration::from_secs(3723)), "1h2m3s");
+        let t = UNIX_EPOCH + Duration::new(1_714_557_600, 123_000_000);
+        assert_eq!(go_time(t), "2024-05-01 10:00:00.123 +0000 UTC");
+        assert_eq!(go_time(UNIX_EPOCH), "1970-01-01 00:00:00 +0000 UTC");
+    }
+}
