@@ -1,0 +1,33 @@
+//! berth's image model and image archives.
+//!
+//! An image is a tree of content-addressed JSON documents over layer blobs:
+//! an *index* lists *manifests* per platform, a manifest names a *config*
+//! and its *layers*. [`spec`] holds those documents (OCI and Docker schema 2)
+//! encoded exactly as containerd's Go code encodes them, [`platforms`] and
+//! [`reference`] the rules for platforms and image names, and [`images`]
+//! the walks over an image in a content store — children, the manifest for
+//! a platform, size, completeness, and the GC labels that keep an image's
+//! content alive ([`gc`]).
+//!
+//! [`archive`] imports and exports image archives — OCI layouts and Docker
+//! `save` archives — as `ctr images import/export` do, through any
+//! [`berth_core::content::ContentStore`] and
+//! [`berth_core::images::ImageStore`]: the daemon's local stores or the
+//! remote ones in `berth-client`. Archives stream through [`tar`] and never
+//! touch the filesystem.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod archive;
+pub mod gc;
+pub mod images;
+pub mod mediatypes;
+pub mod platforms;
+pub mod reference;
+pub mod spec;
+pub mod tar;
+#[cfg(test)]
+mod testing;
+
+pub use platforms::{Matcher, Platform};
+pub use spec::{Descriptor, Index, Manifest};
