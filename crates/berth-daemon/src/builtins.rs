@@ -2,7 +2,10 @@
 //! the plugins it requires. Implementations do not know the registry exists.
 
 use crate::events::Exchange;
-use crate::local::{containers::Containers, leases::Leases, namespaces::Namespaces};
+use crate::gc::{GcScheduler, SchedulerConfig};
+use crate::local::{
+    containers::Containers, images::Images, leases::Leases, namespaces::Namespaces,
+};
 use crate::plugin::{types, InitContext, Instance, Registration};
 use crate::services::{self, GrpcService};
 use anyhow::{Context, Result};
@@ -53,12 +56,29 @@ pub fn registrations() -> Vec<Registration> {
             init: init_containers_service,
         },
         Registration {
+            plugin_type: types::GC,
+            id: "scheduler",
+            requires: &[types::METADATA, types::EVENT],
+            init: init_gc_scheduler,
+        },
+        Registration {
             plugin_type: types::SERVICE,
             id: "leases-service",
-            requires: &[types::METADATA],
+            requires: &[types::METADATA, types::GC],
             init: |ctx| {
                 let store = ctx.get::<MetadataStore>(types::METADATA)?;
-                Ok(Arc::new(Leases::new((*store).clone())))
+                let gc = ctx.get::<GcScheduler>(types::GC)?;
+                Ok(Arc::new(Leases::new((*store).clone(), gc)))
+            },
+        },
+        Registration {
+            plugin_type: types::SERVICE,
+            id: "images-service",
+            requires: &[types::METADATA, types::EVENT, types::GC],
+            init: |ctx| {
+                let (store, events) = metadata_and_events(ctx)?;
+                let gc = ctx.get::<GcScheduler>(types::GC)?;
+                Ok(Arc::new(Images::new(store, events, gc)))
             },
         },
         Registration {
@@ -78,6 +98,12 @@ pub fn registrations() -> Vec<Registration> {
             id: "containers",
             requires: &[types::SERVICE],
             init: |ctx| grpc_service!(ctx, services::containers::server(service(ctx)?)),
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "images",
+            requires: &[types::SERVICE],
+            init: |ctx| grpc_service!(ctx, services::images::server(service(ctx)?)),
         },
         Registration {
             plugin_type: types::GRPC,
@@ -135,6 +161,14 @@ fn metadata_and_events(ctx: &InitContext<'_>) -> Result<(MetadataStore, Exchange
     let store = ctx.get::<MetadataStore>(types::METADATA)?;
     let events = ctx.get::<Exchange>(types::EVENT)?;
     Ok(((*store).clone(), (*events).clone()))
+}
+
+/// containerd's GC scheduler with its default settings.
+fn init_gc_scheduler(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let (store, events) = metadata_and_events(ctx)?;
+    let scheduler = GcScheduler::start(store, events, SchedulerConfig::default())?;
+    ctx.exports.extend(scheduler.exports());
+    Ok(scheduler)
 }
 
 fn init_namespaces_service(ctx: &mut InitContext<'_>) -> Result<Instance> {

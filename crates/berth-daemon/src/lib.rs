@@ -8,6 +8,7 @@ pub mod builtins;
 pub mod config;
 pub mod convert;
 pub mod events;
+pub mod gc;
 pub mod local;
 pub mod plugin;
 pub mod server;

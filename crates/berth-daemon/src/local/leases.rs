@@ -1,22 +1,27 @@
-//! Leases: the lease records clients hold while they work. containerd's Go
-//! client wraps every container create in a lease, so `ctr c create` needs
-//! these even before any resource can be leased.
+//! Leases: the lease records clients hold while they work, and the
+//! resources each holds. containerd's Go client wraps every container
+//! create in a lease, so `ctr c create` needs these even before any
+//! resource can be leased. A `sync` delete returns once a garbage
+//! collection has run (`ctr leases rm --sync`).
 
 use super::blocking;
+use crate::gc::GcScheduler;
 use berth_core::{filters::Filter, Result};
-use berth_store::{Lease, MetadataStore};
+use berth_store::{Lease, LeaseResource, MetadataStore};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The leases service.
 pub struct Leases {
     store: MetadataStore,
+    gc: Arc<GcScheduler>,
 }
 
 impl Leases {
-    /// A service over `store`.
-    pub fn new(store: MetadataStore) -> Self {
-        Leases { store }
+    /// A service over `store`, waiting on `gc` for `sync` deletes.
+    pub fn new(store: MetadataStore, gc: Arc<GcScheduler>) -> Self {
+        Leases { store, gc }
     }
 
     /// Creates a lease; an empty `id` gets a random one shaped like
@@ -38,10 +43,47 @@ impl Leases {
         blocking(move || store.create_lease(&namespace, lease)).await
     }
 
-    /// Deletes a lease.
-    pub async fn delete(&self, namespace: String, id: String) -> Result<()> {
+    /// Deletes a lease; with `sync`, returns once a garbage collection has
+    /// run after the delete.
+    pub async fn delete(&self, namespace: String, id: String, sync: bool) -> Result<()> {
         let store = self.store.clone();
-        blocking(move || store.delete_lease(&namespace, &id)).await
+        blocking(move || store.delete_lease(&namespace, &id)).await?;
+        if sync {
+            self.gc.schedule_and_wait().await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a resource to a lease.
+    pub async fn add_resource(
+        &self,
+        namespace: String,
+        id: String,
+        resource: LeaseResource,
+    ) -> Result<()> {
+        let store = self.store.clone();
+        blocking(move || store.add_lease_resource(&namespace, &id, &resource)).await
+    }
+
+    /// Removes a resource from a lease.
+    pub async fn delete_resource(
+        &self,
+        namespace: String,
+        id: String,
+        resource: LeaseResource,
+    ) -> Result<()> {
+        let store = self.store.clone();
+        blocking(move || store.delete_lease_resource(&namespace, &id, &resource)).await
+    }
+
+    /// The resources a lease holds.
+    pub async fn list_resources(
+        &self,
+        namespace: String,
+        id: String,
+    ) -> Result<Vec<LeaseResource>> {
+        let store = self.store.clone();
+        blocking(move || store.list_lease_resources(&namespace, &id)).await
     }
 
     /// Lists the leases passing `filters`.

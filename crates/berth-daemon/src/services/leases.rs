@@ -1,13 +1,15 @@
 //! `containerd.services.leases.v1.Leases`.
 
-use super::{grpc, namespace};
+use super::{grpc, namespace, required};
 use crate::convert::timestamp;
 use crate::local::leases::Leases;
 use berth_api::pb::services::v1::{
-    CreateRequest, CreateResponse, DeleteRequest, Lease as WireLease, ListRequest, ListResponse,
+    AddResourceRequest, CreateRequest, CreateResponse, DeleteRequest, DeleteResourceRequest,
+    Lease as WireLease, ListRequest, ListResourcesRequest, ListResourcesResponse, ListResponse,
+    Resource as WireResource,
 };
 use berth_api::server::leases::leases_server::{self, LeasesServer};
-use berth_store::Lease;
+use berth_store::{Lease, LeaseResource};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -27,6 +29,20 @@ fn lease_to_wire(lease: Lease) -> WireLease {
     }
 }
 
+fn resource_from_wire(resource: WireResource) -> LeaseResource {
+    LeaseResource {
+        id: resource.id,
+        kind: resource.r#type,
+    }
+}
+
+fn resource_to_wire(resource: LeaseResource) -> WireResource {
+    WireResource {
+        id: resource.id,
+        r#type: resource.kind,
+    }
+}
+
 #[tonic::async_trait]
 impl leases_server::Leases for LeasesService {
     async fn create(
@@ -43,8 +59,42 @@ impl leases_server::Leases for LeasesService {
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<()>, Status> {
         let ns = namespace(&request)?;
-        grpc(self.0.delete(ns, request.into_inner().id).await)?;
+        let req = request.into_inner();
+        grpc(self.0.delete(ns, req.id, req.sync).await)?;
         Ok(Response::new(()))
+    }
+
+    async fn add_resource(
+        &self,
+        request: Request<AddResourceRequest>,
+    ) -> Result<Response<()>, Status> {
+        let ns = namespace(&request)?;
+        let req = request.into_inner();
+        let resource = resource_from_wire(required(req.resource, "resource")?);
+        grpc(self.0.add_resource(ns, req.id, resource).await)?;
+        Ok(Response::new(()))
+    }
+
+    async fn delete_resource(
+        &self,
+        request: Request<DeleteResourceRequest>,
+    ) -> Result<Response<()>, Status> {
+        let ns = namespace(&request)?;
+        let req = request.into_inner();
+        let resource = resource_from_wire(required(req.resource, "resource")?);
+        grpc(self.0.delete_resource(ns, req.id, resource).await)?;
+        Ok(Response::new(()))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Request<ListResourcesRequest>,
+    ) -> Result<Response<ListResourcesResponse>, Status> {
+        let ns = namespace(&request)?;
+        let resources = grpc(self.0.list_resources(ns, request.into_inner().id).await)?;
+        Ok(Response::new(ListResourcesResponse {
+            resources: resources.into_iter().map(resource_to_wire).collect(),
+        }))
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {

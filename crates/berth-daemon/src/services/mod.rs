@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod events;
+pub mod images;
 pub mod introspection;
 pub mod leases;
 pub mod namespaces;
