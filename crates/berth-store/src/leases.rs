@@ -257,7 +257,9 @@ mod tests {
         let err = expect_err(store.create_lease("ns", lease("", &[])));
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         assert_eq!(err.message(), "lease id must be provided: invalid argument");
-        store.create_lease("ns", lease("643506148-S07-", &[])).unwrap();
+        store
+            .create_lease("ns", lease("643506148-S07-", &[]))
+            .unwrap();
         store.create_lease("ns", lease("12-a_-b", &[])).unwrap();
     }
 
