@@ -4,25 +4,29 @@ use crate::events::Exchange;
 use berth_api::pb::events::SnapshotRemove;
 use berth_api::pb::services::v1::ImageDelete;
 use berth_api::typeurl::pack;
-use berth_core::{Digest, Result};
+use berth_core::Result;
+use berth_store::content::Content;
 use berth_store::gc::{GcReport, RemovedSnapshot};
 use berth_store::MetadataStore;
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Removes the blob file of `digest` if no namespace holds it (checked again
-/// under the content store's lock); `Ok(true)` if a file was removed.
-pub type BlobRemover = Arc<dyn Fn(&Digest) -> Result<bool> + Send + Sync>;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Removes a snapshot whose metadata row the sweep removed.
 pub type SnapshotRemover = Arc<dyn Fn(&RemovedSnapshot) -> Result<()> + Send + Sync>;
 
-/// What a collection removes beyond metadata rows. A hook left `None`
+/// How long an ingest no lease holds may sit unwritten before a collection
+/// removes it (containerd's 24 hours).
+pub const INGEST_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What a collection removes beyond metadata rows. A part left `None`
 /// leaves its files in place (logged), to be collected once it is set.
 #[derive(Clone, Default)]
 pub struct Cleanup {
-    /// The content store's `remove_if_unowned`.
-    pub blobs: Option<BlobRemover>,
+    /// The content store: unowned blob files go through its
+    /// `remove_unowned` (ownership checked again under its commit lock),
+    /// and stale ingests through `remove_ingest`.
+    pub content: Option<Content>,
     /// The snapshotters' removal.
     pub snapshots: Option<SnapshotRemover>,
 }
@@ -34,6 +38,8 @@ pub struct GcStats {
     pub report: GcReport,
     /// Blob files removed from disk.
     pub blobs_removed: usize,
+    /// Stale ingests removed.
+    pub ingests_removed: usize,
     /// Time spent removing files after the sweep.
     pub cleanup: Duration,
     /// Time of the whole collection.
@@ -50,12 +56,14 @@ pub(crate) fn collect(
     let report = store.garbage_collect()?;
     let cleaning = Instant::now();
     let blobs_removed = remove_blobs(cleanup, &report);
+    let ingests_removed = remove_stale_ingests(cleanup, &report);
     remove_snapshots(cleanup, &report);
     publish(events, &report);
     let stats = GcStats {
         cleanup: cleaning.elapsed(),
         total: started.elapsed(),
         blobs_removed,
+        ingests_removed,
         report,
     };
     tracing::debug!(
@@ -67,6 +75,7 @@ pub(crate) fn collect(
         objects = stats.report.objects,
         content = stats.report.removed.content.len(),
         blobs = stats.blobs_removed,
+        ingests = stats.ingests_removed,
         snapshots = stats.report.removed.snapshots.len(),
         images = stats.report.removed.images.len(),
         leases = stats.report.removed.leases.len(),
@@ -77,18 +86,56 @@ pub(crate) fn collect(
 
 fn remove_blobs(cleanup: &Cleanup, report: &GcReport) -> usize {
     let unowned = &report.removed.unowned_blobs;
-    let Some(remove) = &cleanup.blobs else {
-        if !unowned.is_empty() {
-            tracing::warn!(blobs = unowned.len(), "no content store: blob files kept");
-        }
+    if unowned.is_empty() {
+        return 0;
+    }
+    let Some(content) = &cleanup.content else {
+        tracing::warn!(blobs = unowned.len(), "no content store: blob files kept");
         return 0;
     };
+    match content.remove_unowned(unowned) {
+        Ok(removed) => removed.len(),
+        Err(err) => {
+            tracing::warn!(error = %err, "removing unowned blobs");
+            0
+        }
+    }
+}
+
+/// Removes ingests no live lease holds, no writer has open, and nobody has
+/// written for [`INGEST_EXPIRY`].
+fn remove_stale_ingests(cleanup: &Cleanup, report: &GcReport) -> usize {
+    let Some(content) = &cleanup.content else {
+        return 0;
+    };
+    let held: HashSet<(&str, &str)> = report
+        .removed
+        .leased_ingests
+        .iter()
+        .map(|(ns, r)| (ns.as_str(), r.as_str()))
+        .collect();
+    let ingests = match content.ingests() {
+        Ok(ingests) => ingests,
+        Err(err) => {
+            tracing::warn!(error = %err, "listing ingests");
+            return 0;
+        }
+    };
+    let now = SystemTime::now();
     let mut removed = 0;
-    for digest in unowned {
-        match remove(digest) {
+    for ingest in ingests {
+        let (ns, reference) = (ingest.namespace.as_str(), ingest.reference.as_str());
+        let idle = now.duration_since(ingest.updated_at).unwrap_or_default();
+        if idle < INGEST_EXPIRY
+            || held.contains(&(ns, reference))
+            || content.ingest_active(ns, reference)
+        {
+            continue;
+        }
+        match content.remove_ingest(ns, reference) {
             Ok(true) => removed += 1,
-            Ok(false) => tracing::debug!(%digest, "blob kept: held again or already gone"),
-            Err(err) => tracing::warn!(%digest, error = %err, "removing blob"),
+            Ok(false) => {}
+            Err(err) => tracing::warn!(reference, error = %err, "removing stale ingest"),
         }
     }
     removed

@@ -8,8 +8,9 @@
 //! 1. the store marks from the roots without the write lock, then sweeps
 //!    unreferenced rows in one short write transaction (the pause);
 //! 2. the blobs no namespace holds any more are unlinked through the
-//!    content store's removal hook, which re-checks ownership under its
-//!    own lock, so a blob committed meanwhile survives;
+//!    content store's `remove_unowned`, which re-checks ownership under its
+//!    commit lock, so a blob committed meanwhile survives; ingests no live
+//!    lease holds and nobody wrote for 24 hours go too;
 //! 3. removed snapshots go to the snapshot hook (none until snapshotters
 //!    exist), and `/images/delete` and `/snapshot/remove` are published for
 //!    what the sweep removed, as containerd does.
@@ -17,5 +18,5 @@
 mod collect;
 mod scheduler;
 
-pub use collect::{BlobRemover, Cleanup, GcStats, SnapshotRemover};
+pub use collect::{Cleanup, GcStats, SnapshotRemover, INGEST_EXPIRY};
 pub use scheduler::{GcScheduler, SchedulerConfig};

@@ -52,6 +52,9 @@ pub(crate) struct Graph {
     /// Roots, each with whether it is held flat (only it and its structural
     /// edges, as a `containerd.io/gc.flat` lease holds things).
     pub(crate) roots: Vec<(Id, bool)>,
+    /// Ingests live leases hold, as (namespace, ref): ingests are files of
+    /// the content store, not graph nodes.
+    pub(crate) leased_ingests: Vec<(String, String)>,
     /// Per namespace, per kind: key → id.
     index: HashMap<String, [HashMap<String, Id>; KINDS]>,
 }

@@ -96,6 +96,10 @@ pub struct Removed {
     pub images: Vec<(String, String)>,
     /// Expired leases removed, as (namespace, id).
     pub leases: Vec<(String, String)>,
+    /// Ingests (namespace, ref) that live leases still hold. Ingests are
+    /// the content store's files; the daemon removes stale ones no lease
+    /// holds.
+    pub leased_ingests: Vec<(String, String)>,
 }
 
 /// A snapshot row the sweep removed.
@@ -168,6 +172,7 @@ impl MetadataStore {
                 continue;
             }
             report.removed = finish(tx, |tx| sweep::sweep(tx, &graph, &marked))?;
+            report.removed.leased_ingests = graph.leased_ingests;
             report.pause += paused.elapsed();
             report.total = started.elapsed();
             return Ok(report);
@@ -179,7 +184,9 @@ impl MetadataStore {
         report.removed = finish(tx, |tx| {
             let graph = scan::scan(tx, SystemTime::now())?;
             let marked = mark::mark(&graph);
-            sweep::sweep(tx, &graph, &marked)
+            let mut removed = sweep::sweep(tx, &graph, &marked)?;
+            removed.leased_ingests = graph.leased_ingests;
+            Ok(removed)
         })?;
         report.pause += paused.elapsed();
         report.total = started.elapsed();

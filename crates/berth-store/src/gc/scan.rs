@@ -133,8 +133,14 @@ fn lease_resources(
                 Some(snapshotter) => {
                     graph.node(Kind::Snapshot, ns, &format!("{snapshotter}/{resource}"))
                 }
-                // Ingests live in the content store's ingest directory,
-                // which the content store cleans itself.
+                // Ingests are files of the content store, not rows: report
+                // which ones stay held, for the daemon's ingest cleanup.
+                None if kind == "ingests" => {
+                    graph
+                        .leased_ingests
+                        .push((ns.to_owned(), resource.to_owned()));
+                    continue;
+                }
                 None => continue,
             },
         };

@@ -600,3 +600,17 @@ fn an_empty_database_collects_nothing() {
     assert_eq!(report.objects, 0);
     assert!(report.pause <= report.total);
 }
+
+#[test]
+fn ingests_held_by_live_leases_are_reported() {
+    let (_dir, store) = store();
+    lease(&store, "default", "live", &[]);
+    lease(&store, "default", "gone", &[(LABEL_EXPIRE, PAST)]);
+    hold(&store, "default", "live", "ingests", "pull-1");
+    hold(&store, "default", "gone", "ingests", "pull-2");
+    let report = store.garbage_collect().unwrap();
+    assert_eq!(
+        report.removed.leased_ingests,
+        vec![("default".to_owned(), "pull-1".to_owned())]
+    );
+}
