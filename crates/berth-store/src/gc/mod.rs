@@ -102,6 +102,16 @@ pub struct Removed {
     pub leased_ingests: Vec<(String, String)>,
 }
 
+impl Removed {
+    /// Whether the sweep removed no row.
+    pub fn is_empty(&self) -> bool {
+        self.content.is_empty()
+            && self.snapshots.is_empty()
+            && self.images.is_empty()
+            && self.leases.is_empty()
+    }
+}
+
 /// A snapshot row the sweep removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovedSnapshot {
@@ -194,18 +204,27 @@ impl MetadataStore {
     }
 }
 
-/// Runs `sweep` in `tx`, bumps the generation and commits; aborts on error.
-/// The collector's own commit does not tell the mutation callbacks: it must
-/// not schedule another collection.
+/// Runs `sweep` in `tx`, bumps the generation and commits; aborts on error,
+/// and when there was nothing to remove (saving the commit's fsync). The
+/// collector's own commit does not tell the mutation callbacks: it must not
+/// schedule another collection.
 fn finish(
     tx: WriteTransaction,
     sweep: impl FnOnce(&WriteTransaction) -> Result<Removed>,
 ) -> Result<Removed> {
-    match sweep(&tx).and_then(|removed| schema::bump_generation(&tx).map(|()| removed)) {
-        Ok(removed) => {
-            tx.commit().db()?;
-            Ok(removed)
+    let removed = match sweep(&tx) {
+        Ok(removed) => removed,
+        Err(err) => {
+            abort(tx);
+            return Err(err);
         }
+    };
+    if removed.is_empty() {
+        abort(tx);
+        return Ok(removed);
+    }
+    match schema::bump_generation(&tx) {
+        Ok(()) => tx.commit().db().map(|()| removed),
         Err(err) => {
             abort(tx);
             Err(err)
