@@ -22,6 +22,8 @@ pub struct Client {
     channel: Channel,
     namespace: String,
     timeout: Option<Duration>,
+    /// The lease every call works under (`containerd-lease`), if any.
+    lease: Option<String>,
 }
 
 /// Connection options for a [`Client`]; start with [`Client::builder`].
@@ -81,6 +83,7 @@ impl Builder {
             channel,
             namespace: self.namespace,
             timeout: self.timeout,
+            lease: None,
         })
     }
 }
@@ -120,6 +123,23 @@ impl Client {
         }
     }
 
+    /// A client for the same daemon whose calls work under lease `id`
+    /// (sent as the `containerd-lease` header, as containerd's
+    /// `leases.WithLease` context does): content written and images
+    /// created through it are protected until the lease goes. `None`
+    /// works outside any lease.
+    pub fn with_lease(&self, id: Option<String>) -> Client {
+        Client {
+            lease: id,
+            ..self.clone()
+        }
+    }
+
+    /// The lease calls work under, if any.
+    pub fn lease(&self) -> Option<&str> {
+        self.lease.as_deref()
+    }
+
     /// The namespace sent with every call.
     pub fn namespace(&self) -> &str {
         &self.namespace
@@ -150,6 +170,14 @@ impl Client {
             request
                 .metadata_mut()
                 .insert(namespaces::GRPC_HEADER, value);
+        }
+        if let Some(lease) = &self.lease {
+            let value = MetadataValue::try_from(lease.as_str()).map_err(|_| {
+                Error::invalid_argument(format!("lease {lease:?}: not a valid header value"))
+            })?;
+            request
+                .metadata_mut()
+                .insert(berth_api::metadata::LEASE_HEADER, value);
         }
         if let (true, Some(timeout)) = (deadline, self.timeout) {
             request.set_timeout(timeout);
@@ -245,6 +273,7 @@ mod tests {
             channel,
             namespace: "web".into(),
             timeout: Some(Duration::from_secs(3)),
+            lease: None,
         };
         let request = client.request((), true).expect("request");
         let md = request.metadata();
@@ -261,5 +290,17 @@ mod tests {
         assert!(no_ns.metadata().get(namespaces::GRPC_HEADER).is_none());
         assert!(no_ns.metadata().get("grpc-timeout").is_none());
         assert!(client.with_namespace("a\nb").request((), false).is_err());
+        assert!(md.get(berth_api::metadata::LEASE_HEADER).is_none());
+        let leased = client
+            .with_lease(Some("l1".into()))
+            .request((), false)
+            .expect("request");
+        assert_eq!(
+            leased
+                .metadata()
+                .get(berth_api::metadata::LEASE_HEADER)
+                .and_then(|v| v.to_str().ok()),
+            Some("l1")
+        );
     }
 }

@@ -11,8 +11,13 @@
 //! [`Client::version`] asks for the daemon's version; every other service is
 //! a small handle made from the client — [`Client::introspection`],
 //! [`Client::namespaces`], [`Client::containers`], [`Client::events`],
-//! [`Client::tasks`], [`Client::snapshots`] — whose methods take and return
-//! containerd's own message types ([`pb`]). Errors are [`Error`]s whose [`ErrorKind`] comes
+//! [`Client::tasks`], [`Client::snapshots`], [`Client::leases`] — whose
+//! methods take and return containerd's own message types ([`pb`]). The
+//! content store and the image records are berth's domain traits instead:
+//! [`Client::content`] is a `ContentStore` and [`Client::images`] an
+//! `ImageStore`, so `berth-image`'s archive import and export run over
+//! them. [`Client::with_lease`] makes every call work under a lease (the
+//! `containerd-lease` header). Errors are [`Error`]s whose [`ErrorKind`] comes
 //! from the gRPC status code, so `err.kind() == ErrorKind::NotFound` works the
 //! same against any daemon.
 //!
@@ -35,11 +40,15 @@
 
 mod client;
 pub mod containers;
+pub mod content;
 pub mod events;
+pub mod images;
 pub mod introspection;
+pub mod leases;
 pub mod namespaces;
 pub mod snapshots;
 pub mod tasks;
+pub mod time;
 mod version;
 
 pub use client::{Builder, Client, DEFAULT_ADDRESS};
@@ -48,8 +57,12 @@ pub use client::{Builder, Client, DEFAULT_ADDRESS};
 pub use berth_api::pb;
 /// Packing and unpacking `Any` with containerd's type URLs.
 pub use berth_api::typeurl;
-/// berth's shared vocabulary (errors, namespaces, identifiers).
+/// berth's shared vocabulary (errors, namespaces, identifiers, the
+/// `ContentStore` and `ImageStore` traits).
 pub use berth_core;
 pub use berth_core::{Error, ErrorKind, Result};
+/// The image model and archives (import, export), which run over
+/// [`Client::content`] and [`Client::images`].
+pub use berth_image;
 /// Well-known protobuf types (`Any`, `Timestamp`, `FieldMask`) used in [`pb`].
 pub use prost_types;

@@ -1,10 +1,10 @@
-//! `containerd.services.snapshots.v1.Snapshots`: removing a container's
-//! snapshot.
+//! `containerd.services.snapshots.v1.Snapshots`: looking up and removing
+//! snapshots.
 
 use berth_core::Result;
 
 use crate::pb::services::v1::snapshots::snapshots_client::SnapshotsClient;
-use crate::pb::services::v1::snapshots::RemoveSnapshotRequest;
+use crate::pb::services::v1::snapshots::{Info, RemoveSnapshotRequest, StatSnapshotRequest};
 use crate::Client;
 
 /// The snapshots service, in the client's namespace; see
@@ -37,5 +37,22 @@ impl Snapshots {
         self.client
             .call(SnapshotsClient::new(self.client.channel()).remove(request))
             .await
+    }
+
+    /// Snapshot `key` of `snapshotter` (for an unpacked image, its chain
+    /// ID); `NotFound` if it does not exist.
+    pub async fn stat(&self, snapshotter: &str, key: &str) -> Result<Info> {
+        let request = self.client.request(
+            StatSnapshotRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.to_string(),
+            },
+            true,
+        )?;
+        let response = self
+            .client
+            .call(SnapshotsClient::new(self.client.channel()).stat(request))
+            .await?;
+        crate::namespaces::expect(response.info, "stat")
     }
 }
