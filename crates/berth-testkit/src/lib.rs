@@ -40,6 +40,7 @@ mod binaries;
 mod command;
 mod daemon;
 mod guards;
+mod image_archive;
 mod mounts;
 mod rootfs;
 mod rpc;
@@ -49,6 +50,7 @@ pub use binaries::{berth_bin, berthd_bin, containerd_bin, ctr_bin};
 pub use command::{run_with_timeout, CmdOutput, DEFAULT_COMMAND_TIMEOUT};
 pub use daemon::{testing_containerd, Daemon, DaemonBuilder};
 pub use guards::{in_ci, require_ctr, require_root};
+pub use image_archive::{busybox_oci_archive, host_arch, ArchiveNames, OciArchive};
 pub use mounts::unmount_under;
 pub use rootfs::{busybox_rootfs, BUSYBOX_APPLETS};
 pub use rpc::{
