@@ -73,6 +73,14 @@ enum Command {
     /// Display the daemon's events as they happen
     #[command(visible_alias = "event")]
     Events(commands::events::Args),
+    /// Manage content
+    Content(commands::content::Args),
+    /// Manage images
+    #[command(visible_aliases = ["image", "i"])]
+    Images(commands::images::Args),
+    /// Manage leases
+    #[command(visible_alias = "lease")]
+    Leases(commands::leases::Args),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +116,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Namespaces(args) => commands::namespaces::run(&ctx, args).await,
             Command::Containers(args) => commands::containers::run(&ctx, args).await,
             Command::Events(args) => commands::events::run(&ctx, args).await,
+            Command::Content(args) => commands::content::run(&ctx, args).await,
+            Command::Images(args) => commands::images::run(&ctx, args).await,
+            Command::Leases(args) => commands::leases::run(&ctx, args).await,
         }
     };
     match ctx.timeout {

@@ -7,6 +7,7 @@
 pub mod gotime;
 pub mod json;
 pub mod tabwriter;
+pub mod units;
 
 use std::io::Write;
 

@@ -2,7 +2,10 @@
 //! and the pure functions that format its output.
 
 pub mod containers;
+pub mod content;
 pub mod events;
+pub mod images;
+pub mod leases;
 pub mod namespaces;
 pub mod plugins;
 pub mod version;

@@ -85,6 +85,25 @@ pub fn rfc3339_nano(ts: Option<&Timestamp>) -> String {
     )
 }
 
+/// `time.RFC3339` in UTC, to the second: `2026-11-22T06:02:16Z`.
+pub fn rfc3339(ts: Option<&Timestamp>) -> String {
+    let c = civil(ts);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
+}
+
+/// Today's date in UTC as Go's `2006-01-02` layout writes it.
+pub fn today() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = i64::try_from(now.as_secs()).unwrap_or(0);
+    let c = civil(Some(&Timestamp { seconds, nanos: 0 }));
+    format!("{:04}-{:02}-{:02}", c.year, c.month, c.day)
+}
+
 /// `time.Time.String()` in UTC, as `ctr events` prints an envelope's time:
 /// `2026-11-22 06:03:10.7951766 +0000 UTC`.
 pub fn go_string(ts: Option<&Timestamp>) -> String {

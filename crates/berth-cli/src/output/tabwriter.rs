@@ -7,8 +7,8 @@
 //! fewer cells ends the blocks to its right, which is why ctr's headers end
 //! with a tab: it makes the last column a real column, padded like the rest.
 //!
-//! Only what ctr uses is implemented: left alignment, a space pad character
-//! and no flags.
+//! Only what ctr uses is implemented: left alignment, a space or tab pad
+//! character (tab stops every 8 columns) and no flags.
 
 /// A tab writer's settings (Go's `tabwriter.NewWriter(w, minwidth,
 /// tabwidth, padding, ' ', 0)`; tabwidth only matters for tab padding,
@@ -17,6 +17,8 @@
 pub struct TabWriter {
     minwidth: usize,
     padding: usize,
+    /// Pad with tabs to the next multiple of 8 instead of spaces.
+    tabs: bool,
 }
 
 /// One cell: its text and its width in characters.
@@ -30,12 +32,21 @@ impl TabWriter {
     pub const WIDE: TabWriter = TabWriter {
         minwidth: 4,
         padding: 4,
+        tabs: false,
     };
 
     /// ctr's namespace table: `NewWriter(os.Stdout, 1, 8, 1, ' ', 0)`.
     pub const NARROW: TabWriter = TabWriter {
         minwidth: 1,
         padding: 1,
+        tabs: false,
+    };
+
+    /// ctr's content tables: `NewWriter(os.Stdout, 1, 8, 1, '\t', 0)`.
+    pub const TABS: TabWriter = TabWriter {
+        minwidth: 1,
+        padding: 1,
+        tabs: true,
     };
 
     /// Aligns `text` as Go's tab writer would when it is written and
@@ -76,7 +87,7 @@ impl TabWriter {
                 continue;
             }
             // A block of lines with a cell in `column` starts here.
-            write_lines(out, lines, widths, line0, this);
+            write_lines(out, lines, widths, line0, this, self.tabs);
             line0 = this;
             let mut width = self.minwidth;
             while this < line1 && column + 1 < lines[this].len() {
@@ -88,7 +99,7 @@ impl TabWriter {
             widths.pop();
             line0 = this;
         }
-        write_lines(out, lines, widths, line0, line1);
+        write_lines(out, lines, widths, line0, line1, self.tabs);
     }
 }
 
@@ -100,17 +111,31 @@ fn write_lines(
     widths: &[usize],
     line0: usize,
     line1: usize,
+    tabs: bool,
 ) {
     for (i, line) in lines.iter().enumerate().take(line1).skip(line0) {
         for (j, cell) in line.iter().enumerate() {
             out.push_str(cell.text);
             if let Some(&width) = widths.get(j) {
-                out.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.width)));
+                pad(out, cell.width, width, tabs);
             }
         }
         if i + 1 < lines.len() {
             out.push('\n');
         }
+    }
+}
+
+/// Go's `writePadding`: spaces up to `width`, or tabs up to the next tab
+/// stop at or after `width`.
+fn pad(out: &mut String, text_width: usize, width: usize, tabs: bool) {
+    const TAB_WIDTH: usize = 8;
+    if tabs {
+        let width = width.div_ceil(TAB_WIDTH) * TAB_WIDTH;
+        let n = width.saturating_sub(text_width);
+        out.extend(std::iter::repeat_n('\t', n.div_ceil(TAB_WIDTH)));
+    } else {
+        out.extend(std::iter::repeat_n(' ', width.saturating_sub(text_width)));
     }
 }
 
@@ -146,6 +171,7 @@ mod tests {
         let tw = TabWriter {
             minwidth: 4,
             padding: 1,
+            tabs: false,
         };
         assert_eq!(tw.format("a\tb\nab\tc\n"), "a   b\nab  c\n");
         assert_eq!(TabWriter::WIDE.format("a\tb\n"), "a    b\n");
@@ -171,6 +197,23 @@ mod tests {
     #[test]
     fn widths_count_characters_not_bytes() {
         assert_eq!(TabWriter::NARROW.format("é\tx\nab\ty\n"), "é  x\nab y\n");
+    }
+
+    #[test]
+    fn tab_padding_matches_ctr_content_ls() {
+        // Captured from `ctr content ls` (containerd 1.6).
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let text = format!(
+            "DIGEST\tSIZE\tAGE\tLABELS\n{digest}\t1.987MB\t15 seconds\t-\n{digest}\t3B\tLess than a second\t-\n"
+        );
+        assert_eq!(
+            TabWriter::TABS.format(&text),
+            format!(
+                "DIGEST\t\t\t\t\t\t\t\t\tSIZE\tAGE\t\t\tLABELS\n\
+                 {digest}\t1.987MB\t15 seconds\t\t-\n\
+                 {digest}\t3B\tLess than a second\t-\n"
+            )
+        );
     }
 
     #[test]
