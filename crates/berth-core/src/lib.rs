@@ -16,7 +16,9 @@ pub mod goquote;
 pub mod identifiers;
 pub mod images;
 pub mod labels;
+pub mod mount;
 pub mod namespaces;
+pub mod snapshots;
 
 pub use descriptor::Descriptor;
 pub use digest::Digest;
