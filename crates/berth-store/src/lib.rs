@@ -27,6 +27,7 @@ mod leases;
 pub mod model;
 mod namespaces;
 pub mod schema;
+pub mod snapshots;
 mod validation;
 
 pub use model::{Any, Container, Lease, LeaseResource, Namespace, Runtime};

@@ -52,11 +52,17 @@
 //! │     ├──size : <i64>                 - blob size in bytes
 //! │     ├──created_at, updated_at       - (secs i64, nanos u32) since the epoch
 //! │     └──labels : {key: value}        - label values are never empty
-//! ├──snapshots                          (ns, snapshotter, key) → <record> (reserved, empty)
-//! │                                     - the snapshots a namespace owns; the
-//! │                                       record must start with parent
-//! │                                       (<string>) and labels ({key: value}),
-//! │                                       which garbage collection reads
+//! ├──snapshots                          (ns, snapshotter, key) → <SnapshotRecord>
+//! │  ╘══(*namespace*, *snapshotter*, *key or name*)
+//! │     │                               - the snapshots a namespace owns
+//! │     │                                 (snapshots.rs); parent and labels
+//! │     │                                 must stay first: GC reads them
+//! │     ├──parent : <string>            - the namespaced parent key, or empty
+//! │     ├──labels : {key: value}        - e.g. containerd.io/gc.ref.*
+//! │     ├──backend_key : <string>       - the key in the snapshotter backend,
+//! │     │                                 `<ns>/<unique>/<key>`
+//! │     ├──kind : <string>              - Active, View or Committed
+//! │     └──created, updated             - (secs i64, nanos u32) since the epoch
 //! ├──leases                             (ns, lease id) → <LeaseRecord>
 //! │  ╘══(*namespace*, *lease id*)
 //! │     ├──created_at                   - (secs i64, nanos u32) since the epoch
