@@ -160,3 +160,103 @@ impl ImageStore for NamespacedImages {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gc::{Cleanup, SchedulerConfig};
+    use berth_core::content::WriterOptions;
+    use berth_core::Descriptor;
+    use berth_store::content::Content;
+    use futures::StreamExt;
+    use std::collections::HashMap;
+    use std::time::UNIX_EPOCH;
+
+    fn image(name: &str, target: Digest) -> Image {
+        Image {
+            name: name.to_owned(),
+            labels: HashMap::from([("a".to_owned(), "1".to_owned())]),
+            target: Descriptor {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: target,
+                size: 4,
+                annotations: HashMap::new(),
+            },
+            created_at: UNIX_EPOCH,
+            updated_at: UNIX_EPOCH,
+        }
+    }
+
+    /// Commits `data` as a blob of namespace `default`.
+    fn blob(content: &Content, data: &[u8]) -> Digest {
+        let digest = Digest::sha256_of(data);
+        let ns = content.namespace("default", None).expect("namespace");
+        let options = WriterOptions {
+            reference: format!("ref-{digest}"),
+            total: data.len() as i64,
+            expected: Some(digest.clone()),
+        };
+        let mut writer = ns.writer_blocking(options).expect("writer");
+        writer.write_blocking(data).expect("write");
+        let size = data.len() as i64;
+        writer
+            .commit_blocking(size, Some(digest.clone()), HashMap::new())
+            .expect("commit");
+        digest
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn events_are_published_and_sync_delete_frees_the_blob() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetadataStore::open(&dir.path().join("metadata.redb")).expect("open");
+        let content = Content::open(&dir.path().join("content"), store.clone()).expect("content");
+        let events = Exchange::default();
+        let config = SchedulerConfig {
+            startup_delay: std::time::Duration::ZERO,
+            ..SchedulerConfig::default()
+        };
+        let gc = GcScheduler::start(store.clone(), events.clone(), config).expect("gc");
+        gc.set_cleanup(Cleanup {
+            content: Some(content.clone()),
+            snapshots: None,
+        });
+        let images = Arc::new(Images::new(store, events.clone(), gc));
+        let mut stream = Box::pin(events.subscribe(Filter::always()));
+
+        let digest = tokio::task::spawn_blocking({
+            let content = content.clone();
+            move || blob(&content, b"manifest")
+        })
+        .await
+        .expect("blob");
+        let path = content.blobs().path(&digest).expect("path");
+        let handle = images.namespaced("default", None);
+        handle
+            .create(image("img", digest.clone()))
+            .await
+            .expect("create");
+        let mut update = image("img", digest.clone());
+        update.labels.insert("b".into(), "2".into());
+        let paths = vec!["labels.b".to_owned()];
+        let updated = handle.update(update, &paths).await.expect("update");
+        assert_eq!(updated.labels.len(), 2);
+        assert!(path.exists(), "the image holds its target");
+
+        handle.delete("img", true).await.expect("sync delete");
+        assert!(
+            !path.exists(),
+            "a sync delete returns after the blob is gone"
+        );
+
+        let mut topics = Vec::new();
+        for _ in 0..3 {
+            let envelope = stream.next().await.expect("event");
+            assert_eq!(envelope.namespace, "default");
+            topics.push(envelope.topic);
+        }
+        assert_eq!(
+            topics,
+            ["/images/create", "/images/update", "/images/delete"]
+        );
+    }
+}
