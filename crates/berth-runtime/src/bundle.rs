@@ -1,0 +1,180 @@
+//! A task's bundle: `<state>/io.containerd.runtime.v2.task/<ns>/<id>/`.
+//!
+//! ```text
+//! config.json   the container's OCI spec, as the container record holds it
+//! rootfs/       where the shim mounts the rootfs mounts it is given
+//! address       the shim's ttrpc address, written by the shim
+//! shim-binary-path  the shim binary, so recovery can run its `delete`
+//! ```
+
+use berth_core::{Error, Result};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The file naming the shim binary that owns the bundle (containerd 1.7's name).
+const SHIM_BINARY_FILE: &str = "shim-binary-path";
+
+/// A bundle directory on disk.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The namespace.
+    pub namespace: String,
+    /// The task (container) id.
+    pub id: String,
+    /// The bundle directory.
+    pub path: PathBuf,
+}
+
+fn io(what: &str, path: &Path, err: std::io::Error) -> Error {
+    Error::internal(format!("{what} {}: {err}", path.display()))
+}
+
+impl Bundle {
+    /// The bundle's path below `tasks_dir` (the runtime's state directory).
+    pub fn at(tasks_dir: &Path, namespace: &str, id: &str) -> Bundle {
+        Bundle {
+            namespace: namespace.to_string(),
+            id: id.to_string(),
+            path: tasks_dir.join(namespace).join(id),
+        }
+    }
+
+    /// Creates the bundle with `spec` as `config.json`; an existing bundle
+    /// directory (left by a crash) is removed first.
+    pub fn create(tasks_dir: &Path, namespace: &str, id: &str, spec: &[u8]) -> Result<Bundle> {
+        let bundle = Bundle::at(tasks_dir, namespace, id);
+        let parent = tasks_dir.join(namespace);
+        fs::create_dir_all(&parent).map_err(|e| io("create", &parent, e))?;
+        if bundle.path.exists() {
+            fs::remove_dir_all(&bundle.path).map_err(|e| io("remove stale", &bundle.path, e))?;
+        }
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&bundle.path)
+            .map_err(|e| io("create", &bundle.path, e))?;
+        let rootfs = bundle.rootfs();
+        // 0711 as containerd: the container's user must traverse it.
+        fs::DirBuilder::new()
+            .mode(0o711)
+            .create(&rootfs)
+            .map_err(|e| io("create", &rootfs, e))?;
+        fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o711))
+            .map_err(|e| io("chmod", &rootfs, e))?;
+        let config = bundle.path.join("config.json");
+        fs::write(&config, spec).map_err(|e| io("write", &config, e))?;
+        Ok(bundle)
+    }
+
+    /// The rootfs directory.
+    pub fn rootfs(&self) -> PathBuf {
+        self.path.join("rootfs")
+    }
+
+    /// The shim's log FIFO, `<bundle>/log`: containerd 1.x shims open it for
+    /// writing as their stderr and fail to start without it.
+    pub fn log_fifo(&self) -> PathBuf {
+        self.path.join("log")
+    }
+
+    /// Creates the log FIFO if it is missing.
+    pub fn create_log_fifo(&self) -> Result<()> {
+        let path = self.log_fifo();
+        match nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+            Err(e) => Err(Error::internal(format!("mkfifo {}: {e}", path.display()))),
+        }
+    }
+
+    /// Records which shim binary owns the bundle.
+    pub fn write_shim_binary(&self, binary: &Path) -> Result<()> {
+        let path = self.path.join(SHIM_BINARY_FILE);
+        fs::write(&path, binary.as_os_str().as_encoded_bytes()).map_err(|e| io("write", &path, e))
+    }
+
+    /// The shim binary recorded in the bundle, if any.
+    pub fn shim_binary(&self) -> Option<PathBuf> {
+        let text = fs::read_to_string(self.path.join(SHIM_BINARY_FILE)).ok()?;
+        Some(PathBuf::from(text.trim()))
+    }
+
+    /// The shim's address as the shim wrote it (`unix:///…`).
+    pub fn address(&self) -> Result<String> {
+        let path = self.path.join("address");
+        let text = fs::read_to_string(&path).map_err(|e| io("read", &path, e))?;
+        Ok(text.trim().to_string())
+    }
+
+    /// Writes the shim's address (shims normally do this themselves).
+    pub fn write_address(&self, address: &str) -> Result<()> {
+        let path = self.path.join("address");
+        fs::write(&path, address).map_err(|e| io("write", &path, e))
+    }
+
+    /// Removes the bundle directory. The rootfs must already be unmounted
+    /// (the shim does it); a still-mounted rootfs is an error, never deleted
+    /// through.
+    pub fn delete(&self) -> Result<()> {
+        let rootfs = self.rootfs();
+        if rootfs.exists() {
+            fs::remove_dir(&rootfs).map_err(|e| io("remove", &rootfs, e))?;
+        }
+        match fs::remove_dir_all(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &self.path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every bundle below `tasks_dir`, by namespace.
+    pub fn list(tasks_dir: &Path) -> Vec<Bundle> {
+        let mut bundles = Vec::new();
+        for ns in read_dir_names(tasks_dir) {
+            for id in read_dir_names(&tasks_dir.join(&ns)) {
+                bundles.push(Bundle::at(tasks_dir, &ns, &id));
+            }
+        }
+        bundles
+    }
+}
+
+fn read_dir_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_writes_spec_and_rootfs_and_delete_removes_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bundle = Bundle::create(dir.path(), "default", "c1", b"{}").expect("create");
+        assert_eq!(
+            fs::read(bundle.path.join("config.json")).expect("read"),
+            b"{}"
+        );
+        assert!(bundle.rootfs().is_dir());
+        bundle.write_address("unix:///x").expect("address");
+        assert_eq!(bundle.address().expect("address"), "unix:///x");
+        assert_eq!(Bundle::list(dir.path()).len(), 1);
+        bundle.delete().expect("delete");
+        assert!(!bundle.path.exists());
+        assert!(Bundle::list(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn create_replaces_a_stale_bundle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Bundle::create(dir.path(), "ns", "c", b"1").expect("create");
+        first.write_address("stale").expect("address");
+        let second = Bundle::create(dir.path(), "ns", "c", b"2").expect("create");
+        assert!(second.address().is_err());
+    }
+}

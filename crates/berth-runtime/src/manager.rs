@@ -1,0 +1,343 @@
+//! The task manager: every task the daemon knows, by namespace and id.
+//!
+//! Creating a task writes the bundle, starts the shim and calls its Create.
+//! A monitor per task holds a `Wait` on the init process open: when it fails
+//! because the connection dropped, the shim died (e.g. `kill -9`), and the
+//! manager does what containerd's `cleanupAfterDeadShim` does — runs the
+//! shim's `delete`, publishes `/tasks/exit` and `/tasks/delete`, removes the
+//! bundle.
+
+use crate::binary::{Resolver, ShimCommand};
+use crate::bundle::Bundle;
+use crate::shim::ShimClient;
+use crate::task::{CreateOpts, Exit, Status, Task};
+use berth_api::pb::events::{TaskDelete, TaskExit};
+use berth_api::typeurl::pack;
+use berth_core::{Error, ErrorKind, Result};
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Publishes an event: namespace, topic, event.
+pub type Publisher = Arc<dyn Fn(&str, &str, prost_types::Any) + Send + Sync>;
+
+type Key = (String, String);
+
+/// Where the daemon is, for the shims it starts.
+#[derive(Debug, Clone)]
+pub struct DaemonAddresses {
+    /// The gRPC socket.
+    pub address: PathBuf,
+    /// The ttrpc socket for events.
+    pub ttrpc_address: PathBuf,
+    /// The publish binary (berthd).
+    pub publish_binary: PathBuf,
+}
+
+/// Every task, with what is needed to start more.
+pub struct TaskManager {
+    dir: PathBuf,
+    resolver: Resolver,
+    daemon: DaemonAddresses,
+    publisher: Publisher,
+    /// Tasks by (namespace, id). A std mutex: held only for map operations.
+    tasks: Mutex<HashMap<Key, Arc<Task>>>,
+    /// Ids being created, so two creates of one id cannot both start shims.
+    creating: Mutex<HashSet<Key>>,
+}
+
+impl TaskManager {
+    /// A manager keeping bundles in `dir` (`<state>/io.containerd.runtime.v2.task`).
+    pub fn new(
+        dir: PathBuf,
+        resolver: Resolver,
+        daemon: DaemonAddresses,
+        publisher: Publisher,
+    ) -> Arc<TaskManager> {
+        Arc::new(TaskManager {
+            dir,
+            resolver,
+            daemon,
+            publisher,
+            tasks: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The bundles directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Task>>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn key(namespace: &str, id: &str) -> Key {
+        (namespace.to_string(), id.to_string())
+    }
+
+    /// The task `id`, or containerd's "no running task" `NotFound`.
+    pub fn get(&self, namespace: &str, id: &str) -> Result<Arc<Task>> {
+        self.lock()
+            .get(&Self::key(namespace, id))
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("task {id} not found")))
+    }
+
+    /// Every task in `namespace`.
+    pub fn list(&self, namespace: &str) -> Vec<Arc<Task>> {
+        let mut tasks: Vec<_> = self
+            .lock()
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, t)| t.clone())
+            .collect();
+        tasks.sort_by(|a, b| a.id.cmp(&b.id));
+        tasks
+    }
+
+    fn command(&self, binary: PathBuf, bundle: &Bundle) -> ShimCommand {
+        ShimCommand {
+            binary,
+            namespace: bundle.namespace.clone(),
+            id: bundle.id.clone(),
+            bundle: bundle.path.clone(),
+            address: self.daemon.address.clone(),
+            ttrpc_address: self.daemon.ttrpc_address.clone(),
+            publish_binary: self.daemon.publish_binary.clone(),
+            debug: false,
+        }
+    }
+
+    /// Creates a task: bundle, shim, Create. `spec` is the container's OCI
+    /// spec JSON; `runtime` the container's runtime name.
+    pub async fn create(
+        self: &Arc<Self>,
+        namespace: &str,
+        id: &str,
+        runtime: &str,
+        spec: &[u8],
+        opts: CreateOpts,
+    ) -> Result<Arc<Task>> {
+        let key = Self::key(namespace, id);
+        {
+            let tasks = self.lock();
+            let mut creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+            if tasks.contains_key(&key) || !creating.insert(key.clone()) {
+                return Err(Error::already_exists(format!("task {id}")));
+            }
+        }
+        let result = self.create_inner(namespace, id, runtime, spec, opts).await;
+        self.creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        let task = result?;
+        self.lock().insert(key, task.clone());
+        self.monitor(task.clone());
+        Ok(task)
+    }
+
+    async fn create_inner(
+        &self,
+        namespace: &str,
+        id: &str,
+        runtime: &str,
+        spec: &[u8],
+        opts: CreateOpts,
+    ) -> Result<Arc<Task>> {
+        let binary = self.resolver.resolve(runtime)?;
+        let (dir, ns, cid, spec_bytes) = (
+            self.dir.clone(),
+            namespace.to_string(),
+            id.to_string(),
+            spec.to_vec(),
+        );
+        let bundle = blocking(move || Bundle::create(&dir, &ns, &cid, &spec_bytes)).await?;
+        let command = self.command(binary.clone(), &bundle);
+        let log = crate::log::follow(&bundle)?.abort_handle();
+        let started = async {
+            bundle.write_shim_binary(&binary)?;
+            let options = opts.options.as_ref().map(Message::encode_to_vec);
+            let started = command.start(options).await?;
+            let (shim, _) =
+                ShimClient::connect(&started.address, namespace, id, started.version).await?;
+            let task = Arc::new(Task::new(bundle.clone(), shim, command.clone(), 0));
+            task.set_log(log.clone());
+            match task.create(opts).await {
+                Ok(_) => Ok(task),
+                Err(err) => {
+                    task.shutdown().await;
+                    Err(err)
+                }
+            }
+        }
+        .await;
+        match started {
+            Ok(task) => Ok(task),
+            Err(err) => {
+                log.abort();
+                // Cleans up whatever `start` left: a shim, its socket, mounts.
+                if let Err(cleanup) = command.delete().await {
+                    tracing::debug!(error = %cleanup, id, "shim delete after failed create");
+                }
+                if let Err(cleanup) = bundle.delete() {
+                    return Err(err.context(format!("(cleanup also failed: {cleanup})")));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Deletes a stopped task: the shim's Delete, Shutdown, then the bundle.
+    pub async fn delete(&self, namespace: &str, id: &str) -> Result<Exit> {
+        let task = self.get(namespace, id)?;
+        let exit = task.shim_delete("").await?;
+        self.lock().remove(&Self::key(namespace, id));
+        task.shutdown().await;
+        task.stop_log();
+        let bundle = task.bundle.clone();
+        blocking(move || bundle.delete()).await?;
+        Ok(exit)
+    }
+
+    /// Watches the task's shim; a dropped connection means a dead shim.
+    fn monitor(self: &Arc<Self>, task: Arc<Task>) {
+        let manager = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let result = task.wait("").await;
+            let Some(manager) = manager.upgrade() else {
+                return;
+            };
+            match result {
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::Unavailable => {
+                    manager.shim_died(&task).await;
+                }
+                Err(err) => tracing::debug!(id = %task.id, error = %err, "wait ended"),
+            }
+        });
+    }
+
+    /// containerd's `cleanupAfterDeadShim`: report the exit, clean up.
+    async fn shim_died(&self, task: &Arc<Task>) {
+        let key = Self::key(&task.namespace, &task.id);
+        let still_ours = {
+            let mut tasks = self.lock();
+            match tasks.get(&key) {
+                Some(current) if Arc::ptr_eq(current, task) => tasks.remove(&key).is_some(),
+                _ => false,
+            }
+        };
+        if !still_ours {
+            return;
+        }
+        tracing::warn!(namespace = %task.namespace, id = %task.id, "shim died: cleaning up");
+        task.stop_log();
+        self.cleanup_dead(&task.command, &task.bundle, task.pid())
+            .await;
+    }
+
+    async fn cleanup_dead(&self, command: &ShimCommand, bundle: &Bundle, pid: u32) {
+        let exit = match command.delete().await {
+            Ok(reply) => Exit {
+                pid: if reply.pid == 0 { pid } else { reply.pid },
+                status: reply.exit_status,
+                exited_at: crate::convert::timestamp_from_shim(&reply.exited_at),
+            },
+            Err(err) => {
+                tracing::warn!(id = %bundle.id, error = %err, "shim delete failed");
+                Exit {
+                    pid,
+                    status: 128 + 9,
+                    exited_at: Some(SystemTime::now()),
+                }
+            }
+        };
+        self.publish_exit(&bundle.namespace, &bundle.id, &bundle.id, exit);
+        let stamp = exit.exited_at.map(prost_types::Timestamp::from);
+        let event = TaskDelete {
+            container_id: bundle.id.clone(),
+            pid: exit.pid,
+            exit_status: exit.status,
+            exited_at: stamp,
+            id: String::new(),
+        };
+        (self.publisher)(&bundle.namespace, "/tasks/delete", pack(&event));
+        let bundle = bundle.clone();
+        if let Err(err) = blocking(move || bundle.delete()).await {
+            tracing::warn!(error = %err, "remove bundle of dead shim");
+        }
+    }
+
+    fn publish_exit(&self, namespace: &str, container: &str, id: &str, exit: Exit) {
+        let event = TaskExit {
+            container_id: container.to_string(),
+            id: id.to_string(),
+            pid: exit.pid,
+            exit_status: exit.status,
+            exited_at: exit.exited_at.map(prost_types::Timestamp::from),
+        };
+        (self.publisher)(namespace, "/tasks/exit", pack(&event));
+    }
+
+    /// After a daemon restart: reconnects every live shim below the bundles
+    /// directory and cleans up the bundles of dead ones. Returns how many
+    /// tasks were adopted.
+    pub async fn recover(self: &Arc<Self>) -> usize {
+        let dir = self.dir.clone();
+        let bundles = blocking(move || Ok(Bundle::list(&dir)))
+            .await
+            .unwrap_or_default();
+        let mut adopted = 0;
+        for bundle in bundles {
+            match self.adopt(&bundle).await {
+                Ok(()) => adopted += 1,
+                Err(err) => {
+                    tracing::info!(namespace = %bundle.namespace, id = %bundle.id, error = %err, "shim gone: cleaning up bundle");
+                    let binary = bundle.shim_binary().unwrap_or_default();
+                    let command = self.command(binary, &bundle);
+                    self.cleanup_dead(&command, &bundle, 0).await;
+                }
+            }
+        }
+        adopted
+    }
+
+    async fn adopt(self: &Arc<Self>, bundle: &Bundle) -> Result<()> {
+        let address = bundle.address()?;
+        let log = crate::log::follow(bundle)?.abort_handle();
+        let connected = ShimClient::connect(&address, &bundle.namespace, &bundle.id, None).await;
+        let (shim, connected) = connected.inspect_err(|_| log.abort())?;
+        let binary = bundle.shim_binary().unwrap_or_default();
+        let command = self.command(binary, bundle);
+        let task = Arc::new(Task::new(bundle.clone(), shim, command, connected.task_pid));
+        task.set_log(log);
+        let state = task.state("").await?;
+        if state.status == Status::Stopped {
+            // The exit happened while no daemon listened.
+            let exit = Exit {
+                pid: state.pid,
+                status: state.exit_status,
+                exited_at: state.exited_at,
+            };
+            self.publish_exit(&bundle.namespace, &bundle.id, &bundle.id, exit);
+        }
+        tracing::info!(namespace = %bundle.namespace, id = %bundle.id, pid = state.pid, "task adopted");
+        self.lock()
+            .insert(Self::key(&bundle.namespace, &bundle.id), task.clone());
+        self.monitor(task);
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
+}
