@@ -1,0 +1,107 @@
+//! The runtime v2 command line: Go-style flags (`-id X`, `--id=X`) and one
+//! optional action word.
+
+/// Flags containerd passes to a shim.
+#[derive(Debug, Default, Clone)]
+pub struct Args {
+    pub namespace: String,
+    pub id: String,
+    /// The daemon's gRPC socket.
+    pub address: String,
+    pub publish_binary: String,
+    /// Set for `delete`; `start` and serve use the working directory.
+    pub bundle: Option<String>,
+    pub debug: bool,
+    /// `start`, `delete`, or none (serve).
+    pub action: Option<String>,
+}
+
+impl Args {
+    pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut args = Args::default();
+        while let Some(arg) = it.next() {
+            let Some(flag) = arg.strip_prefix('-') else {
+                args.action = Some(arg);
+                continue;
+            };
+            let flag = flag.strip_prefix('-').unwrap_or(flag);
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (flag, None),
+            };
+            if matches!(name, "debug" | "v" | "version") {
+                args.debug |= name == "debug";
+                continue;
+            }
+            let value = match inline {
+                Some(v) => v,
+                None => it
+                    .next()
+                    .ok_or_else(|| format!("flag -{name} needs a value"))?,
+            };
+            match name {
+                "namespace" => args.namespace = value,
+                "id" => args.id = value,
+                "address" => args.address = value,
+                "publish-binary" => args.publish_binary = value,
+                "bundle" => args.bundle = Some(value),
+                // Flags of newer daemons we do not need (-socket, -ttrpc-address…).
+                _ => {}
+            }
+        }
+        if args.namespace.is_empty() || args.id.is_empty() {
+            return Err("-namespace and -id are required".into());
+        }
+        Ok(args)
+    }
+
+    /// The flags again, without the action: how `start` re-executes itself.
+    pub fn to_serve_argv(&self) -> Vec<String> {
+        let mut argv = vec![
+            "-namespace".into(),
+            self.namespace.clone(),
+            "-id".into(),
+            self.id.clone(),
+            "-address".into(),
+            self.address.clone(),
+            "-publish-binary".into(),
+            self.publish_binary.clone(),
+        ];
+        if self.debug {
+            argv.push("-debug".into());
+        }
+        argv
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Args, String> {
+        Args::parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn parses_containerd_start_line() {
+        let a =
+            parse("-namespace ns -address /run/c.sock -publish-binary /bin/c -id x -debug start")
+                .expect("parse");
+        assert_eq!((a.namespace.as_str(), a.id.as_str()), ("ns", "x"));
+        assert_eq!(a.address, "/run/c.sock");
+        assert!(a.debug);
+        assert_eq!(a.action.as_deref(), Some("start"));
+    }
+
+    #[test]
+    fn parses_equals_form_and_bundle() {
+        let a = parse("--namespace=n --id=i -bundle /b delete").expect("parse");
+        assert_eq!(a.bundle.as_deref(), Some("/b"));
+        assert_eq!(a.action.as_deref(), Some("delete"));
+    }
+
+    #[test]
+    fn missing_id_is_an_error() {
+        assert!(parse("-namespace n start").is_err());
+    }
+}

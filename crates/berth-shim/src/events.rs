@@ -1,0 +1,182 @@
+//! Task events to the daemon, in order.
+//!
+//! Every event goes through one queue drained by one task, so the daemon
+//! sees them in the order the shim produced them (`/tasks/start` before the
+//! `/tasks/exit` of the same process). Each is forwarded over the daemon's
+//! ttrpc socket (`containerd.services.events.ttrpc.v1.Events/Forward` on
+//! `TTRPC_ADDRESS`, or `<address>.ttrpc`); if that cannot be reached, the
+//! shim runs `<publish-binary> --address A publish --topic T --namespace NS`
+//! with the event's protobuf `Any` on stdin, as containerd's older shims do.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use containerd_shim_protos::events::task::TaskIO;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::{Message, MessageFull};
+use containerd_shim_protos::shim::events::ForwardRequest;
+use containerd_shim_protos::shim_async::EventsClient;
+use tokio::sync::{mpsc, oneshot};
+use ttrpc::asynchronous::Client;
+
+use crate::monitor::Monitor;
+
+/// Where events go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub namespace: String,
+    /// The daemon's ttrpc socket (no scheme).
+    pub ttrpc_address: String,
+    /// The daemon's gRPC address, passed to the publish binary.
+    pub address: String,
+    pub publish_binary: String,
+}
+
+/// A queue of events; cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    tx: mpsc::UnboundedSender<Queued>,
+}
+
+/// An event, or a flush marker answered once everything before it is out.
+enum Queued {
+    Event(&'static str, Any),
+    Flush(oneshot::Sender<()>),
+}
+
+impl Publisher {
+    /// Starts the forwarding task.
+    pub fn start(target: Target, monitor: Monitor) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(forward_all(target, monitor, rx));
+        Publisher { tx }
+    }
+
+    /// Queues `event` under `topic` (`/tasks/exit`…).
+    pub fn publish<M: MessageFull>(&self, topic: &'static str, event: &M) {
+        let _ = self.tx.send(Queued::Event(topic, pack(event)));
+    }
+
+    /// Waits until every event queued so far has been delivered (or failed).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Queued::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Packs a message with containerd's type URL (its full proto name, no
+/// `type.googleapis.com/` prefix).
+pub fn pack<M: MessageFull>(msg: &M) -> Any {
+    let mut any = Any::new();
+    any.type_url = M::descriptor().full_name().to_string();
+    any.value = msg.write_to_bytes().unwrap_or_default();
+    any
+}
+
+/// A protobuf timestamp.
+pub fn timestamp(at: SystemTime) -> Timestamp {
+    let d = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut ts = Timestamp::new();
+    ts.seconds = d.as_secs() as i64;
+    ts.nanos = d.subsec_nanos() as i32;
+    ts
+}
+
+/// The `io` field of `/tasks/create`.
+pub fn task_io(paths: &crate::io::StdioPaths) -> TaskIO {
+    let mut io = TaskIO::new();
+    io.stdin = paths.stdin.clone();
+    io.stdout = paths.stdout.clone();
+    io.stderr = paths.stderr.clone();
+    io.terminal = paths.terminal;
+    io
+}
+
+async fn forward_all(target: Target, monitor: Monitor, mut rx: mpsc::UnboundedReceiver<Queued>) {
+    let mut client: Option<EventsClient> = None;
+    while let Some(queued) = rx.recv().await {
+        let (topic, event) = match queued {
+            Queued::Event(topic, event) => (topic, event),
+            Queued::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
+        if client.is_none() && !target.ttrpc_address.is_empty() {
+            let addr = format!("unix://{}", target.ttrpc_address);
+            client = Client::connect(&addr).await.ok().map(EventsClient::new);
+        }
+        if let Some(c) = &client {
+            if forward(c, &target.namespace, topic, event.clone())
+                .await
+                .is_ok()
+            {
+                continue;
+            }
+            client = None;
+        }
+        publish_binary(&target, &monitor, topic, &event).await;
+    }
+}
+
+async fn forward(c: &EventsClient, namespace: &str, topic: &str, event: Any) -> ttrpc::Result<()> {
+    let mut req = ForwardRequest::new();
+    let env = req.envelope.mut_or_insert_default();
+    env.timestamp = Some(timestamp(SystemTime::now())).into();
+    env.namespace = namespace.to_string();
+    env.topic = topic.to_string();
+    env.event = Some(event).into();
+    let mut ctx = ttrpc::context::with_timeout(5_000_000_000);
+    ctx.add("containerd-namespace-ttrpc".into(), namespace.to_string());
+    c.forward(ctx, &req).await.map(drop)
+}
+
+async fn publish_binary(target: &Target, monitor: &Monitor, topic: &str, event: &Any) {
+    if target.publish_binary.is_empty() {
+        return;
+    }
+    let mut cmd = Command::new(&target.publish_binary);
+    if !target.address.is_empty() {
+        cmd.args(["--address", &target.address]);
+    }
+    cmd.args([
+        "publish",
+        "--topic",
+        topic,
+        "--namespace",
+        &target.namespace,
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let Ok((mut child, exit)) = monitor.spawn(&mut cmd) else {
+        return;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // An Any is small; the pipe buffer holds it without blocking.
+        let _ = stdin.write_all(&event.write_to_bytes().unwrap_or_default());
+    }
+    let _ = exit.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim_protos::events::task::TaskStart;
+
+    #[test]
+    fn events_pack_with_containerd_type_urls() {
+        let mut e = TaskStart::new();
+        e.container_id = "c".into();
+        e.pid = 7;
+        let any = pack(&e);
+        assert_eq!(any.type_url, "containerd.events.TaskStart");
+        assert_eq!(TaskStart::parse_from_bytes(&any.value).expect("decode"), e);
+    }
+}

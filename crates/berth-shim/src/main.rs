@@ -1,0 +1,56 @@
+//! `containerd-shim-berth-v2`: containerd's runtime v2 shim, driving runc.
+//!
+//! One binary, three roles chosen by the last argument (containerd's
+//! `docs/runtime-v2.md`):
+//!
+//! - `start`: run by the daemon in the bundle directory. Binds the task
+//!   socket, re-executes itself detached to serve it, writes the address to
+//!   `<bundle>/address`, prints it and exits.
+//! - `delete`: run by the daemon after a shim died. Force-deletes the
+//!   container with runc, unmounts the rootfs and prints a `DeleteResponse`.
+//! - no action (the re-executed child): serves `containerd.task.v2.Task` and
+//!   `containerd.task.v3.Task` over ttrpc on the socket inherited as fd 3.
+//!
+//! The action is decided in this synchronous `main`; only the serving
+//! process builds a (current-thread) tokio runtime.
+
+mod address;
+mod args;
+mod delete;
+mod error;
+mod events;
+mod io;
+mod monitor;
+mod process;
+mod rootfs;
+mod runc;
+mod serve;
+mod service;
+mod start;
+mod stats;
+mod sys;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = match args::Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("containerd-shim-berth-v2: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match args.action.as_deref() {
+        Some("start") => start::run(&args),
+        Some("delete") => delete::run(&args),
+        Some(other) => Err(format!("unknown action {other:?}")),
+        None => serve::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("containerd-shim-berth-v2: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,729 @@
+//! The ttrpc Task service: containers of one shim and their processes.
+//!
+//! Ordering: `start` holds the container's `order` lock across `runc start`
+//! and the `/tasks/start` event; the exit of a process is reported under the
+//! same lock, after its output has drained. So `/tasks/exit` always follows
+//! `/tasks/start`, and `Wait` never returns before the output is complete.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use berth_core::Error;
+use containerd_shim_protos::api::{self, Status};
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
+    TaskStart,
+};
+use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci::{Options, ProcessDetails};
+use containerd_shim_protos::shim_async::Task;
+use tokio::sync::Notify;
+use ttrpc::asynchronous::TtrpcContext;
+
+use crate::error::{to_ttrpc, unknown, Result};
+use crate::events::{pack, task_io, timestamp, Publisher};
+use crate::io::{ConsoleSocket, LogEnv, ProcessIo, StdioPaths};
+use crate::monitor::{Exit, Monitor};
+use crate::process::Process;
+use crate::runc::{Runc, RuncConfig};
+
+/// How long an exit waits for its output copies before it is reported.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// How long an exit nobody claimed is kept for a pid learned later.
+const UNCLAIMED_TTL: Duration = Duration::from_secs(30);
+/// The file in the bundle that tells `delete` how to call runc.
+pub const RUNC_CONFIG_FILE: &str = "berth-runc";
+
+/// One container: its init process and exec'd processes.
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    runc: Runc,
+    rootfs_mounted: bool,
+    init: Arc<Process>,
+    execs: Mutex<HashMap<String, Arc<Process>>>,
+    /// Serializes starts with exit reports (see the module docs).
+    order: tokio::sync::Mutex<()>,
+}
+
+impl Container {
+    fn process(&self, exec_id: &str) -> Result<Arc<Process>> {
+        if exec_id.is_empty() {
+            return Ok(self.init.clone());
+        }
+        lock(&self.execs)
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("process {exec_id}")))
+    }
+}
+
+/// The shim's state, shared by every ttrpc call.
+pub struct Shim {
+    namespace: String,
+    monitor: Monitor,
+    events: Publisher,
+    containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Exits of pids not yet known (an exec that exited before its pid file
+    /// was read), with when they were reaped.
+    unclaimed: Mutex<HashMap<i32, Exit>>,
+    shutdown: Arc<Notify>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shim {
+    pub fn new(
+        namespace: String,
+        monitor: Monitor,
+        events: Publisher,
+        shutdown: Arc<Notify>,
+    ) -> Self {
+        Shim {
+            namespace,
+            monitor,
+            events,
+            containers: Mutex::new(HashMap::new()),
+            unclaimed: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    fn container(&self, id: &str) -> Result<Arc<Container>> {
+        lock(&self.containers)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("container {id}")))
+    }
+
+    /// Routes one reaped exit (from the monitor's channel) to its process.
+    pub fn handle_exit(self: &Arc<Self>, exit: Exit) {
+        let found = {
+            let mut unclaimed = lock(&self.unclaimed);
+            let found = self.find_pid(exit.pid);
+            if found.is_none() {
+                unclaimed.retain(|_, e| e.at.elapsed().map_or(true, |d| d < UNCLAIMED_TTL));
+                unclaimed.insert(exit.pid, exit);
+            }
+            found
+        };
+        if let Some((container, process)) = found {
+            tokio::spawn(self.clone().report_exit(container, process, exit));
+        }
+    }
+
+    fn find_pid(&self, pid: i32) -> Option<(Arc<Container>, Arc<Process>)> {
+        let pid = u32::try_from(pid).ok()?;
+        for c in lock(&self.containers).values() {
+            if c.init.pid() == pid && c.init.state().exited_at.is_none() {
+                return Some((c.clone(), c.init.clone()));
+            }
+            for p in lock(&c.execs).values() {
+                if p.pid() == pid && p.state().exited_at.is_none() {
+                    return Some((c.clone(), p.clone()));
+                }
+            }
+        }
+        None
+    }
+
+    /// Records a pid; if it already exited, reports that exit.
+    fn claim_pid(self: &Arc<Self>, container: &Arc<Container>, process: &Arc<Process>, pid: u32) {
+        let exit = {
+            let mut unclaimed = lock(&self.unclaimed);
+            process.set_pid(pid);
+            unclaimed.remove(&(pid as i32))
+        };
+        if let Some(exit) = exit {
+            tokio::spawn(
+                self.clone()
+                    .report_exit(container.clone(), process.clone(), exit),
+            );
+        }
+    }
+
+    async fn report_exit(
+        self: Arc<Self>,
+        container: Arc<Container>,
+        process: Arc<Process>,
+        exit: Exit,
+    ) {
+        process.io.lock().await.drained(DRAIN_LIMIT).await;
+        let _order = container.order.lock().await;
+        if process.exec_id.is_empty() {
+            // The init is gone: its exec'd processes go with it.
+            let _ = container.runc.kill(&container.id, 9, true).await;
+        }
+        process.set_exited(exit);
+        let mut e = TaskExit::new();
+        e.container_id = container.id.clone();
+        e.id = if process.exec_id.is_empty() {
+            container.id.clone()
+        } else {
+            process.exec_id.clone()
+        };
+        e.pid = exit.pid as u32;
+        e.exit_status = exit.status;
+        e.exited_at = Some(timestamp(exit.at)).into();
+        self.events.publish("/tasks/exit", &e);
+    }
+
+    async fn create(self: &Arc<Self>, req: api::CreateTaskRequest) -> Result<u32> {
+        if lock(&self.containers).contains_key(&req.id) {
+            return Err(Error::already_exists(format!("container {}", req.id)));
+        }
+        if !req.checkpoint.is_empty() {
+            return Err(Error::not_implemented("restore from a checkpoint is not supported: criu cannot dump or restore on this host"));
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        let config = runc_config(&self.namespace, req.options.as_ref())?;
+        std::fs::write(bundle.join(RUNC_CONFIG_FILE), config.encode()).map_err(unknown)?;
+        let rootfs = bundle.join("rootfs");
+        let rootfs_mounted = !req.rootfs.is_empty();
+        if rootfs_mounted {
+            crate::rootfs::mount_all(&req.rootfs, &rootfs).map_err(unknown)?;
+        }
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let runc = Runc::new(config, &bundle, self.monitor.clone());
+        let init = Arc::new(Process::new("", stdio, Vec::new()));
+        let created = self.run_create(&req.id, &bundle, &runc, &init).await;
+        let pid = match created {
+            Ok(pid) => pid,
+            Err(err) => {
+                if rootfs_mounted {
+                    crate::rootfs::unmount_all(&rootfs);
+                }
+                return Err(err);
+            }
+        };
+        let container = Arc::new(Container {
+            id: req.id.clone(),
+            bundle: bundle.clone(),
+            runc,
+            rootfs_mounted,
+            init: init.clone(),
+            execs: Mutex::new(HashMap::new()),
+            order: tokio::sync::Mutex::new(()),
+        });
+        lock(&self.containers).insert(req.id.clone(), container.clone());
+        self.claim_pid(&container, &init, pid);
+        let mut e = TaskCreate::new();
+        e.container_id = req.id.clone();
+        e.bundle = req.bundle.clone();
+        e.rootfs = req.rootfs.clone();
+        e.io = Some(task_io(&init.stdio)).into();
+        e.pid = pid;
+        self.events.publish("/tasks/create", &e);
+        Ok(pid)
+    }
+
+    /// `runc create` with the process's stdio; returns the init pid.
+    async fn run_create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        runc: &Runc,
+        init: &Process,
+    ) -> Result<u32> {
+        crate::rootfs::clamp_bundle_spec(bundle, crate::rootfs::own_oom_score_adj())
+            .map_err(unknown)?;
+        let pid_file = bundle.join("init.pid");
+        let env = LogEnv {
+            namespace: &self.namespace,
+            id,
+            monitor: &self.monitor,
+        };
+        if init.stdio.terminal {
+            let console = ConsoleSocket::new().map_err(unknown)?;
+            runc.create(
+                id,
+                bundle,
+                &pid_file,
+                Some(console.path()),
+                Default::default(),
+            )
+            .await
+            .map_err(unknown)?;
+            let master = console.receive_master().map_err(unknown)?;
+            *init.io.lock().await = ProcessIo::console(master, &init.stdio).map_err(unknown)?;
+        } else {
+            let (io, child) = ProcessIo::pipes(&init.stdio, &env).map_err(unknown)?;
+            *init.io.lock().await = io;
+            runc.create(id, bundle, &pid_file, None, child)
+                .await
+                .map_err(unknown)?;
+        }
+        read_pid(&pid_file)
+    }
+
+    async fn start(self: &Arc<Self>, id: &str, exec_id: &str) -> Result<u32> {
+        let c = self.container(id)?;
+        let p = c.process(exec_id)?;
+        let _order = c.order.lock().await;
+        if p.state().status != Status::CREATED {
+            return Err(Error::failed_precondition(format!(
+                "process {} of {id} is not created",
+                p.exec_id
+            )));
+        }
+        if exec_id.is_empty() {
+            c.runc.start(id).await.map_err(unknown)?;
+            p.set_status(Status::RUNNING);
+            let mut e = TaskStart::new();
+            e.container_id = id.to_string();
+            e.pid = p.pid();
+            self.events.publish("/tasks/start", &e);
+            return Ok(p.pid());
+        }
+        let pid = self.start_exec(&c, &p).await?;
+        p.set_status(Status::RUNNING);
+        let mut e = TaskExecStarted::new();
+        e.container_id = id.to_string();
+        e.exec_id = exec_id.to_string();
+        e.pid = pid;
+        self.events.publish("/tasks/exec-started", &e);
+        self.claim_pid(&c, &p, pid);
+        Ok(pid)
+    }
+
+    async fn start_exec(&self, c: &Container, p: &Process) -> Result<u32> {
+        let mut spec: serde_json::Value = serde_json::from_slice(&p.spec)
+            .map_err(|e| Error::invalid_argument(format!("exec spec: {e}")))?;
+        crate::rootfs::clamp_oom_score_adj(&mut spec, crate::rootfs::own_oom_score_adj());
+        let spec_file = c.bundle.join(format!("exec-{}.json", p.exec_id));
+        let pid_file = c.bundle.join(format!("exec-{}.pid", p.exec_id));
+        std::fs::write(&spec_file, spec.to_string()).map_err(unknown)?;
+        let env = LogEnv {
+            namespace: &self.namespace,
+            id: &c.id,
+            monitor: &self.monitor,
+        };
+        let result = if p.stdio.terminal {
+            let console = ConsoleSocket::new().map_err(unknown)?;
+            let r = c
+                .runc
+                .exec(
+                    &c.id,
+                    &spec_file,
+                    &pid_file,
+                    Some(console.path()),
+                    Default::default(),
+                )
+                .await;
+            if r.is_ok() {
+                let master = console.receive_master().map_err(unknown)?;
+                *p.io.lock().await = ProcessIo::console(master, &p.stdio).map_err(unknown)?;
+            }
+            r
+        } else {
+            let (io, child) = ProcessIo::pipes(&p.stdio, &env).map_err(unknown)?;
+            *p.io.lock().await = io;
+            c.runc.exec(&c.id, &spec_file, &pid_file, None, child).await
+        };
+        let _ = std::fs::remove_file(&spec_file);
+        result.map_err(unknown)?;
+        let pid = read_pid(&pid_file);
+        let _ = std::fs::remove_file(&pid_file);
+        pid
+    }
+
+    async fn delete(&self, id: &str, exec_id: &str) -> Result<api::DeleteResponse> {
+        let c = self.container(id)?;
+        let p = c.process(exec_id)?;
+        let st = p.state();
+        if !exec_id.is_empty() {
+            if st.status != Status::STOPPED && st.status != Status::CREATED {
+                return Err(Error::failed_precondition(format!(
+                    "process {exec_id} of {id} is still running"
+                )));
+            }
+            lock(&c.execs).remove(exec_id);
+            return Ok(delete_response(st.pid, st.exit_status, st.exited_at));
+        }
+        if st.status != Status::STOPPED && st.status != Status::CREATED {
+            return Err(Error::failed_precondition(format!(
+                "task {id} must be stopped before deletion: {:?}",
+                st.status
+            )));
+        }
+        c.runc
+            .delete(id, st.status == Status::CREATED)
+            .await
+            .map_err(unknown)?;
+        if c.rootfs_mounted {
+            crate::rootfs::unmount_all(&c.bundle.join("rootfs"));
+        }
+        lock(&self.containers).remove(id);
+        let exited_at = st.exited_at.unwrap_or_else(SystemTime::now);
+        let mut e = TaskDelete::new();
+        e.container_id = id.to_string();
+        e.id = id.to_string();
+        e.pid = st.pid;
+        e.exit_status = st.exit_status;
+        e.exited_at = Some(timestamp(exited_at)).into();
+        self.events.publish("/tasks/delete", &e);
+        Ok(delete_response(st.pid, st.exit_status, Some(exited_at)))
+    }
+
+    async fn kill(&self, req: &api::KillRequest) -> Result<()> {
+        let c = self.container(&req.id)?;
+        let p = c.process(&req.exec_id)?;
+        if p.state().status == Status::STOPPED {
+            return Err(Error::not_found(format!(
+                "process {} of {}: process already finished",
+                p.exec_id, req.id
+            )));
+        }
+        if req.exec_id.is_empty() {
+            return c
+                .runc
+                .kill(&req.id, req.signal, req.all)
+                .await
+                .map_err(unknown);
+        }
+        let sig = nix::sys::signal::Signal::try_from(req.signal as i32)
+            .map_err(|e| Error::invalid_argument(format!("signal {}: {e}", req.signal)))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid() as i32), sig).map_err(unknown)
+    }
+
+    async fn exec(&self, req: api::ExecProcessRequest) -> Result<()> {
+        let c = self.container(&req.id)?;
+        if c.init.state().status == Status::STOPPED {
+            return Err(Error::failed_precondition(format!(
+                "container {} is stopped",
+                req.id
+            )));
+        }
+        let stdio = StdioPaths {
+            stdin: req.stdin,
+            stdout: req.stdout,
+            stderr: req.stderr,
+            terminal: req.terminal,
+        };
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        {
+            let mut execs = lock(&c.execs);
+            if execs.contains_key(&req.exec_id) {
+                return Err(Error::already_exists(format!("process {}", req.exec_id)));
+            }
+            execs.insert(
+                req.exec_id.clone(),
+                Arc::new(Process::new(&req.exec_id, stdio, spec)),
+            );
+        }
+        let mut e = TaskExecAdded::new();
+        e.container_id = req.id.clone();
+        e.exec_id = req.exec_id.clone();
+        self.events.publish("/tasks/exec-added", &e);
+        Ok(())
+    }
+
+    async fn state(&self, id: &str, exec_id: &str) -> Result<api::StateResponse> {
+        let c = self.container(id)?;
+        let p = c.process(exec_id)?;
+        let mut st = p.state();
+        if exec_id.is_empty() && st.status == Status::RUNNING {
+            // runc knows about pauses and freezes made behind our back.
+            if let Ok(s) = c.runc.state(id).await {
+                if s == "paused" {
+                    st.status = Status::PAUSED;
+                }
+            }
+        }
+        let mut r = api::StateResponse::new();
+        r.id = if exec_id.is_empty() {
+            id.to_string()
+        } else {
+            exec_id.to_string()
+        };
+        r.exec_id = exec_id.to_string();
+        r.bundle = c.bundle.display().to_string();
+        r.pid = st.pid;
+        r.status = st.status.into();
+        r.stdin = p.stdio.stdin.clone();
+        r.stdout = p.stdio.stdout.clone();
+        r.stderr = p.stdio.stderr.clone();
+        r.terminal = p.stdio.terminal;
+        r.exit_status = st.exit_status;
+        r.exited_at = st.exited_at.map(timestamp).into();
+        Ok(r)
+    }
+
+    async fn pause(&self, id: &str, pause: bool) -> Result<()> {
+        let c = self.container(id)?;
+        if pause {
+            c.runc.pause(id).await.map_err(unknown)?;
+            c.init.set_status(Status::PAUSED);
+            let mut e = TaskPaused::new();
+            e.container_id = id.to_string();
+            self.events.publish("/tasks/paused", &e);
+        } else {
+            c.runc.resume(id).await.map_err(unknown)?;
+            c.init.set_status(Status::RUNNING);
+            let mut e = TaskResumed::new();
+            e.container_id = id.to_string();
+            self.events.publish("/tasks/resumed", &e);
+        }
+        Ok(())
+    }
+
+    async fn pids(&self, id: &str) -> Result<api::PidsResponse> {
+        let c = self.container(id)?;
+        let pids = c.runc.ps(id).await.map_err(unknown)?;
+        let execs: Vec<(u32, String)> = lock(&c.execs)
+            .values()
+            .map(|p| (p.pid(), p.exec_id.clone()))
+            .collect();
+        let mut r = api::PidsResponse::new();
+        for pid in pids {
+            let mut info = api::ProcessInfo::new();
+            info.pid = pid;
+            if let Some((_, exec_id)) = execs.iter().find(|(p, _)| *p == pid) {
+                let mut d = ProcessDetails::new();
+                d.exec_id = exec_id.clone();
+                info.info = Some(pack(&d)).into();
+            }
+            r.processes.push(info);
+        }
+        Ok(r)
+    }
+
+    async fn update(&self, req: &api::UpdateTaskRequest) -> Result<()> {
+        let c = self.container(&req.id)?;
+        let resources = req
+            .resources
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        let file = c.bundle.join("update-resources.json");
+        std::fs::write(&file, resources).map_err(unknown)?;
+        let r = c.runc.update(&req.id, &file).await.map_err(unknown);
+        let _ = std::fs::remove_file(&file);
+        r
+    }
+}
+
+fn read_pid(path: &Path) -> Result<u32> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| unknown(format!("reading {}: {e}", path.display())))?;
+    text.trim()
+        .parse()
+        .map_err(|e| unknown(format!("pid file {}: {e}", path.display())))
+}
+
+/// The runtime options of a create request (`containerd.runc.v1.Options`).
+fn runc_config(
+    namespace: &str,
+    options: Option<&containerd_shim_protos::protobuf::well_known_types::any::Any>,
+) -> Result<RuncConfig> {
+    let mut config = RuncConfig::default_for(namespace);
+    let Some(any) = options.filter(|a| !a.value.is_empty()) else {
+        return Ok(config);
+    };
+    if !any.type_url.ends_with("containerd.runc.v1.Options") {
+        return Ok(config);
+    }
+    let opts = Options::parse_from_bytes(&any.value)
+        .map_err(|e| Error::invalid_argument(format!("runc options: {e}")))?;
+    if !opts.binary_name.is_empty() {
+        config.binary = opts.binary_name;
+    }
+    if !opts.root.is_empty() {
+        config.root = format!("{}/{namespace}", opts.root.trim_end_matches('/'));
+    }
+    config.systemd_cgroup = opts.systemd_cgroup;
+    Ok(config)
+}
+
+fn delete_response(pid: u32, status: u32, at: Option<SystemTime>) -> api::DeleteResponse {
+    let mut r = api::DeleteResponse::new();
+    r.pid = pid;
+    r.exit_status = status;
+    r.exited_at = at.map(timestamp).into();
+    r
+}
+
+/// The ttrpc face of a [`Shim`].
+pub struct TaskService(pub Arc<Shim>);
+
+type TtrpcResult<T> = ttrpc::Result<T>;
+
+#[async_trait::async_trait]
+impl Task for TaskService {
+    async fn state(
+        &self,
+        _: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> TtrpcResult<api::StateResponse> {
+        self.0.state(&req.id, &req.exec_id).await.map_err(to_ttrpc)
+    }
+
+    async fn create(
+        &self,
+        _: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> TtrpcResult<api::CreateTaskResponse> {
+        let pid = self.0.create(req).await.map_err(to_ttrpc)?;
+        let mut r = api::CreateTaskResponse::new();
+        r.pid = pid;
+        Ok(r)
+    }
+
+    async fn start(
+        &self,
+        _: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> TtrpcResult<api::StartResponse> {
+        let pid = self
+            .0
+            .start(&req.id, &req.exec_id)
+            .await
+            .map_err(to_ttrpc)?;
+        let mut r = api::StartResponse::new();
+        r.pid = pid;
+        Ok(r)
+    }
+
+    async fn delete(
+        &self,
+        _: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> TtrpcResult<api::DeleteResponse> {
+        self.0.delete(&req.id, &req.exec_id).await.map_err(to_ttrpc)
+    }
+
+    async fn pids(
+        &self,
+        _: &TtrpcContext,
+        req: api::PidsRequest,
+    ) -> TtrpcResult<api::PidsResponse> {
+        self.0.pids(&req.id).await.map_err(to_ttrpc)
+    }
+
+    async fn pause(&self, _: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<Empty> {
+        self.0
+            .pause(&req.id, true)
+            .await
+            .map_err(to_ttrpc)
+            .map(|_| Empty::new())
+    }
+
+    async fn resume(&self, _: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<Empty> {
+        self.0
+            .pause(&req.id, false)
+            .await
+            .map_err(to_ttrpc)
+            .map(|_| Empty::new())
+    }
+
+    async fn checkpoint(
+        &self,
+        _: &TtrpcContext,
+        _: api::CheckpointTaskRequest,
+    ) -> TtrpcResult<Empty> {
+        Err(to_ttrpc(Error::not_implemented(
+            "checkpoint is not supported by containerd-shim-berth-v2: criu cannot dump on this host",
+        )))
+    }
+
+    async fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<Empty> {
+        self.0
+            .kill(&req)
+            .await
+            .map_err(to_ttrpc)
+            .map(|_| Empty::new())
+    }
+
+    async fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<Empty> {
+        self.0
+            .exec(req)
+            .await
+            .map_err(to_ttrpc)
+            .map(|_| Empty::new())
+    }
+
+    async fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> TtrpcResult<Empty> {
+        let c = self.0.container(&req.id).map_err(to_ttrpc)?;
+        let p = c.process(&req.exec_id).map_err(to_ttrpc)?;
+        let io = p.io.lock().await;
+        io.resize(req.width, req.height)
+            .map_err(|e| to_ttrpc(unknown(e)))?;
+        Ok(Empty::new())
+    }
+
+    async fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<Empty> {
+        let c = self.0.container(&req.id).map_err(to_ttrpc)?;
+        let p = c.process(&req.exec_id).map_err(to_ttrpc)?;
+        if req.stdin {
+            p.io.lock().await.close_stdin();
+        }
+        Ok(Empty::new())
+    }
+
+    async fn update(&self, _: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<Empty> {
+        self.0
+            .update(&req)
+            .await
+            .map_err(to_ttrpc)
+            .map(|_| Empty::new())
+    }
+
+    async fn wait(
+        &self,
+        _: &TtrpcContext,
+        req: api::WaitRequest,
+    ) -> TtrpcResult<api::WaitResponse> {
+        let c = self.0.container(&req.id).map_err(to_ttrpc)?;
+        let p = c.process(&req.exec_id).map_err(to_ttrpc)?;
+        let exit = p.wait().await;
+        let mut r = api::WaitResponse::new();
+        r.exit_status = exit.status;
+        r.exited_at = Some(timestamp(exit.at)).into();
+        Ok(r)
+    }
+
+    async fn stats(
+        &self,
+        _: &TtrpcContext,
+        req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
+        let c = self.0.container(&req.id).map_err(to_ttrpc)?;
+        let any = crate::stats::collect(c.init.pid()).map_err(|e| to_ttrpc(unknown(e)))?;
+        let mut r = api::StatsResponse::new();
+        r.stats = Some(any).into();
+        Ok(r)
+    }
+
+    async fn connect(
+        &self,
+        _: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> TtrpcResult<api::ConnectResponse> {
+        let mut r = api::ConnectResponse::new();
+        r.shim_pid = std::process::id();
+        r.task_pid = self.0.container(&req.id).map(|c| c.init.pid()).unwrap_or(0);
+        r.version = env!("CARGO_PKG_VERSION").to_string();
+        Ok(r)
+    }
+
+    async fn shutdown(&self, _: &TtrpcContext, req: api::ShutdownRequest) -> TtrpcResult<Empty> {
+        if req.now || lock(&self.0.containers).is_empty() {
+            self.0.shutdown.notify_one();
+        }
+        Ok(Empty::new())
+    }
+}

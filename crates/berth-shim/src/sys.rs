@@ -1,0 +1,66 @@
+//! The few system calls neither `std` nor `nix` wrap safely.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Makes `cmd`'s child start a new session (detached from the daemon's
+/// terminal and process group) and see each `(fd, target)` pair of
+/// `inherit` as `target` (3, 4, …), without close-on-exec.
+pub fn pre_exec_setsid_and_fds(cmd: &mut Command, setsid: bool, inherit: Vec<(RawFd, RawFd)>) {
+    // SAFETY: the closure runs between fork and exec in the child and only
+    // calls async-signal-safe functions (setsid, dup2, fcntl) on descriptors
+    // the parent keeps open until spawn returns; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if setsid && libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for &(fd, target) in &inherit {
+                if fd == target {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sets a terminal's window size (`TIOCSWINSZ`).
+pub fn set_winsize(fd: &impl AsRawFd, width: u16, height: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `fd` is an open descriptor borrowed for the call and `ws` is a
+    // valid winsize the kernel only reads.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The listening socket `start` passed to the serving child as `fd`.
+pub fn inherited_listener(fd: RawFd) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fstat only inspects the descriptor number.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat buffer.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::other(format!(
+            "fd {fd} is not the inherited listening socket"
+        )));
+    }
+    // SAFETY: `start` dup'ed its listening socket to `fd` for this process
+    // alone and nothing else in this process owns that descriptor.
+    Ok(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+}
