@@ -74,7 +74,7 @@ pub async fn import_index(
             }
             EntryKind::HardLink | EntryKind::Special => {
                 return Err(Error::invalid_argument(format!(
-                    "archive member {:?}: hard links and special files are not allowed in an image archive",
+                    "archive member {:?}: hard links and special files are not allowed in an image archive: invalid argument",
                     header.name
                 )))
             }
