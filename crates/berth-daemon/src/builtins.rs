@@ -3,12 +3,15 @@
 
 use crate::events::Exchange;
 use crate::gc::{GcScheduler, SchedulerConfig};
+use crate::local::tasks::{Tasks, RUNTIME_PLUGIN};
 use crate::local::{
     containers::Containers, images::Images, leases::Leases, namespaces::Namespaces,
 };
 use crate::plugin::{types, InitContext, Instance, Registration};
 use crate::services::{self, GrpcService};
 use anyhow::{Context, Result};
+use berth_runtime::manager::DaemonAddresses;
+use berth_runtime::{Publisher, Resolver, TaskManager};
 use berth_store::MetadataStore;
 use std::sync::Arc;
 
@@ -80,6 +83,28 @@ pub fn registrations() -> Vec<Registration> {
                 let gc = ctx.get::<GcScheduler>(types::GC)?;
                 Ok(Arc::new(Images::new(store, events, gc)))
             },
+        },
+        Registration {
+            plugin_type: RUNTIME_PLUGIN,
+            id: "task",
+            requires: &[types::EVENT],
+            init: init_task_manager,
+        },
+        Registration {
+            plugin_type: types::SERVICE,
+            id: "tasks-service",
+            requires: &[types::METADATA, RUNTIME_PLUGIN],
+            init: |ctx| {
+                let store = ctx.get::<MetadataStore>(types::METADATA)?;
+                let manager = ctx.get::<TaskManager>(RUNTIME_PLUGIN)?;
+                Ok(Arc::new(Tasks::new((*store).clone(), manager)))
+            },
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "tasks",
+            requires: &[types::SERVICE],
+            init: |ctx| grpc_service!(ctx, services::tasks::server(service(ctx)?)),
         },
         Registration {
             plugin_type: types::GRPC,
@@ -179,4 +204,40 @@ fn init_namespaces_service(ctx: &mut InitContext<'_>) -> Result<Instance> {
 fn init_containers_service(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let (store, events) = metadata_and_events(ctx)?;
     Ok(Arc::new(Containers::new(store, events)))
+}
+
+/// The runtime v2 task manager, with bundles in `<state>/io.containerd.runtime.v2.task`.
+/// It adopts the shims a previous daemon left running before anything is served.
+fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let events = (*ctx.get::<Exchange>(types::EVENT)?).clone();
+    let config = ctx.config;
+    let dir = config.state.join(berth_runtime::TASK_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let exe = std::env::current_exe().context("locate berthd")?;
+    let address = std::path::absolute(&config.grpc.address).context("socket path")?;
+    let resolver = Resolver {
+        overrides: config.runtime.shims.clone().into_iter().collect(),
+        berth_dir: exe.parent().map(Into::into),
+    };
+    let daemon = DaemonAddresses {
+        ttrpc_address: crate::shim_events::ttrpc_address(&address),
+        address,
+        publish_binary: exe,
+    };
+    let publisher: Publisher = Arc::new(move |ns, topic, event| {
+        if let Err(err) = events.publish(ns, topic, event) {
+            tracing::warn!(%topic, error = %err, "publish task event");
+        }
+    });
+    let manager = TaskManager::new(dir.clone(), resolver, daemon, publisher);
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            let adopted = handle.block_on(manager.recover());
+            tracing::info!(adopted, "task recovery done");
+        }
+        Err(_) => tracing::warn!("no async runtime: tasks from an earlier run not recovered"),
+    }
+    ctx.exports
+        .insert("state".into(), dir.display().to_string());
+    Ok(manager)
 }

@@ -35,6 +35,24 @@ pub struct Config {
     pub disabled_plugins: Vec<String>,
     /// Plugins (by `type.id`) whose failure must stop the daemon.
     pub required_plugins: Vec<String>,
+    /// Task runtimes (runtime v2 shims).
+    pub runtime: RuntimeConfig,
+}
+
+/// Task runtimes: which shim binary serves a runtime name.
+///
+/// ```toml
+/// [runtime.shims]
+/// "io.containerd.runc.v2" = "/usr/bin/containerd-shim-runc-v2"
+/// ```
+///
+/// Names not listed resolve as containerd resolves them; `io.containerd.runc.v2`
+/// defaults to berth's own `containerd-shim-berth-v2` next to berthd.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Shim binaries by runtime name.
+    pub shims: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// The gRPC API listener.
@@ -73,6 +91,7 @@ impl Default for Config {
             debug: DebugConfig::default(),
             disabled_plugins: Vec::new(),
             required_plugins: Vec::new(),
+            runtime: RuntimeConfig::default(),
         }
     }
 }
@@ -157,6 +176,18 @@ mod tests {
     fn unknown_key_is_an_error_naming_it() {
         let err = Config::parse("[grpc]\nadress = \"/x\"\n").expect_err("unknown key");
         assert!(format!("{err:#}").contains("adress"), "{err:#}");
+    }
+
+    #[test]
+    fn runtime_shims_are_configurable() {
+        let config = Config::parse(
+            "[runtime.shims]\n\"io.containerd.runc.v2\" = \"/usr/bin/containerd-shim-runc-v2\"\n",
+        )
+        .expect("parse");
+        assert_eq!(
+            config.runtime.shims["io.containerd.runc.v2"],
+            PathBuf::from("/usr/bin/containerd-shim-runc-v2")
+        );
     }
 
     #[test]

@@ -13,4 +13,5 @@ pub mod local;
 pub mod plugin;
 pub mod server;
 pub mod services;
+pub mod shim_events;
 pub mod socket;

@@ -32,6 +32,23 @@ struct Args {
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+}
+
+/// berthd's subcommands; without one, berthd serves.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Forward an event (an encoded protobuf `Any` on stdin) to the running
+    /// daemon, as shims call it: `berthd --address A publish --topic T --namespace NS`.
+    Publish {
+        /// The event topic, e.g. `/tasks/exit`.
+        #[arg(long)]
+        topic: String,
+        /// The namespace the event belongs to.
+        #[arg(long)]
+        namespace: String,
+    },
 }
 
 impl Args {
@@ -95,9 +112,27 @@ fn main() {
 
 fn run(args: &Args) -> Result<()> {
     let config = args.config()?;
+    if let Some(Subcommand::Publish { topic, namespace }) = &args.command {
+        return publish(&config, topic, namespace);
+    }
     init_logging(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(server::run(config, server::stop_signal()))
+}
+
+fn publish(config: &Config, topic: &str, namespace: &str) -> Result<()> {
+    use std::io::Read;
+    let mut event = Vec::new();
+    std::io::stdin().read_to_end(&mut event)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(berth_daemon::shim_events::publish(
+        &config.grpc.address,
+        topic,
+        namespace,
+        &event,
+    ))
 }

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::events::Exchange;
 use crate::plugin::{types, Plugins};
 use crate::services::{unbuilt, GrpcService};
-use crate::{builtins, socket};
+use crate::{builtins, shim_events, socket};
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
@@ -49,6 +49,11 @@ pub async fn run(
     }
     unbuilt::add_missing(&mut routes, &served);
     let exchanges = plugins.all::<Exchange>(types::EVENT);
+    let ttrpc_address = shim_events::ttrpc_address(&address);
+    let mut shim_server = match exchanges.first() {
+        Some(exchange) => Some(shim_events::serve(&ttrpc_address, (**exchange).clone()).await?),
+        None => None,
+    };
     tracing::info!(address = %address.display(), "berthd serving");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -74,6 +79,10 @@ pub async fn run(
                 Err(_) => tracing::warn!("calls still running after {GRACE:?}: closing anyway"),
             }
         }
+    }
+    if let Some(server) = shim_server.as_mut() {
+        let _ = server.shutdown().await;
+        let _ = std::fs::remove_file(&ttrpc_address);
     }
     drop(plugins);
     if let Err(err) = std::fs::remove_file(&address) {
