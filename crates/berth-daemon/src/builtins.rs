@@ -3,6 +3,7 @@
 
 use crate::events::Exchange;
 use crate::gc::{GcScheduler, SchedulerConfig};
+use crate::local::snapshots::{Snapshots, SnapshotterPlugin};
 use crate::local::tasks::{Tasks, RUNTIME_PLUGIN};
 use crate::local::{
     containers::Containers, images::Images, leases::Leases, namespaces::Namespaces,
@@ -105,6 +106,38 @@ pub fn registrations() -> Vec<Registration> {
             id: "tasks",
             requires: &[types::SERVICE],
             init: |ctx| grpc_service!(ctx, services::tasks::server(service(ctx)?)),
+        },
+        Registration {
+            plugin_type: types::SNAPSHOTTER,
+            id: "overlayfs",
+            requires: &[],
+            init: |ctx| {
+                init_snapshotter(ctx, "overlayfs", |root| {
+                    Ok(Arc::new(berth_snapshot::overlay::open(root)?))
+                })
+            },
+        },
+        Registration {
+            plugin_type: types::SNAPSHOTTER,
+            id: "native",
+            requires: &[],
+            init: |ctx| {
+                init_snapshotter(ctx, "native", |root| {
+                    Ok(Arc::new(berth_snapshot::native::open(root)?))
+                })
+            },
+        },
+        Registration {
+            plugin_type: types::SERVICE,
+            id: "snapshots-service",
+            requires: &[types::SNAPSHOTTER, types::METADATA, types::EVENT, types::GC],
+            init: init_snapshots_service,
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "snapshots",
+            requires: &[types::SERVICE],
+            init: |ctx| grpc_service!(ctx, services::snapshots::server(service(ctx)?)),
         },
         Registration {
             plugin_type: types::GRPC,
@@ -240,4 +273,31 @@ fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
     ctx.exports
         .insert("state".into(), dir.display().to_string());
     Ok(manager)
+}
+
+/// A snapshotter plugin rooted at `<root>/snapshots/<name>`.
+fn init_snapshotter(
+    ctx: &mut InitContext<'_>,
+    name: &str,
+    open: fn(&std::path::Path) -> berth_core::Result<Arc<dyn berth_core::snapshots::Snapshotter>>,
+) -> Result<Instance> {
+    let root = ctx.config.root.join("snapshots").join(name);
+    let backend = open(&root).with_context(|| format!("open {}", root.display()))?;
+    ctx.exports
+        .insert("root".into(), root.display().to_string());
+    Ok(Arc::new(SnapshotterPlugin {
+        name: name.to_owned(),
+        backend,
+    }))
+}
+
+/// The namespaced snapshots service over every loaded snapshotter; its
+/// prune removes what garbage collection took from the metadata.
+fn init_snapshots_service(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let (store, events) = metadata_and_events(ctx)?;
+    let plugins = ctx.all::<SnapshotterPlugin>(types::SNAPSHOTTER);
+    let service = Snapshots::new(store, events, &plugins);
+    ctx.get::<GcScheduler>(types::GC)?
+        .set_snapshot_remover(service.remover());
+    Ok(Arc::new(service))
 }

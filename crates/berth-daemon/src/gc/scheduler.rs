@@ -129,6 +129,15 @@ impl GcScheduler {
         }
     }
 
+    /// Sets only what removes snapshots after a sweep (the snapshots
+    /// service's prune), leaving the rest of the cleanup as it is.
+    pub fn set_snapshot_remover(&self, remover: super::SnapshotRemover) {
+        match self.cleanup.write() {
+            Ok(mut guard) => guard.snapshots = Some(remover),
+            Err(poisoned) => poisoned.into_inner().snapshots = Some(remover),
+        }
+    }
+
     /// Runs a collection as soon as possible and waits for it:
     /// containerd's `ScheduleAndWait`, behind every `sync` delete.
     pub async fn schedule_and_wait(&self) -> Result<GcStats> {

@@ -6,6 +6,7 @@ pub mod containers;
 pub mod images;
 pub mod leases;
 pub mod namespaces;
+pub mod snapshots;
 pub mod tasks;
 
 use berth_core::{Error, Result};

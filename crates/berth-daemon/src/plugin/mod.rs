@@ -25,6 +25,8 @@ pub mod types {
     pub const SERVICE: &str = "io.containerd.service.v1";
     /// Internal daemon parts.
     pub const INTERNAL: &str = "io.containerd.internal.v1";
+    /// Snapshotters.
+    pub const SNAPSHOTTER: &str = "io.containerd.snapshotter.v1";
     /// The garbage collection scheduler.
     pub const GC: &str = "io.containerd.gc.v1";
 }

@@ -7,6 +7,7 @@ pub mod images;
 pub mod introspection;
 pub mod leases;
 pub mod namespaces;
+pub mod snapshots;
 pub mod tasks;
 pub mod unbuilt;
 pub mod version;

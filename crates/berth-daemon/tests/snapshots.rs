@@ -1,0 +1,451 @@
+//! Snapshots: the namespaced snapshotter in-process (containerd's
+//! conformance scenarios, isolation, leases, garbage collection), and
+//! Debian's `ctr snapshots …` against a private berthd, mounting what it
+//! prints.
+
+use berth_core::snapshots::testsuite::{self, Fixture};
+use berth_core::snapshots::{Info, Kind, Snapshotter};
+use berth_daemon::events::Exchange;
+use berth_daemon::local::snapshots::{Snapshots, SnapshotterPlugin};
+use berth_store::MetadataStore;
+use berth_testkit::pb::services::v1::leases_client::LeasesClient;
+use berth_testkit::pb::services::v1::snapshots::snapshots_client::SnapshotsClient;
+use berth_testkit::pb::services::v1::snapshots::{
+    CommitSnapshotRequest, PrepareSnapshotRequest, StatSnapshotRequest,
+};
+use berth_testkit::pb::services::v1::{CreateRequest, DeleteRequest, ListResourcesRequest};
+use berth_testkit::{block_on, connect, require_ctr, require_root, with_namespace, Daemon};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use tonic::Code;
+
+/// A snapshots service over overlayfs and native in a temporary root.
+struct Local {
+    _dir: tempfile::TempDir,
+    store: MetadataStore,
+    service: Snapshots,
+    root: PathBuf,
+}
+
+fn local() -> Local {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let store = MetadataStore::open(&root.join("metadata.redb")).expect("metadata");
+    let plugins = vec![
+        Arc::new(SnapshotterPlugin {
+            name: "overlayfs".into(),
+            backend: Arc::new(
+                berth_snapshot::overlay::open(&root.join("overlayfs")).expect("overlayfs"),
+            ),
+        }),
+        Arc::new(SnapshotterPlugin {
+            name: "native".into(),
+            backend: Arc::new(berth_snapshot::native::open(&root.join("native")).expect("native")),
+        }),
+    ];
+    let service = Snapshots::new(store.clone(), Exchange::default(), &plugins);
+    Local {
+        _dir: dir,
+        store,
+        service,
+        root,
+    }
+}
+
+fn suite_fixture(name: &'static str, can_mount: bool) -> Fixture {
+    let l = local();
+    let snapshotter = Arc::new(
+        l.service
+            .namespaced("suite", name, None)
+            .expect("snapshotter"),
+    );
+    Fixture {
+        snapshotter,
+        can_mount,
+        guard: Box::new(l),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaced_overlayfs_passes_the_snapshotter_suite() {
+    let can_mount = require_root();
+    testsuite::run(|| async move { suite_fixture("overlayfs", can_mount) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaced_native_passes_the_snapshotter_suite() {
+    let can_mount = require_root();
+    testsuite::run(|| async move { suite_fixture("native", can_mount) }).await;
+}
+
+/// The backend keys overlayfs holds.
+async fn backend_keys(l: &Local) -> Vec<String> {
+    let backend = berth_snapshot::overlay::open(&l.root.join("overlayfs")).expect("reopen");
+    backend
+        .walk(&[])
+        .await
+        .expect("walk")
+        .into_iter()
+        .map(|i| i.name)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_namespaces_use_the_same_key_apart() {
+    let l = local();
+    let a = l.service.namespaced("a", "", None).expect("a");
+    let b = l.service.namespaced("b", "overlayfs", None).expect("b");
+    let ma = a.prepare("k", "", HashMap::new()).await.expect("prepare a");
+    let mb = b.prepare("k", "", HashMap::new()).await.expect("prepare b");
+    assert_ne!(ma, mb, "each namespace has its own backend snapshot");
+    a.commit("base", "k", HashMap::new())
+        .await
+        .expect("commit a");
+    let err = b
+        .prepare("x", "base", HashMap::new())
+        .await
+        .expect_err("b cannot see a's base");
+    assert_eq!(err.kind(), berth_core::ErrorKind::NotFound, "{err}");
+    assert_eq!(b.stat("k").await.expect("b's k").kind, Kind::Active);
+    let names = |v: Vec<Info>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
+    assert_eq!(names(a.walk(&[]).await.expect("walk a")), ["base"]);
+    assert_eq!(names(b.walk(&[]).await.expect("walk b")), ["k"]);
+    a.remove("base").await.expect("remove a");
+    assert_eq!(backend_keys(&l).await.len(), 1, "a's backend snapshot went");
+    let err = l
+        .service
+        .namespaced("a", "zfs", None)
+        .err()
+        .expect("unknown snapshotter");
+    assert_eq!(err.kind(), berth_core::ErrorKind::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_collection_removes_unowned_snapshots_through_the_hook() {
+    let l = local();
+    let ns = l.service.namespaced("gc", "overlayfs", None).expect("ns");
+    ns.prepare("l1", "", HashMap::new()).await.expect("prepare");
+    ns.commit("layer", "l1", HashMap::new())
+        .await
+        .expect("commit");
+    let root = HashMap::from([("containerd.io/gc.root".to_owned(), "x".to_owned())]);
+    ns.prepare("kept", "layer", root)
+        .await
+        .expect("rooted child");
+    ns.prepare("lonely", "", HashMap::new())
+        .await
+        .expect("lonely");
+    let report = l.store.garbage_collect().expect("gc");
+    let removed: Vec<_> = report
+        .removed
+        .snapshots
+        .iter()
+        .map(|s| s.key.clone())
+        .collect();
+    assert_eq!(removed, ["lonely"], "the rooted child keeps its parent");
+    assert_eq!(backend_keys(&l).await.len(), 3, "rows go first");
+    let remover = l.service.remover();
+    let first = report.removed.snapshots[0].clone();
+    tokio::task::spawn_blocking(move || remover(&first))
+        .await
+        .expect("join")
+        .expect("remove");
+    assert_eq!(
+        backend_keys(&l).await.len(),
+        2,
+        "the hook removed the backend snapshot"
+    );
+}
+
+/// `req` in the `unpack` lease.
+fn leased<T>(mut req: tonic::Request<T>) -> tonic::Request<T> {
+    req.metadata_mut()
+        .insert("containerd-lease", "unpack".parse().expect("header"));
+    req
+}
+
+/// A directory that has whatever is mounted under it unmounted on drop.
+struct MountDir(PathBuf);
+
+impl Drop for MountDir {
+    fn drop(&mut self) {
+        for (path, err) in berth_testkit::unmount_under(&self.0) {
+            eprintln!("cleanup: unmount {}: {err}", path.display());
+        }
+    }
+}
+
+/// Runs the `mount -t T SRC TARGET -o OPTS` lines `ctr snapshots mounts`
+/// printed.
+fn run_mount_lines(output: &str) {
+    for line in output.lines().filter(|l| l.starts_with("mount ")) {
+        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let status = Command::new("mount").args(&args).status().expect("mount");
+        assert!(status.success(), "{line}");
+    }
+}
+
+fn umount(dir: &Path) {
+    let status = Command::new("umount").arg(dir).status().expect("umount");
+    assert!(status.success(), "umount {}", dir.display());
+}
+
+fn daemon() -> Daemon {
+    Daemon::start().unwrap_or_else(|err| panic!("starting the daemon: {err:#}"))
+}
+
+#[test]
+fn ctr_prepares_commits_views_and_mounts_what_it_prints() {
+    if !require_ctr() || !require_root() {
+        return;
+    }
+    let d = daemon();
+    let mnt = d.dir().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("mnt");
+    let _guard = MountDir(mnt.clone());
+    let target = mnt.to_str().expect("utf-8 path");
+
+    d.ctr(&["snapshots", "prepare", "base-active"])
+        .assert_success();
+    let printed = d
+        .ctr(&["snapshots", "mounts", target, "base-active"])
+        .assert_success();
+    assert!(printed.stdout.starts_with("mount -t bind "), "{printed}");
+    run_mount_lines(&printed.stdout);
+    std::fs::write(mnt.join("hello"), "from the base layer").expect("write in active");
+    std::fs::create_dir(mnt.join("dir")).expect("mkdir");
+    std::fs::write(mnt.join("dir/gone"), "deleted above").expect("write");
+    umount(&mnt);
+    d.ctr(&["snapshots", "commit", "base", "base-active"])
+        .assert_success();
+
+    d.ctr(&["snapshots", "prepare", "top-active", "base"])
+        .assert_success();
+    let printed = d
+        .ctr(&["snapshots", "mounts", target, "top-active"])
+        .assert_success();
+    assert!(
+        printed.stdout.starts_with("mount -t overlay overlay "),
+        "{printed}"
+    );
+    assert!(printed.stdout.contains("lowerdir="), "{printed}");
+    run_mount_lines(&printed.stdout);
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("hello")).expect("read"),
+        "from the base layer"
+    );
+    std::fs::remove_file(mnt.join("dir/gone")).expect("delete in child");
+    std::fs::write(mnt.join("top"), "from the top layer").expect("write top");
+    umount(&mnt);
+    d.ctr(&["snapshots", "commit", "top", "top-active"])
+        .assert_success();
+
+    d.ctr(&["snapshots", "view", "look", "top"])
+        .assert_success();
+    let printed = d
+        .ctr(&["snapshots", "mounts", target, "look"])
+        .assert_success();
+    run_mount_lines(&printed.stdout);
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("hello")).expect("read"),
+        "from the base layer"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("top")).expect("read"),
+        "from the top layer"
+    );
+    assert!(!mnt.join("dir/gone").exists(), "the child's delete shows");
+    assert!(
+        std::fs::write(mnt.join("x"), "x").is_err(),
+        "a view is read-only"
+    );
+    umount(&mnt);
+
+    let ls = d.ctr(&["snapshots", "ls"]).assert_success();
+    let rows: Vec<Vec<&str>> = ls
+        .lines()
+        .iter()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["base", "Committed"],
+            vec!["look", "top", "View"],
+            vec!["top", "base", "Committed"]
+        ],
+        "{ls}"
+    );
+    let tree = d.ctr(&["snapshots", "tree"]).assert_success();
+    assert!(tree.stdout.contains(" base\n"), "{tree}");
+    assert!(tree.stdout.contains("\\_ top"), "{tree}");
+    let info = d.ctr(&["snapshots", "info", "top"]).assert_success();
+    let json: serde_json::Value = serde_json::from_str(&info.stdout).expect("info is JSON");
+    assert_eq!(json["Kind"], "Committed");
+    assert_eq!(json["Parent"], "base");
+    let usage = d.ctr(&["snapshots", "usage", "base"]).assert_success();
+    let row: Vec<&str> = usage.lines()[1].split_whitespace().collect();
+    assert_eq!(row[0], "base", "{usage}");
+    assert!(
+        row.last().expect("inodes").parse::<u32>().expect("number") >= 3,
+        "{usage}"
+    );
+
+    d.ctr(&["snapshots", "label", "top", "tier=web"])
+        .assert_success();
+    let info = d.ctr(&["snapshots", "info", "top"]).assert_success();
+    let json: serde_json::Value = serde_json::from_str(&info.stdout).expect("JSON");
+    assert_eq!(json["Labels"]["tier"], "web", "{info}");
+    d.ctr(&["snapshots", "label", "top", "tier="])
+        .assert_success();
+    let info = d.ctr(&["snapshots", "info", "top"]).assert_success();
+    assert!(!info.stdout.contains("tier"), "{info}");
+
+    d.ctr(&["snapshots", "rm", "base"])
+        .assert_failure_containing("failed precondition");
+    d.ctr(&["snapshots", "info", "nope"])
+        .assert_failure_containing("not found");
+    d.ctr(&["snapshots", "prepare", "top-active", "nope"])
+        .assert_failure_containing("not found");
+    d.ctr(&["snapshots", "prepare", "look"])
+        .assert_failure_containing("already exists");
+    d.ctr(&["snapshots", "--snapshotter", "zfs", "ls"])
+        .assert_failure_containing("snapshotter not loaded");
+    d.ctr(&["snapshots", "rm", "look", "top", "base"])
+        .assert_success();
+    assert_eq!(
+        d.ctr(&["snapshots", "ls"]).assert_success().lines().len(),
+        1
+    );
+    let dirs = std::fs::read_dir(d.root().join("snapshots/overlayfs/snapshots"))
+        .expect("dirs")
+        .count();
+    assert_eq!(dirs, 0, "removing the snapshots removed their directories");
+}
+
+#[test]
+fn ctr_native_snapshotter_and_namespaces() {
+    if !require_ctr() || !require_root() {
+        return;
+    }
+    let d = daemon();
+    let mnt = d.dir().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("mnt");
+    let _guard = MountDir(mnt.clone());
+    let target = mnt.to_str().expect("utf-8 path");
+    let native = |ns: &str, args: &[&str]| {
+        let mut all = vec!["snapshots", "--snapshotter", "native"];
+        all.extend_from_slice(args);
+        d.ctr_ns(ns, &all)
+    };
+    native("a", &["prepare", "k"]).assert_success();
+    native("b", &["prepare", "k"]).assert_success();
+    let printed = native("a", &["mounts", target, "k"]).assert_success();
+    run_mount_lines(&printed.stdout);
+    std::fs::write(mnt.join("only-in-a"), "a").expect("write");
+    umount(&mnt);
+    native("a", &["commit", "c", "k"]).assert_success();
+    native("a", &["prepare", "child", "c"]).assert_success();
+    let printed = native("a", &["mounts", target, "child"]).assert_success();
+    assert!(printed.stdout.starts_with("mount -t bind "), "{printed}");
+    run_mount_lines(&printed.stdout);
+    assert!(mnt.join("only-in-a").exists(), "native copies the parent");
+    umount(&mnt);
+    let printed = native("b", &["mounts", target, "k"]).assert_success();
+    run_mount_lines(&printed.stdout);
+    assert!(!mnt.join("only-in-a").exists(), "namespaces are apart");
+    umount(&mnt);
+    let ls_b = native("b", &["ls"]).assert_success();
+    assert_eq!(ls_b.lines().len(), 2, "{ls_b}");
+    d.ctr_ns("b", &["snapshots", "ls"]).assert_success();
+    assert_eq!(
+        d.ctr_ns("b", &["snapshots", "ls"]).lines().len(),
+        1,
+        "overlayfs is separate"
+    );
+    // containerd refuses to delete a namespace that still owns snapshots.
+    d.ctr(&["namespaces", "rm", "b"]).assert_failure();
+    native("b", &["rm", "k"]).assert_success();
+    d.ctr(&["namespaces", "rm", "b"]).assert_success();
+}
+
+#[test]
+fn a_lease_holds_snapshots_until_it_goes_and_gc_removes_them() {
+    if !require_root() {
+        return;
+    }
+    let d = daemon();
+    let address = d.address().to_path_buf();
+    let dirs = d.root().join("snapshots/overlayfs/snapshots");
+    block_on(async move {
+        let channel = connect(&address).await.expect("connect");
+        let mut leases = LeasesClient::new(channel.clone());
+        let mut snapshots = SnapshotsClient::new(channel);
+        let lease = CreateRequest {
+            id: "unpack".into(),
+            labels: HashMap::new(),
+        };
+        leases
+            .create(with_namespace(lease, "default").expect("req"))
+            .await
+            .expect("lease");
+        let prepare = PrepareSnapshotRequest {
+            key: "extract-1".into(),
+            ..Default::default()
+        };
+        snapshots
+            .prepare(leased(with_namespace(prepare, "default").expect("req")))
+            .await
+            .expect("prepare");
+        let commit = CommitSnapshotRequest {
+            name: "sha256:layer".into(),
+            key: "extract-1".into(),
+            ..Default::default()
+        };
+        snapshots
+            .commit(leased(with_namespace(commit, "default").expect("req")))
+            .await
+            .expect("commit");
+        let list = ListResourcesRequest {
+            id: "unpack".into(),
+        };
+        let held = leases
+            .list_resources(with_namespace(list, "default").expect("req"))
+            .await
+            .expect("resources")
+            .into_inner()
+            .resources;
+        assert!(
+            held.iter()
+                .any(|r| r.r#type == "snapshots/overlayfs" && r.id == "sha256:layer"),
+            "{held:?}"
+        );
+        assert_eq!(std::fs::read_dir(&dirs).expect("dirs").count(), 1);
+        let delete = DeleteRequest {
+            id: "unpack".into(),
+            sync: true,
+        };
+        leases
+            .delete(with_namespace(delete, "default").expect("req"))
+            .await
+            .expect("delete");
+        let stat = StatSnapshotRequest {
+            key: "sha256:layer".into(),
+            ..Default::default()
+        };
+        let err = snapshots
+            .stat(with_namespace(stat, "default").expect("req"))
+            .await
+            .expect_err("collected");
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+        assert_eq!(
+            std::fs::read_dir(&dirs).expect("dirs").count(),
+            0,
+            "backend removed"
+        );
+    })
+    .expect("runtime");
+}
