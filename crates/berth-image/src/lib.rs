@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod diff;
 pub mod gc;
 pub mod images;
 pub mod mediatypes;
