@@ -46,16 +46,23 @@ pub struct GcStats {
     pub total: Duration,
 }
 
-/// Runs one collection (blocking: call it from `spawn_blocking`).
+/// Runs one collection (blocking: call it from `spawn_blocking`). With
+/// `orphans`, every blob file on disk is checked too, not only those whose
+/// rows the sweep removed: the daemon's first collection does this, to
+/// remove files a crash left between writing a blob and recording it.
 pub(crate) fn collect(
     store: &MetadataStore,
     cleanup: &Cleanup,
     events: &Exchange,
+    orphans: bool,
 ) -> Result<GcStats> {
     let started = Instant::now();
     let report = store.garbage_collect()?;
     let cleaning = Instant::now();
-    let blobs_removed = remove_blobs(cleanup, &report);
+    let mut blobs_removed = remove_blobs(cleanup, &report);
+    if orphans {
+        blobs_removed += remove_orphan_blobs(cleanup);
+    }
     let ingests_removed = remove_stale_ingests(cleanup, &report);
     remove_snapshots(cleanup, &report);
     publish(events, &report);
@@ -97,6 +104,32 @@ fn remove_blobs(cleanup: &Cleanup, report: &GcReport) -> usize {
         Ok(removed) => removed.len(),
         Err(err) => {
             tracing::warn!(error = %err, "removing unowned blobs");
+            0
+        }
+    }
+}
+
+/// Removes the blob files on disk that no namespace holds.
+fn remove_orphan_blobs(cleanup: &Cleanup) -> usize {
+    let Some(content) = &cleanup.content else {
+        return 0;
+    };
+    let removed = content
+        .blobs()
+        .list()
+        .and_then(|all| content.remove_unowned(&all));
+    match removed {
+        Ok(removed) => {
+            if !removed.is_empty() {
+                tracing::info!(
+                    blobs = removed.len(),
+                    "removed blob files no namespace held"
+                );
+            }
+            removed.len()
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "checking blob files for orphans");
             0
         }
     }
@@ -177,5 +210,51 @@ fn publish(events: &Exchange, report: &GcReport) {
         if let Err(err) = events.publish(&s.namespace, "/snapshot/remove", pack(&event)) {
             tracing::debug!(error = %err, "publishing /snapshot/remove");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::content::WriterOptions;
+    use berth_core::Digest;
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_first_collection_removes_blob_files_no_row_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetadataStore::open(&dir.path().join("metadata.redb")).expect("open");
+        let content = Content::open(&dir.path().join("content"), store.clone()).expect("content");
+        let data = b"orphan";
+        let digest = Digest::sha256_of(data);
+        let ns = content.namespace("default", None).expect("namespace");
+        let options = WriterOptions {
+            reference: "orphan".into(),
+            total: data.len() as i64,
+            expected: Some(digest.clone()),
+        };
+        let mut writer = ns.writer_blocking(options).expect("writer");
+        writer.write_blocking(data).expect("write");
+        let size = data.len() as i64;
+        writer
+            .commit_blocking(size, Some(digest.clone()), HashMap::new())
+            .expect("commit");
+        // The row goes, the file stays: what a crash between the two leaves.
+        store
+            .delete_content("default", &digest, None)
+            .expect("delete row");
+        let path = content.blobs().path(&digest).expect("path");
+        let cleanup = Cleanup {
+            content: Some(content.clone()),
+            snapshots: None,
+        };
+        let events = Exchange::default();
+
+        let stats = collect(&store, &cleanup, &events, false).expect("collect");
+        assert_eq!(stats.blobs_removed, 0);
+        assert!(path.exists(), "a usual collection only frees swept rows");
+        let stats = collect(&store, &cleanup, &events, true).expect("collect");
+        assert_eq!(stats.blobs_removed, 1);
+        assert!(!path.exists());
     }
 }

@@ -10,7 +10,9 @@
 //! 2. the blobs no namespace holds any more are unlinked through the
 //!    content store's `remove_unowned`, which re-checks ownership under its
 //!    commit lock, so a blob committed meanwhile survives; ingests no live
-//!    lease holds and nobody wrote for 24 hours go too;
+//!    lease holds and nobody wrote for 24 hours go too; the daemon's first
+//!    collection also checks every blob file, removing those a crash left
+//!    unrecorded;
 //! 3. removed snapshots go to the snapshot hook (none until snapshotters
 //!    exist), and `/images/delete` and `/snapshot/remove` are published for
 //!    what the sweep removed, as containerd does.

@@ -112,6 +112,7 @@ impl GcScheduler {
             store,
             events,
             cleanup: cleanup.clone(),
+            orphans_checked: false,
         };
         runtime.spawn(run(rx, worker, config.clone()));
         Ok(Arc::new(GcScheduler {
@@ -169,17 +170,24 @@ struct Worker {
     store: MetadataStore,
     events: Exchange,
     cleanup: Arc<RwLock<Cleanup>>,
+    /// Whether a collection has checked every blob file for orphans yet
+    /// (the first one with a content store does).
+    orphans_checked: bool,
 }
 
 impl Worker {
-    async fn collect(&self) -> Result<GcStats> {
+    async fn collect(&mut self) -> Result<GcStats> {
         let store = self.store.clone();
         let events = self.events.clone();
         let cleanup = match self.cleanup.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        crate::local::blocking(move || collect(&store, &cleanup, &events)).await
+        let orphans = !self.orphans_checked && cleanup.content.is_some();
+        let stats =
+            crate::local::blocking(move || collect(&store, &cleanup, &events, orphans)).await?;
+        self.orphans_checked |= orphans;
+        Ok(stats)
     }
 }
 
@@ -197,7 +205,7 @@ struct State {
     waiters: Vec<oneshot::Sender<Result<GcStats>>>,
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Event>, worker: Worker, config: SchedulerConfig) {
+async fn run(mut rx: mpsc::UnboundedReceiver<Event>, mut worker: Worker, config: SchedulerConfig) {
     let mut state = State {
         next: (!config.startup_delay.is_zero()).then(|| Instant::now() + config.startup_delay),
         config,
