@@ -21,6 +21,7 @@ mod error;
 mod events;
 mod io;
 mod monitor;
+mod oom;
 mod process;
 mod rootfs;
 mod runc;

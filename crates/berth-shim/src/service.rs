@@ -217,6 +217,7 @@ impl Shim {
         });
         lock(&self.containers).insert(req.id.clone(), container.clone());
         self.claim_pid(&container, &init, pid);
+        crate::oom::watch(pid, req.id.clone(), self.events.clone());
         let mut e = TaskCreate::new();
         e.container_id = req.id.clone();
         e.bundle = req.bundle.clone();

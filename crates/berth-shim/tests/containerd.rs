@@ -209,3 +209,22 @@ fn killed_shim_is_reported_as_exited() {
         "mounts left"
     );
 }
+
+#[test]
+fn out_of_memory_is_reported() {
+    require_root!();
+    let Some(c) = containerd() else { return };
+    if !std::path::Path::new("/sys/fs/cgroup/memory/cgroup.event_control").exists() {
+        eprintln!("skipping: no cgroup v1 memory controller");
+        return;
+    }
+    let mut events = c.events();
+    let out = c.run(
+        &["--rm", "--memory-limit", "16777216"],
+        "oom",
+        &["/bin/sh", "-c", "a=aaaaaaaa; while true; do a=$a$a; done"],
+    );
+    assert_eq!(out.code(), Some(137), "{out:?}");
+    let oom = events.wait_for(|l| l.contains("/tasks/oom"), Duration::from_secs(10));
+    assert!(oom.is_some(), "no oom event: {}", events.report());
+}
