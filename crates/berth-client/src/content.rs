@@ -5,9 +5,10 @@
 //! written against the trait — image import and export in `berth-image` —
 //! runs unchanged in a client. Reads stream (`Read` is server-streaming and
 //! arrives as an `AsyncRead`); writes go over the bidirectional `Write`
-//! stream: `STAT` opens (or resumes) the ingest, `WRITE`s are pipelined a
-//! few chunks ahead of their acknowledgements, `COMMIT` verifies size and
-//! digest on the daemon.
+//! stream: `STAT` opens (or resumes) the ingest, a large write is cut into
+//! `WRITE`s of at most 1 MiB that are pipelined a few chunks ahead of their
+//! acknowledgements (the call returns once all are acknowledged), `COMMIT`
+//! verifies size and digest on the daemon.
 
 use std::collections::HashMap;
 use std::io;
@@ -223,6 +224,25 @@ impl ContentStore for Content {
                 "ref must not be empty: invalid argument",
             ));
         }
+        // A writer dropped just before holds its ref until the daemon sees
+        // its stream end; retry a "locked" ref briefly, as containerd's
+        // `content.OpenWriter` does (it retries until its context ends).
+        let mut delay = std::time::Duration::from_millis(2);
+        loop {
+            match self.open_writer(options.clone()).await {
+                Err(err) if err.kind() == ErrorKind::Unavailable && delay.as_millis() <= 64 => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Content {
+    /// Opens the `Write` stream for an ingest and reads its status.
+    async fn open_writer(&self, options: WriterOptions) -> Result<Box<dyn ContentWriter>> {
         let (tx, rx) = mpsc::channel(WINDOW + 2);
         let stat = WriteContentRequest {
             action: WriteAction::Stat as i32,
@@ -287,7 +307,13 @@ impl RemoteWriter {
         }
     }
 
+    /// Takes the ingest's state from a `STAT` answer (the answers to
+    /// `WRITE`s carry the state from before the write, so the writer keeps
+    /// its own offset and time).
     fn absorb(&mut self, response: &WriteContentResponse) {
+        if response.action != WriteAction::Stat as i32 {
+            return;
+        }
         if let Some(ts) = &response.started_at {
             self.status.started_at = from_timestamp(Some(ts));
         }
@@ -297,9 +323,7 @@ impl RemoteWriter {
         if response.total != 0 {
             self.status.total = response.total;
         }
-        if response.action == WriteAction::Stat as i32 {
-            self.status.offset = response.offset;
-        }
+        self.status.offset = response.offset;
     }
 
     /// Sends a request; if the daemon already hung up, its error.
@@ -347,6 +371,11 @@ impl ContentWriter for RemoteWriter {
             self.status.offset += chunk.len() as i64;
             self.drain(WINDOW).await?;
         }
+        // A write is done when the daemon has it: a status call or a
+        // second writer must see it (the store contract).
+        self.drain(0).await?;
+        // containerd acknowledges with the status from before the write.
+        self.status.updated_at = std::time::SystemTime::now();
         Ok(())
     }
 
