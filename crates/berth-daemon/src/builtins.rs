@@ -299,5 +299,6 @@ fn init_snapshots_service(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let service = Snapshots::new(store, events, &plugins);
     ctx.get::<GcScheduler>(types::GC)?
         .set_snapshot_remover(service.remover());
+    service.reconcile_all_in_background();
     Ok(Arc::new(service))
 }

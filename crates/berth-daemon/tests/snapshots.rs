@@ -27,18 +27,19 @@ struct Local {
     store: MetadataStore,
     service: Snapshots,
     root: PathBuf,
+    overlay: Arc<berth_snapshot::OverlaySnapshotter>,
 }
 
 fn local() -> Local {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_path_buf();
     let store = MetadataStore::open(&root.join("metadata.redb")).expect("metadata");
+    let overlay =
+        Arc::new(berth_snapshot::overlay::open(&root.join("overlayfs")).expect("overlayfs"));
     let plugins = vec![
         Arc::new(SnapshotterPlugin {
             name: "overlayfs".into(),
-            backend: Arc::new(
-                berth_snapshot::overlay::open(&root.join("overlayfs")).expect("overlayfs"),
-            ),
+            backend: overlay.clone(),
         }),
         Arc::new(SnapshotterPlugin {
             name: "native".into(),
@@ -51,6 +52,7 @@ fn local() -> Local {
         store,
         service,
         root,
+        overlay,
     }
 }
 
@@ -82,14 +84,59 @@ async fn namespaced_native_passes_the_snapshotter_suite() {
 
 /// The backend keys overlayfs holds.
 async fn backend_keys(l: &Local) -> Vec<String> {
-    let backend = berth_snapshot::overlay::open(&l.root.join("overlayfs")).expect("reopen");
-    backend
+    let dirs = std::fs::read_dir(l.root.join("overlayfs/snapshots"))
+        .expect("dirs")
+        .count();
+    let keys: Vec<String> = l
+        .overlay
         .walk(&[])
         .await
         .expect("walk")
         .into_iter()
         .map(|i| i.name)
-        .collect()
+        .collect();
+    assert_eq!(dirs, keys.len(), "one directory per backend snapshot");
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_drops_a_row_whose_commit_was_cut_short() {
+    let l = local();
+    let ns = l
+        .service
+        .namespaced("crash", "overlayfs", None)
+        .expect("ns");
+    ns.prepare("whole", "", HashMap::new())
+        .await
+        .expect("prepare");
+    ns.commit("layer", "whole", HashMap::new())
+        .await
+        .expect("commit");
+    ns.prepare("cut", "layer", HashMap::new())
+        .await
+        .expect("prepare");
+    // The daemon died after the backend committed and before the row did.
+    let row = l
+        .store
+        .get_snapshot("crash", "overlayfs", "cut")
+        .expect("row");
+    l.overlay
+        .commit("crash/x/never-recorded", &row.backend_key, HashMap::new())
+        .await
+        .expect("backend commit");
+    assert_eq!(
+        l.service.reconcile("overlayfs").await.expect("reconcile"),
+        1
+    );
+    let err = ns.stat("cut").await.expect_err("dangling row removed");
+    assert_eq!(err.kind(), berth_core::ErrorKind::NotFound);
+    assert_eq!(ns.stat("layer").await.expect("kept").kind, Kind::Committed);
+    assert_eq!(
+        backend_keys(&l).await.len(),
+        1,
+        "the orphan commit was pruned"
+    );
+    assert_eq!(l.service.reconcile("overlayfs").await.expect("again"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -448,4 +495,136 @@ fn a_lease_holds_snapshots_until_it_goes_and_gc_removes_them() {
         );
     })
     .expect("runtime");
+}
+
+#[test]
+fn kill_minus_nine_during_commits_leaves_only_whole_snapshots() {
+    if !require_ctr() {
+        return;
+    }
+    let mut d = daemon();
+    let ctr = berth_testkit::ctr_bin().expect("ctr");
+    let address = d.address().to_path_buf();
+    let worker = std::thread::spawn(move || {
+        let run = |args: &[&str]| {
+            Command::new(&ctr)
+                .arg("--address")
+                .arg(&address)
+                .args(args)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        };
+        let mut parent = String::new();
+        for i in 0.. {
+            let (key, name) = (format!("extract-{i}"), format!("layer-{i}"));
+            let mut prepare = vec!["snapshots", "prepare", key.as_str()];
+            if !parent.is_empty() {
+                prepare.push(parent.as_str());
+            }
+            if !run(&prepare) || !run(&["snapshots", "commit", &name, &key]) {
+                return i;
+            }
+            parent = name;
+        }
+        unreachable!()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    d.kill9().expect("kill -9");
+    let done = worker.join().expect("worker");
+    assert!(done > 0, "some commits landed before the kill");
+    d.restart().expect("restart");
+    let dirs = d.root().join("snapshots/overlayfs/snapshots");
+    let rows = |d: &Daemon| d.ctr(&["snapshots", "ls"]).assert_success().lines().len() - 1;
+    // Reconciliation runs in the background after start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&dirs).expect("dirs").count() != rows(&d) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backend and metadata never agreed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ls = d.ctr(&["snapshots", "ls"]).assert_success();
+    for row in ls.lines().iter().skip(1) {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        let key = cols[0];
+        match *cols.last().expect("kind") {
+            "Active" => {
+                let m = d
+                    .ctr(&["snapshots", "mounts", "/mnt", key])
+                    .assert_success();
+                assert!(m.stdout.starts_with("mount "), "{m}");
+            }
+            "Committed" => {
+                d.ctr(&["snapshots", "usage", key]).assert_success();
+                let n: u32 = key
+                    .trim_start_matches("layer-")
+                    .parse()
+                    .expect("layer number");
+                if n > 0 {
+                    assert_eq!(cols[1], format!("layer-{}", n - 1), "{ls}");
+                }
+            }
+            other => panic!("unexpected kind {other} in {ls}"),
+        }
+    }
+    // The chain is usable: build on its top.
+    let top = ls
+        .lines()
+        .iter()
+        .filter(|l| l.trim_end().ends_with("Committed"))
+        .count();
+    if top > 0 {
+        let parent = format!("layer-{}", top - 1);
+        d.ctr(&["snapshots", "prepare", "after-crash", &parent])
+            .assert_success();
+    }
+}
+
+#[test]
+fn snapshot_changes_publish_events() {
+    if !require_ctr() {
+        return;
+    }
+    let d = daemon();
+    let mut events = d.ctr_stream(None, &["events"]).expect("ctr events");
+    // `ctr events` has no "subscribed" signal: repeat until the first shows.
+    let mut subscribed = false;
+    for attempt in 0..50 {
+        let key = format!("probe-{attempt}");
+        d.ctr(&["snapshots", "prepare", &key]).assert_success();
+        if events
+            .wait_for(
+                |l| l.contains("/snapshot/prepare") && l.contains(&key),
+                std::time::Duration::from_millis(300),
+            )
+            .is_some()
+        {
+            subscribed = true;
+            break;
+        }
+    }
+    assert!(
+        subscribed,
+        "no /snapshot/prepare event:\n{}",
+        events.report()
+    );
+    d.ctr(&["snapshots", "prepare", "ev"]).assert_success();
+    d.ctr(&["snapshots", "commit", "ev-c", "ev"])
+        .assert_success();
+    d.ctr(&["snapshots", "rm", "ev-c"]).assert_success();
+    let timeout = std::time::Duration::from_secs(5);
+    let commit = events.wait_for(|l| l.contains("/snapshot/commit"), timeout);
+    assert!(
+        commit.as_deref().is_some_and(|l| l.contains("ev-c")),
+        "{}",
+        events.report()
+    );
+    let remove = events.wait_for(|l| l.contains("/snapshot/remove"), timeout);
+    assert!(
+        remove.as_deref().is_some_and(|l| l.contains("ev-c")),
+        "{}",
+        events.report()
+    );
 }

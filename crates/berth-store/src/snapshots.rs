@@ -265,16 +265,28 @@ impl MetadataStore {
     /// The backend keys of every snapshot of `snapshotter`, in every
     /// namespace: what a backend may keep when it prunes.
     pub fn snapshot_backend_keys(&self, snapshotter: &str) -> Result<HashSet<String>> {
+        Ok(self
+            .snapshots_of(snapshotter)?
+            .into_iter()
+            .map(|(_, s)| s.backend_key)
+            .collect())
+    }
+
+    /// Every snapshot of `snapshotter` in every namespace, with its
+    /// namespace.
+    pub fn snapshots_of(&self, snapshotter: &str) -> Result<Vec<(String, Snapshot)>> {
         self.view(|tx| {
             let table = tx.open_table(SNAPSHOTS).db()?;
-            let mut keys = HashSet::new();
+            let mut out = Vec::new();
             for row in table.iter().db()? {
                 let (key, value) = row.db()?;
-                if key.value().1 == snapshotter {
-                    keys.insert(decode::<SnapshotRecord>(value.value())?.backend_key);
+                let (ns, owner, name) = key.value();
+                if owner == snapshotter {
+                    let record = decode::<SnapshotRecord>(value.value())?;
+                    out.push((ns.to_owned(), record.into_snapshot(name)));
                 }
             }
-            Ok(keys)
+            Ok(out)
         })
     }
 }

@@ -139,6 +139,56 @@ impl Snapshots {
         let keep = blocking(move || store.snapshot_backend_keys(&owner)).await?;
         prune_unowned(backend.snapshotter.as_ref(), &keep).await
     }
+
+    /// Makes the metadata and backend `name` agree after a crash: removes
+    /// rows whose backend snapshot is missing (a commit killed between the
+    /// backend's commit and the row's, which leaves the active row naming a
+    /// backend key that is gone), then prunes. Returns the rows removed.
+    pub async fn reconcile(&self, name: &str) -> Result<usize> {
+        let backend = self.shared.backend(name)?;
+        let dangling = {
+            let _exclusive = backend.lock.write().await;
+            let present: HashSet<String> = backend
+                .snapshotter
+                .walk(&[])
+                .await?
+                .into_iter()
+                .map(|i| i.name)
+                .collect();
+            let (store, owner) = (self.shared.store.clone(), name.to_owned());
+            let rows = blocking(move || store.snapshots_of(&owner)).await?;
+            let mut dangling = 0;
+            for (ns, row) in rows
+                .into_iter()
+                .filter(|(_, r)| !present.contains(&r.backend_key))
+            {
+                tracing::warn!(namespace = %ns, key = %row.info.name, snapshotter = name,
+                    "removing snapshot whose backend snapshot is missing (interrupted commit)");
+                let (store, owner) = (self.shared.store.clone(), name.to_owned());
+                let key = row.info.name.clone();
+                blocking(move || store.remove_snapshot(&ns, &owner, &key)).await?;
+                dangling += 1;
+            }
+            dangling
+        };
+        self.prune(name).await?;
+        Ok(dangling)
+    }
+
+    /// Reconciles every snapshotter in the background (at daemon start).
+    pub fn reconcile_all_in_background(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        for name in self.shared.backends.keys() {
+            let (service, name) = (self.clone(), name.clone());
+            runtime.spawn(async move {
+                if let Err(err) = service.reconcile(&name).await {
+                    tracing::warn!(snapshotter = %name, error = %err, "reconciling snapshots");
+                }
+            });
+        }
+    }
 }
 
 /// Removes backend snapshots not in `keep` whose children are all gone,
