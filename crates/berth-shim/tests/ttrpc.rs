@@ -1,0 +1,230 @@
+//! The shim driven directly over ttrpc, as a daemon does: `start` (twice),
+//! Connect under the v2 service name, Create with a bind-mounted rootfs and
+//! a stdout FIFO, Start, Wait, Delete (rootfs unmounted), Shutdown, and the
+//! `delete` action. No daemon ttrpc socket exists, so every event goes
+//! through the publish binary. Root only.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_testkit::require_root;
+use containerd_shim_protos::api;
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim_async::TaskClient;
+use ttrpc::asynchronous::Client;
+
+const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-berth-v2");
+
+struct Bundle {
+    dir: tempfile::TempDir,
+    ns: String,
+}
+
+impl Bundle {
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    fn shim(&self, action: &str) -> std::process::Output {
+        Command::new(SHIM)
+            .current_dir(self.path())
+            .args(["-namespace", &self.ns, "-id", "t1", "-address"])
+            .arg(self.dir.path().join("daemon.sock"))
+            .arg("-publish-binary")
+            .arg(self.dir.path().join("publish"))
+            .arg("-bundle")
+            .arg(self.path())
+            .arg(action)
+            .output()
+            .expect("run shim")
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = self.shim("delete");
+        berth_testkit::unmount_under(self.dir.path());
+        let _ = std::fs::remove_dir_all(format!("/run/berth/runc/{}", self.ns));
+    }
+}
+
+fn bundle() -> Bundle {
+    let dir = tempfile::Builder::new()
+        .prefix("bshim-t-")
+        .tempdir()
+        .expect("tempdir");
+    let b = Bundle {
+        ns: format!("shimttrpc-{}", std::process::id()),
+        dir,
+    };
+    let base = b.dir.path();
+    berth_testkit::busybox_rootfs(&base.join("image")).expect("rootfs");
+    std::fs::create_dir_all(b.path()).expect("bundle");
+    let spec = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(b.path())
+        .status()
+        .expect("runc spec");
+    assert!(spec.success());
+    let path = b.path().join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read spec")).expect("spec");
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "echo hi; exit 7"]);
+    spec["process"]["oomScoreAdj"] = (-1000).into();
+    spec["root"]["readonly"] = false.into();
+    std::fs::write(&path, spec.to_string()).expect("write spec");
+    let publish = base.join("publish");
+    let log = base.join("events.log");
+    std::fs::write(
+        &publish,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\ncat > /dev/null\n",
+            log.display()
+        ),
+    )
+    .expect("publish script");
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&publish)
+        .status()
+        .expect("chmod");
+    b
+}
+
+fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+}
+
+#[test]
+fn shim_serves_a_container_over_ttrpc() {
+    require_root!();
+    let b = bundle();
+    let first = b.shim("start");
+    assert!(first.status.success(), "{first:?}");
+    let address = String::from_utf8(first.stdout).expect("utf8");
+    assert!(address.starts_with("unix:///run/berth/s/"), "{address}");
+    assert_eq!(
+        std::fs::read_to_string(b.path().join("address")).expect("address"),
+        address
+    );
+    let again = b.shim("start");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        address,
+        "second start"
+    );
+
+    let stdout = b.dir.path().join("stdout");
+    mkfifo(&stdout);
+    let reader = std::thread::spawn({
+        let stdout = stdout.clone();
+        move || {
+            let mut s = String::new();
+            std::fs::File::open(stdout)
+                .expect("open fifo")
+                .read_to_string(&mut s)
+                .expect("read");
+            s
+        }
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let client = Client::connect(&address).await.expect("connect");
+        // containerd 1.6 calls the v2 service name.
+        let mut req = ttrpc::Request::new();
+        req.service = "containerd.task.v2.Task".into();
+        req.method = "Connect".into();
+        req.payload = api::ConnectRequest::new().write_to_bytes().expect("encode");
+        let res = client.request(req).await.expect("v2 Connect");
+        let connect = api::ConnectResponse::parse_from_bytes(&res.payload).expect("decode");
+        assert!(connect.shim_pid > 0);
+
+        let task = TaskClient::new(client);
+        let ctx = || ttrpc::context::with_timeout(30_000_000_000);
+        let mut create = api::CreateTaskRequest::new();
+        create.id = "t1".into();
+        create.bundle = b.path().display().to_string();
+        create.stdout = stdout.display().to_string();
+        let mut m = api::Mount::new();
+        m.type_ = "bind".into();
+        m.source = b.dir.path().join("image").display().to_string();
+        m.options = vec!["rbind".into(), "rw".into()];
+        create.rootfs.push(m);
+        let created = task.create(ctx(), &create).await.expect("create");
+        assert!(created.pid > 0);
+        assert!(is_mounted(&b.path().join("rootfs")));
+
+        let mut start = api::StartRequest::new();
+        start.id = "t1".into();
+        task.start(ctx(), &start).await.expect("start");
+        let mut wait = api::WaitRequest::new();
+        wait.id = "t1".into();
+        let waited = task.wait(ctx(), &wait).await.expect("wait");
+        assert_eq!(waited.exit_status, 7);
+
+        let mut kill = api::KillRequest::new();
+        kill.id = "t1".into();
+        kill.signal = 9;
+        let err = task
+            .kill(ctx(), &kill)
+            .await
+            .expect_err("kill of an exited task");
+        assert!(format!("{err:?}").contains("NOT_FOUND"), "{err:?}");
+
+        let mut delete = api::DeleteRequest::new();
+        delete.id = "t1".into();
+        let deleted = task.delete(ctx(), &delete).await.expect("delete");
+        assert_eq!(deleted.exit_status, 7);
+        assert!(!is_mounted(&b.path().join("rootfs")));
+
+        let mut shutdown = api::ShutdownRequest::new();
+        shutdown.id = "t1".into();
+        let _ = task.shutdown(ctx(), &shutdown).await;
+    });
+    assert_eq!(reader.join().expect("reader"), "hi\n");
+
+    let socket = address.trim_start_matches("unix://").to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&socket).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "shim did not exit after Shutdown"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(b.dir.path().join("events.log")).expect("events");
+    let topics: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "--topic").nth(1))
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
+        "{log}"
+    );
+
+    let out = b.shim("delete");
+    assert!(out.status.success(), "{out:?}");
+    let r = api::DeleteResponse::parse_from_bytes(&out.stdout).expect("DeleteResponse");
+    assert_eq!(r.exit_status, 137);
+    assert!(r.exited_at.is_some());
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let p = path.display().to_string();
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(p.as_str()))
+}
