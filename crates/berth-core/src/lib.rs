@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod content;
+pub mod diff;
 pub mod descriptor;
 pub mod digest;
 pub mod errors;

@@ -27,6 +27,7 @@ pub mod platforms;
 pub mod reference;
 pub mod spec;
 pub mod tar;
+pub mod unpack;
 #[cfg(test)]
 mod testing;
 

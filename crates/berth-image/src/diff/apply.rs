@@ -41,6 +41,11 @@ pub struct ApplyOptions {
     /// namespace); when false they are skipped and counted, as containerd
     /// skips them in a user namespace.
     pub devices: bool,
+    /// Lower directories, nearest first, whose directory attributes a
+    /// parent created by this apply copies (containerd's `WithParents`):
+    /// in an overlay upper, a new `tmp/` must keep the lower `tmp/`'s mode
+    /// and owner, or it would hide them.
+    pub parents: Vec<std::path::PathBuf>,
 }
 
 impl Default for ApplyOptions {
@@ -52,6 +57,7 @@ impl Default for ApplyOptions {
             expected_diff_id: None,
             same_owner: privileged,
             devices: privileged,
+            parents: Vec::new(),
         }
     }
 }
@@ -82,7 +88,7 @@ pub fn apply(
         .map_err(|e| Error::from(e).context(format!("open {}", target.display())))?;
     std::thread::scope(|scope| {
         let (mut chunks, decoder) = decompress::spawn(scope, reader);
-        let extracted = Extractor::new(&root, options).run(&mut chunks);
+        let extracted = Extractor::new(&root, options).and_then(|x| x.run(&mut chunks));
         if extracted.is_ok() {
             chunks.drain();
         }

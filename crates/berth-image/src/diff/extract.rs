@@ -34,11 +34,22 @@ pub(crate) struct Extractor<'a> {
     dir_times: Vec<(RelPath, Timestamps)>,
     buf: Vec<u8>,
     skipped_devices: u64,
+    /// The lower directories of [`ApplyOptions::parents`], open.
+    parents: Vec<Root>,
 }
 
 impl<'a> Extractor<'a> {
-    pub(crate) fn new(root: &'a Root, options: &'a ApplyOptions) -> Self {
-        Extractor {
+    pub(crate) fn new(root: &'a Root, options: &'a ApplyOptions) -> Result<Self> {
+        let parents = options
+            .parents
+            .iter()
+            .map(|p| {
+                Root::open(p)
+                    .map_err(|e| Error::from(e).context(format!("open parent {}", p.display())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Extractor {
+            parents,
             root,
             options,
             parent: None,
@@ -46,7 +57,7 @@ impl<'a> Extractor<'a> {
             dir_times: Vec::new(),
             buf: vec![0; 256 << 10],
             skipped_devices: 0,
-        }
+        })
     }
 
     /// Applies every entry of the tar `input`; the number of skipped devices.
@@ -139,7 +150,7 @@ impl<'a> Extractor<'a> {
                 return Ok(fd.clone());
             }
         }
-        let fd = Rc::new(self.root.dir_all(rel).map_err(|e| {
+        let fd = Rc::new(self.root.dir_all(rel, &self.parents).map_err(|e| {
             Error::from(e).context(format!("parent directory {:?}", rel.display().to_string()))
         })?);
         self.parent = Some((rel.to_path_buf(), fd.clone()));

@@ -51,7 +51,10 @@ impl Root {
 
     /// The directory `rel`, creating missing components with mode 0755 as
     /// containerd's `mkparent` does.
-    pub(crate) fn dir_all(&self, rel: &Path) -> io::Result<OwnedFd> {
+    ///
+    /// A created directory takes the mode, owner and times of the same
+    /// directory in the first of `parents` that has one.
+    pub(crate) fn dir_all(&self, rel: &Path, parents: &[Root]) -> io::Result<OwnedFd> {
         match self.dir(rel) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             other => return other,
@@ -64,7 +67,8 @@ impl Root {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     match rfs::mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
+                        Ok(()) => copy_dir_info(parents, &prefix, cur.as_fd(), comp)?,
+                        Err(Errno::EXIST) => {}
                         Err(e) => return Err(e.into()),
                     }
                     self.dir(&prefix)?
@@ -74,6 +78,56 @@ impl Root {
         }
         Ok(cur)
     }
+}
+
+/// Gives the new directory `name` in `dir` the mode, owner and times of
+/// `rel` in the first parent holding it (stopping at a non-directory: the
+/// lower one was replaced).
+fn copy_dir_info(
+    parents: &[Root],
+    rel: &Path,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+) -> io::Result<()> {
+    for parent in parents {
+        let st = match rfs::openat2(
+            &parent.fd,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+            in_root(),
+        ) {
+            Ok(fd) => rfs::fstat(&fd)?,
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => continue,
+            Err(Errno::LOOP) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if !is_dir(&st) {
+            return Ok(());
+        }
+        let uid = rfs::Uid::from_raw_unchecked(st.st_uid);
+        let gid = rfs::Gid::from_raw_unchecked(st.st_gid);
+        rfs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)?;
+        rfs::chmodat(
+            dir,
+            name,
+            Mode::from_raw_mode(st.st_mode & 0o7777),
+            AtFlags::empty(),
+        )?;
+        let times = rfs::Timestamps {
+            last_access: rfs::Timespec {
+                tv_sec: st.st_atime,
+                tv_nsec: st.st_atime_nsec as _,
+            },
+            last_modification: rfs::Timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
+        };
+        rfs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+        return Ok(());
+    }
+    Ok(())
 }
 
 /// A path that reaches `name` in the directory `dir` without resolving

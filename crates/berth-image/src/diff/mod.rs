@@ -24,6 +24,7 @@
 //! walking both (containerd's `walking` differ), or by reading an overlay
 //! upper directory's own whiteouts ([`compare_overlay`]).
 
+mod applier;
 mod apply;
 mod decompress;
 mod extract;
@@ -31,6 +32,7 @@ mod fsops;
 mod meta;
 mod path;
 
+pub use applier::{apply_to_mounts, LocalApplier};
 pub use apply::{apply, ApplyOptions, ApplyStats, Whiteouts};
 pub use decompress::{detect, Compression};
 
