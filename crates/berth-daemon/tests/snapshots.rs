@@ -628,3 +628,32 @@ fn snapshot_changes_publish_events() {
         events.report()
     );
 }
+
+#[test]
+fn ctr_lists_the_snapshotter_plugins_with_platform_and_root() {
+    if !require_ctr() {
+        return;
+    }
+    let d = daemon();
+    let plugins = d.ctr(&["plugins", "ls"]).assert_success();
+    for id in ["overlayfs", "native"] {
+        let row = plugins
+            .lines()
+            .into_iter()
+            .find(|l| l.starts_with("io.containerd.snapshotter.v1") && l.contains(id))
+            .unwrap_or_else(|| panic!("no {id} snapshotter in\n{plugins}"));
+        assert!(
+            row.contains(" linux/") && row.trim_end().ends_with("ok"),
+            "{row}"
+        );
+    }
+    assert!(plugins.stdout.contains("snapshots-service"), "{plugins}");
+    let detail = d
+        .ctr(&["plugins", "ls", "-d", "id==overlayfs"])
+        .assert_success();
+    let root = d.root().join("snapshots/overlayfs");
+    assert!(
+        detail.stdout.contains(&root.display().to_string()),
+        "{detail}"
+    );
+}

@@ -51,12 +51,32 @@ impl Adaptor for PluginFields<'_> {
     }
 }
 
+/// The platforms a plugin serves. containerd's snapshotters report the
+/// host platform (`platforms.DefaultSpec()`); other plugins report none.
+fn platforms_of(plugin_type: &str) -> Vec<berth_api::pb::types::Platform> {
+    if plugin_type != crate::plugin::types::SNAPSHOTTER {
+        return Vec::new();
+    }
+    let architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    vec![berth_api::pb::types::Platform {
+        os: std::env::consts::OS.to_owned(),
+        architecture: architecture.to_owned(),
+        ..Default::default()
+    }]
+}
+
 fn plugin_to_wire(info: &PluginInfo) -> Plugin {
     Plugin {
         r#type: info.plugin_type.clone(),
         id: info.id.clone(),
         requires: info.requires.clone(),
-        platforms: Vec::new(),
+        platforms: platforms_of(&info.plugin_type),
         exports: info.exports.clone(),
         capabilities: Vec::new(),
         init_err: info.init_err.as_ref().map(|message| RpcStatus {
