@@ -541,3 +541,25 @@ fn killed_shim_is_reported_as_exited() {
     assert!(h.bundles().is_empty());
     h.remove("doomed");
 }
+
+#[test]
+fn run_with_a_terminal_through_a_pty() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    let ctr = berth_testkit::ctr_bin().expect("ctr");
+    let line = format!(
+        "{} --address {} run -t --rm --rootfs {} tty-run /bin/sh -c 'tty; echo $TERM; exit 4'",
+        ctr.display(),
+        h.daemon.address().display(),
+        h.rootfs()
+    );
+    // `script` gives ctr a pseudo-terminal, as a user's shell would.
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null());
+    let out = berth_testkit::run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("script");
+    assert_eq!(out.code(), Some(4), "{out}");
+    assert!(out.stdout.contains("/dev/pts/0"), "{out}");
+    assert!(out.stdout.contains("xterm"), "{out}");
+}
