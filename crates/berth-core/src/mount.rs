@@ -7,7 +7,8 @@
 //! where it likes. [`mount_all`] and [`unmount`] do that on Linux.
 
 use crate::Result;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One mount: what `mount -t TYPE -o OPTIONS SOURCE TARGET` would do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +47,75 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
 /// unmount, as containerd's `mount.Unmount` with no flags).
 pub fn unmount(target: &Path) -> Result<()> {
     sys::unmount(target)
+}
+
+/// A private mount point with `mounts` mounted on it, for as long as the
+/// guard lives: containerd's `mount.WithTempMount`. Dropping it unmounts
+/// (lazily, if busy) and removes the directory, on every path, panics
+/// included; [`TempMount::unmount`] does the same and reports errors.
+///
+/// ```no_run
+/// # fn demo(mounts: &[berth_core::mount::Mount]) -> berth_core::Result<()> {
+/// let root = berth_core::mount::TempMount::new(mounts, &std::env::temp_dir())?;
+/// std::fs::write(root.path().join("hello"), "layer data")?;
+/// root.unmount()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TempMount {
+    path: PathBuf,
+    mounted: bool,
+}
+
+impl TempMount {
+    /// Mounts `mounts` on a new directory under `parent`.
+    pub fn new(mounts: &[Mount], parent: &Path) -> Result<TempMount> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = parent.join(format!(
+            "berth-mount-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path)?;
+        let mut guard = TempMount {
+            path,
+            mounted: false,
+        };
+        mount_all(mounts, &guard.path)?;
+        guard.mounted = true;
+        Ok(guard)
+    }
+
+    /// Where the tree is mounted.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Unmounts and removes the directory, reporting failures.
+    pub fn unmount(mut self) -> Result<()> {
+        self.release()
+    }
+
+    fn release(&mut self) -> Result<()> {
+        if self.mounted {
+            unmount(&self.path)?;
+            self.mounted = false;
+        }
+        match std::fs::remove_dir(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for TempMount {
+    fn drop(&mut self) {
+        if self.release().is_err() && self.mounted {
+            sys::detach(&self.path);
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -163,6 +233,11 @@ mod sys {
         umount2(target, MntFlags::empty())
             .map_err(|e| Error::internal(format!("unmount {}: {e}", target.display())))
     }
+
+    /// Lazily detaches `target`, ignoring errors (cleanup paths).
+    pub(super) fn detach(target: &Path) {
+        let _ = umount2(target, MntFlags::MNT_DETACH);
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -178,4 +253,6 @@ mod sys {
     pub(super) fn unmount(_: &Path) -> Result<()> {
         Err(Error::not_implemented("mounts need Linux"))
     }
+
+    pub(super) fn detach(_: &Path) {}
 }

@@ -21,7 +21,7 @@
 //! Implementations: the overlayfs and native snapshotters in
 //! `berth-snapshot` (one per directory, unaware of namespaces), the daemon's
 //! namespaced wrapper over them, and the remote one in `berth-client`. All of
-//! them run [`testsuite`] behind the `testsuite` feature.
+//! them run `testsuite` (behind the `testsuite` feature).
 
 #[cfg(feature = "testsuite")]
 pub mod testsuite;

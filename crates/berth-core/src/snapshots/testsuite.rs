@@ -21,12 +21,11 @@
 
 use super::{Info, Kind, Snapshotter};
 use crate::filters::Filter;
-use crate::mount::{self, Mount};
+use crate::mount::{Mount, TempMount};
 use crate::{ErrorKind, Result};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 
 /// A fresh snapshotter for one scenario.
@@ -377,53 +376,10 @@ async fn cleanup(f: Fixture) -> Result<()> {
     Ok(())
 }
 
-/// A temporary mount point that unmounts and disappears when dropped.
-struct MountPoint {
-    path: PathBuf,
-    mounted: bool,
-}
-
-impl MountPoint {
-    fn new() -> Result<Self> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "berth-snapshot-testsuite-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path)?;
-        Ok(MountPoint {
-            path,
-            mounted: false,
-        })
-    }
-
-    fn mount(&mut self, mounts: &[Mount]) -> Result<&Path> {
-        mount::mount_all(mounts, &self.path)?;
-        self.mounted = true;
-        Ok(&self.path)
-    }
-
-    fn unmount(&mut self) -> Result<()> {
-        if self.mounted {
-            mount::unmount(&self.path)?;
-            self.mounted = false;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for MountPoint {
-    fn drop(&mut self) {
-        let _ = self.unmount();
-        let _ = std::fs::remove_dir(&self.path);
-    }
-}
-
 /// Mounts `mounts`, runs `f` on the tree, unmounts.
 fn with_mounted<T>(mounts: &[Mount], f: impl FnOnce(&Path) -> std::io::Result<T>) -> Result<T> {
-    let mut point = MountPoint::new()?;
-    let out = f(point.mount(mounts)?)?;
+    let point = TempMount::new(mounts, &std::env::temp_dir())?;
+    let out = f(point.path())?;
     point.unmount()?;
     Ok(out)
 }
