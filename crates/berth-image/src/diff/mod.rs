@@ -26,15 +26,19 @@
 
 mod applier;
 mod apply;
+mod compare;
 mod decompress;
 mod extract;
 mod fsops;
 mod meta;
 mod path;
+mod writer;
 
 pub use applier::{apply_to_mounts, LocalApplier};
 pub use apply::{apply, ApplyOptions, ApplyStats, Whiteouts};
+pub use compare::{compare, compare_overlay, CompareOptions, CompareStats};
 pub use decompress::{detect, Compression};
+pub use writer::LayerCompression;
 
 /// The prefix of a whiteout entry's name.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
