@@ -4,7 +4,7 @@
 //! an *index* lists *manifests* per platform, a manifest names a *config*
 //! and its *layers*. [`spec`] holds those documents (OCI and Docker schema 2)
 //! encoded exactly as containerd's Go code encodes them, [`platforms`] and
-//! [`reference`] the rules for platforms and image names, and [`images`]
+//! [`reference`](mod@reference) the rules for platforms and image names, and [`images`]
 //! the walks over an image in a content store — children, the manifest for
 //! a platform, size, completeness, and the GC labels that keep an image's
 //! content alive ([`gc`]).
@@ -27,9 +27,10 @@ pub mod platforms;
 pub mod reference;
 pub mod spec;
 pub mod tar;
-pub mod unpack;
 #[cfg(test)]
 mod testing;
+pub mod unpack;
 
+pub use berth_core::Digest;
 pub use platforms::{Matcher, Platform};
 pub use spec::{Descriptor, Index, Manifest};
