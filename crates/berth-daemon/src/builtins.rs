@@ -3,6 +3,7 @@
 
 use crate::events::Exchange;
 use crate::gc::{GcScheduler, SchedulerConfig};
+use crate::local::content::{delete_publisher, ContentService};
 use crate::local::snapshots::{Snapshots, SnapshotterPlugin};
 use crate::local::tasks::{Tasks, RUNTIME_PLUGIN};
 use crate::local::{
@@ -13,6 +14,7 @@ use crate::services::{self, GrpcService};
 use anyhow::{Context, Result};
 use berth_runtime::manager::DaemonAddresses;
 use berth_runtime::{Publisher, Resolver, TaskManager};
+use berth_store::content::Content;
 use berth_store::MetadataStore;
 use std::sync::Arc;
 
@@ -46,6 +48,21 @@ pub fn registrations() -> Vec<Registration> {
             id: "redb",
             requires: &[],
             init: init_metadata,
+        },
+        Registration {
+            plugin_type: types::CONTENT,
+            id: "content",
+            requires: &[types::METADATA, types::EVENT],
+            init: init_content,
+        },
+        Registration {
+            plugin_type: types::SERVICE,
+            id: "content-service",
+            requires: &[types::CONTENT],
+            init: |ctx| {
+                let content = ctx.get::<Content>(types::CONTENT)?;
+                Ok(Arc::new(ContentService::new((*content).clone())))
+            },
         },
         Registration {
             plugin_type: types::SERVICE,
@@ -153,6 +170,12 @@ pub fn registrations() -> Vec<Registration> {
         },
         Registration {
             plugin_type: types::GRPC,
+            id: "content",
+            requires: &[types::SERVICE],
+            init: |ctx| grpc_service!(ctx, services::content::server(service(ctx)?)),
+        },
+        Registration {
+            plugin_type: types::GRPC,
             id: "containers",
             requires: &[types::SERVICE],
             init: |ctx| grpc_service!(ctx, services::containers::server(service(ctx)?)),
@@ -227,6 +250,18 @@ fn init_gc_scheduler(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let scheduler = GcScheduler::start(store, events, SchedulerConfig::default())?;
     ctx.exports.extend(scheduler.exports());
     Ok(scheduler)
+}
+
+/// The content store in `<root>/content`, publishing `/content/delete`.
+fn init_content(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let (store, events) = metadata_and_events(ctx)?;
+    let root = ctx.config.root.join("content");
+    let content =
+        Content::open(&root, store).with_context(|| format!("open {}", root.display()))?;
+    content.set_delete_hook(delete_publisher(events));
+    ctx.exports
+        .insert("root".into(), root.display().to_string());
+    Ok(Arc::new(content))
 }
 
 fn init_namespaces_service(ctx: &mut InitContext<'_>) -> Result<Instance> {

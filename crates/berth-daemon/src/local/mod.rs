@@ -3,6 +3,7 @@
 //! event once the transaction has committed.
 
 pub mod containers;
+pub mod content;
 pub mod images;
 pub mod leases;
 pub mod namespaces;

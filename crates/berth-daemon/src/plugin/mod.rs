@@ -25,6 +25,8 @@ pub mod types {
     pub const SERVICE: &str = "io.containerd.service.v1";
     /// Internal daemon parts.
     pub const INTERNAL: &str = "io.containerd.internal.v1";
+    /// The content store.
+    pub const CONTENT: &str = "io.containerd.content.v1";
     /// Snapshotters.
     pub const SNAPSHOTTER: &str = "io.containerd.snapshotter.v1";
     /// The garbage collection scheduler.

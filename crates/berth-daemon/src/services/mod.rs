@@ -2,6 +2,7 @@
 //! service or store function, converts the result and maps the error.
 
 pub mod containers;
+pub mod content;
 pub mod events;
 pub mod images;
 pub mod introspection;
