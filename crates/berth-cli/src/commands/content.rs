@@ -282,6 +282,23 @@ mod tests {
     }
 
     #[test]
+    fn active_rows_match_ctr() {
+        // Captured from `ctr content active` (containerd 1.6).
+        let status = Status {
+            reference: "partial-ref".into(),
+            offset: 5000,
+            total: 0,
+            expected: None,
+            started_at: SystemTime::UNIX_EPOCH,
+            updated_at: SystemTime::UNIX_EPOCH,
+        };
+        assert_eq!(
+            render_active(&[status], SystemTime::UNIX_EPOCH),
+            "REF\t\tSIZE\tAGE\t\t\t\npartial-ref\t5kB\tLess than a second\t\n"
+        );
+    }
+
+    #[test]
     fn active_header_matches_ctr() {
         assert_eq!(
             render_active(&[], SystemTime::UNIX_EPOCH),
