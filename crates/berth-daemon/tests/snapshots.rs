@@ -170,6 +170,45 @@ async fn two_namespaces_use_the_same_key_apart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn concurrent_prepares_and_commits_of_one_name_leave_one_whole_snapshot() {
+    let l = local();
+    let ns = Arc::new(l.service.namespaced("race", "overlayfs", None).expect("ns"));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let ns = ns.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("unpack-{i}");
+            ns.prepare(&key, "", HashMap::new()).await?;
+            let same_key = ns.prepare("shared", "", HashMap::new()).await.is_ok();
+            let committed = ns.commit("sha256:chain", &key, HashMap::new()).await;
+            if committed.is_err() {
+                ns.remove(&key).await?;
+            }
+            Ok::<_, berth_core::Error>((same_key, committed.is_ok()))
+        }));
+    }
+    let mut prepared_shared = 0;
+    let mut commits = 0;
+    for task in tasks {
+        let (shared, committed) = task.await.expect("join").expect("unpack");
+        prepared_shared += usize::from(shared);
+        commits += usize::from(committed);
+    }
+    assert_eq!((prepared_shared, commits), (1, 1));
+    let infos = ns.walk(&[]).await.expect("walk");
+    assert_eq!(infos.len(), 2, "{infos:?}");
+    assert_eq!(
+        backend_keys(&l).await.len(),
+        2,
+        "no stray backend snapshots"
+    );
+    assert_eq!(
+        l.service.reconcile("overlayfs").await.expect("reconcile"),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn garbage_collection_removes_unowned_snapshots_through_the_hook() {
     let l = local();
     let ns = l.service.namespaced("gc", "overlayfs", None).expect("ns");

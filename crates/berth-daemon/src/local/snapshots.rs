@@ -54,6 +54,10 @@ struct Backend {
     snapshotter: Arc<dyn Snapshotter>,
     /// Shared by creates, exclusive for prune (see the module docs).
     lock: RwLock<()>,
+    /// Held across a commit's checks, backend commit and row change, so two
+    /// commits to one name cannot both reach the backend: the loser would
+    /// leave its active row naming a backend key that was committed away.
+    commit: tokio::sync::Mutex<()>,
 }
 
 struct Shared {
@@ -77,6 +81,7 @@ impl Snapshots {
                 let backend = Backend {
                     snapshotter: p.backend.clone(),
                     lock: RwLock::new(()),
+                    commit: tokio::sync::Mutex::new(()),
                 };
                 (p.name.clone(), backend)
             })
@@ -411,6 +416,7 @@ impl Snapshotter for Namespaced {
         berth_core::labels::validate_all(&labels)?;
         let backend = self.backend()?;
         let _shared = backend.lock.read().await;
+        let _committing = backend.commit.lock().await;
         let active = self.get(key).await?;
         if active.info.kind != Kind::Active {
             return Err(Error::failed_precondition(format!(
