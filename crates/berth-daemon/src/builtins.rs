@@ -4,6 +4,7 @@
 use crate::events::Exchange;
 use crate::gc::{GcScheduler, SchedulerConfig};
 use crate::local::content::{delete_publisher, ContentService};
+use crate::local::diff::DiffService;
 use crate::local::snapshots::{Snapshots, SnapshotterPlugin};
 use crate::local::tasks::{Tasks, RUNTIME_PLUGIN};
 use crate::local::{
@@ -169,6 +170,21 @@ pub fn registrations() -> Vec<Registration> {
             init: |ctx| grpc_service!(ctx, services::namespaces::server(service(ctx)?)),
         },
         Registration {
+            plugin_type: DIFF,
+            id: "walking",
+            requires: &[types::SERVICE],
+            init: init_walking_differ,
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "diff",
+            requires: &[DIFF],
+            init: |ctx| {
+                let differ = ctx.get::<DiffService>(DIFF)?;
+                grpc_service!(ctx, services::diff::server(differ))
+            },
+        },
+        Registration {
             plugin_type: types::GRPC,
             id: "content",
             requires: &[types::SERVICE],
@@ -250,6 +266,17 @@ fn init_gc_scheduler(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let scheduler = GcScheduler::start(store, events, SchedulerConfig::default())?;
     ctx.exports.extend(scheduler.exports());
     Ok(scheduler)
+}
+
+/// containerd's differ plugin type.
+const DIFF: &str = "io.containerd.diff.v1";
+
+/// The walking differ over the content service, mounting under its own
+/// `tmpmounts` directory.
+fn init_walking_differ(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let content = service::<ContentService>(ctx)?;
+    let scratch = ctx.root.join("tmpmounts");
+    Ok(Arc::new(DiffService::new(content, scratch)))
 }
 
 /// The content store in `<root>/content`, publishing `/content/delete`.

@@ -11,7 +11,7 @@
 use super::apply::{apply, ApplyOptions, Whiteouts};
 use berth_core::content::{ContentReader, ContentStore};
 use berth_core::diff::{Applier, MEDIA_TYPE_LAYER};
-use berth_core::mount::{self, Mount};
+use berth_core::mount::{Mount, TempMount};
 use berth_core::{Descriptor, Error, Result};
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -98,8 +98,8 @@ pub fn apply_to_mounts(
         }
     }
     let target = TempMount::new(mounts, scratch)?;
-    let result = apply(layer, &target.dir, &options);
-    match (result, target.release()) {
+    let result = apply(layer, target.path(), &options);
+    match (result, target.unmount()) {
         (Ok(stats), Ok(())) => Ok(stats),
         (Err(err), Ok(())) => Err(err),
         (Ok(_), Err(cleanup)) => Err(cleanup),
@@ -112,52 +112,6 @@ fn option<'m>(m: &'m Mount, key: &str) -> Option<&'m str> {
     m.options
         .iter()
         .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// Mounts on a fresh scratch directory, unmounted on release or drop.
-struct TempMount {
-    dir: PathBuf,
-    mounted: bool,
-}
-
-impl TempMount {
-    fn new(mounts: &[Mount], scratch: &Path) -> Result<TempMount> {
-        std::fs::create_dir_all(scratch)?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let dir = scratch.join(format!("apply-{nanos}-{}", std::process::id()));
-        std::fs::create_dir(&dir)?;
-        let mut this = TempMount {
-            dir,
-            mounted: false,
-        };
-        mount::mount_all(mounts, &this.dir)?;
-        this.mounted = true;
-        Ok(this)
-    }
-
-    fn release(mut self) -> Result<()> {
-        self.cleanup()
-    }
-
-    fn cleanup(&mut self) -> Result<()> {
-        if self.mounted {
-            mount::unmount(&self.dir)?;
-            self.mounted = false;
-        }
-        match std::fs::remove_dir(&self.dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Drop for TempMount {
-    fn drop(&mut self) {
-        let _ = self.cleanup();
-    }
 }
 
 /// An async content reader read from a plain thread.
