@@ -56,8 +56,9 @@ struct Inner<D> {
     root: PathBuf,
     driver: D,
     meta: MetaStore,
-    /// The state as last saved. Held for the whole of each change, so
-    /// changes are serialised; reads hold it briefly.
+    /// The state as last saved. Held briefly by every call, never while a
+    /// directory is filled or measured, so `stat` and `mounts` (which run on
+    /// the async runtime) never wait for a copy.
     state: Mutex<State>,
 }
 
@@ -134,8 +135,37 @@ impl<D: Driver> Inner<D> {
             ));
         }
         labels::validate_all(&labels_)?;
+        let (id, parent_fs) = self.reserve(key, parent)?;
+        // Filling the directory (a full copy for native) runs without the
+        // lock; the reservation keeps the key taken and the parent alive.
+        let built = self.make_dir(id, kind, parent_fs.as_deref());
         let mut state = self.lock();
-        if state.snapshots.contains_key(key) {
+        state.pending.remove(key);
+        built?;
+        let now = now_nanos();
+        let record = Record {
+            id,
+            kind: kind.as_str().to_owned(),
+            parent: parent.to_owned(),
+            labels: labels_.into_iter().filter(|(_, v)| !v.is_empty()).collect(),
+            created: now,
+            updated: now,
+            usage: None,
+        };
+        let mut next = state.clone();
+        next.snapshots.insert(key.to_owned(), record.clone());
+        if let Err(err) = self.save(&mut state, next) {
+            let _ = fsutil::remove_all(&self.dir(id));
+            return Err(err);
+        }
+        self.mounts_of(&state, &record)
+    }
+
+    /// Checks `key` is free and `parent` committed, then takes an id and
+    /// marks `key` pending. Returns the id and the parent's `fs`.
+    fn reserve(&self, key: &str, parent: &str) -> Result<(u64, Option<PathBuf>)> {
+        let mut state = self.lock();
+        if state.taken(key) {
             return Err(Error::already_exists(format_args!("snapshot {key:?}")));
         }
         let parent_fs = if parent.is_empty() {
@@ -149,26 +179,12 @@ impl<D: Driver> Inner<D> {
             }
             Some(self.fs(p.id))
         };
-        let mut next = state.clone();
-        let id = next.next_id;
-        next.next_id += 1;
-        self.make_dir(id, kind, parent_fs.as_deref())?;
-        let now = now_nanos();
-        let record = Record {
-            id,
-            kind: kind.as_str().to_owned(),
-            parent: parent.to_owned(),
-            labels: labels_.into_iter().filter(|(_, v)| !v.is_empty()).collect(),
-            created: now,
-            updated: now,
-            usage: None,
-        };
-        next.snapshots.insert(key.to_owned(), record.clone());
-        if let Err(err) = self.save(&mut state, next) {
-            let _ = fsutil::remove_all(&self.dir(id));
-            return Err(err);
-        }
-        self.mounts_of(&state, &record)
+        let id = state.next_id;
+        state.next_id += 1;
+        state
+            .pending
+            .insert(key.to_owned(), (parent.to_owned(), id));
+        Ok((id, parent_fs))
     }
 
     /// Builds `snapshots/<id>` under a temporary name and renames it into
@@ -218,18 +234,19 @@ impl<D: Driver> Inner<D> {
             ));
         }
         labels::validate_all(&labels_)?;
-        let mut state = self.lock();
-        let record = state.get(key)?.clone();
-        if record.kind() != Kind::Active {
-            return Err(Error::failed_precondition(format!(
-                "snapshot {key:?} is not active: failed precondition"
-            )));
-        }
-        if state.snapshots.contains_key(name) {
-            return Err(Error::already_exists(format_args!("snapshot {name:?}")));
-        }
-        let fs = self.fs(record.id);
+        let id = self.check_commit(&self.lock(), name, key)?.id;
+        // Measuring a big layer takes a while: do it without the lock, then
+        // check again that nothing changed meanwhile.
+        let fs = self.fs(id);
         let usage = fsutil::disk_usage(&fs).map_err(|e| io_error(&fs, e))?;
+        let mut state = self.lock();
+        let record = self.check_commit(&state, name, key)?.clone();
+        if record.id != id {
+            return Err(Error::new(
+                berth_core::ErrorKind::Aborted,
+                format!("snapshot {key:?} changed during commit: aborted"),
+            ));
+        }
         let mut next = state.clone();
         next.snapshots.remove(key);
         let now = now_nanos();
@@ -243,6 +260,20 @@ impl<D: Driver> Inner<D> {
         committed.set_labels(labels_.into_iter().filter(|(_, v)| !v.is_empty()).collect());
         next.snapshots.insert(name.to_owned(), committed);
         self.save(&mut state, next)
+    }
+
+    /// The record of active `key`, if `name` is free to commit it to.
+    fn check_commit<'s>(&self, state: &'s State, name: &str, key: &str) -> Result<&'s Record> {
+        let record = state.get(key)?;
+        if record.kind() != Kind::Active {
+            return Err(Error::failed_precondition(format!(
+                "snapshot {key:?} is not active: failed precondition"
+            )));
+        }
+        if state.taken(name) {
+            return Err(Error::already_exists(format_args!("snapshot {name:?}")));
+        }
+        Ok(record)
     }
 
     fn remove(&self, key: &str) -> Result<()> {
@@ -314,8 +345,12 @@ impl<D: Driver> Inner<D> {
     /// Removes every directory under `snapshots/` that no snapshot owns.
     fn cleanup(&self) -> Result<()> {
         let state = self.lock();
-        let live: std::collections::HashSet<String> =
+        let mut live: std::collections::HashSet<String> =
             state.snapshots.values().map(|r| r.id.to_string()).collect();
+        for (_, id) in state.pending.values() {
+            live.insert(id.to_string());
+            live.insert(format!("new-{id}"));
+        }
         let dirs = self.root.join("snapshots");
         let entries = std::fs::read_dir(&dirs).map_err(|e| io_error(&dirs, e))?;
         for entry in entries {

@@ -70,6 +70,12 @@ pub(crate) struct State {
     pub(crate) next_id: u64,
     /// Snapshots by key (or name, once committed).
     pub(crate) snapshots: BTreeMap<String, Record>,
+    /// Snapshots being created (their directories filled without the
+    /// lock), by key, with their parents and ids: the keys are taken, the
+    /// parents cannot be removed and `cleanup` leaves their directories
+    /// alone meanwhile. Never saved.
+    #[serde(skip)]
+    pub(crate) pending: BTreeMap<String, (String, u64)>,
 }
 
 impl State {
@@ -95,6 +101,12 @@ impl State {
     /// Whether any snapshot has `key` as its parent.
     pub(crate) fn has_children(&self, key: &str) -> bool {
         self.snapshots.values().any(|r| r.parent == key)
+            || self.pending.values().any(|(p, _)| p == key)
+    }
+
+    /// Whether `key` is taken by a snapshot or one being created.
+    pub(crate) fn taken(&self, key: &str) -> bool {
+        self.snapshots.contains_key(key) || self.pending.contains_key(key)
     }
 }
 
