@@ -285,13 +285,32 @@ fn start_logger(uri: &str, env: &LogEnv<'_>) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((out_w.into(), err_w.into()))
 }
 
+/// How long a `binary://` logger may take to signal that it is ready.
+const LOGGER_READY_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits for EOF on the logger's readiness pipe, at most
+/// [`LOGGER_READY_LIMIT`]: a logger that never closes fd 5 must not freeze
+/// the shim (this runs on the runtime's only thread).
 fn wait_readable_eof(fd: OwnedFd) -> io::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::io::Read;
+    let deadline = std::time::Instant::now() + LOGGER_READY_LIMIT;
     let mut file = std::fs::File::from(fd);
     let mut buf = [0u8; 64];
-    // A blocking read on the (short) startup of a logger, as containerd does.
-    while file.read(&mut buf)? > 0 {}
-    Ok(())
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms =
+            PollTimeout::try_from(left.as_millis().min(60_000) as u32).unwrap_or(PollTimeout::ZERO);
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, ms).map_err(io::Error::from)? == 0 {
+            return Err(io::Error::other(
+                "logging binary did not close fd 5 within 5s",
+            ));
+        }
+        if file.read(&mut buf)? == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// Creates a FIFO (tests).

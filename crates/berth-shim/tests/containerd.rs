@@ -228,3 +228,48 @@ fn out_of_memory_is_reported() {
     let oom = events.wait_for(|l| l.contains("/tasks/oom"), Duration::from_secs(10));
     assert!(oom.is_some(), "no oom event: {}", events.report());
 }
+
+#[test]
+fn file_and_binary_log_uris() {
+    require_root!();
+    let Some(c) = containerd() else { return };
+    let dir = c.dir.path().to_path_buf();
+    let file = dir.join("out.log");
+    let uri = format!("file://{}", file.display());
+    let out = c.run(
+        &["--rm", "--log-uri", &uri],
+        "logfile",
+        &["/bin/sh", "-c", "echo tofile; echo err >&2"],
+    );
+    assert!(out.success(), "{out:?}");
+    let text = std::fs::read_to_string(&file).expect("log file");
+    assert!(text.contains("tofile") && text.contains("err"), "{text}");
+
+    let logger = dir.join("logger.sh");
+    let captured = dir.join("captured");
+    std::fs::write(
+        &logger,
+        format!("#!/bin/sh\nexec 5>&-\ncat <&3 > {0}\n", captured.display()),
+    )
+    .expect("logger");
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&logger)
+        .status()
+        .expect("chmod");
+    let uri = format!("binary://{}", logger.display());
+    let out = c.run(
+        &["--rm", "--log-uri", &uri],
+        "logbin",
+        &["/bin/echo", "tobinary"],
+    );
+    assert!(out.success(), "{out:?}\n{}", c.log());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&captured).unwrap_or_default() != "tobinary\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "logger did not capture the output"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
