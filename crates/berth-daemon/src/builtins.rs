@@ -2,7 +2,7 @@
 //! the plugins it requires. Implementations do not know the registry exists.
 
 use crate::events::Exchange;
-use crate::gc::{GcScheduler, SchedulerConfig};
+use crate::gc::{Cleanup, GcScheduler, SchedulerConfig};
 use crate::local::content::{delete_publisher, ContentService};
 use crate::local::diff::DiffService;
 use crate::local::snapshots::{Snapshots, SnapshotterPlugin};
@@ -80,7 +80,7 @@ pub fn registrations() -> Vec<Registration> {
         Registration {
             plugin_type: types::GC,
             id: "scheduler",
-            requires: &[types::METADATA, types::EVENT],
+            requires: &[types::METADATA, types::EVENT, types::CONTENT],
             init: init_gc_scheduler,
         },
         Registration {
@@ -260,10 +260,16 @@ fn metadata_and_events(ctx: &InitContext<'_>) -> Result<(MetadataStore, Exchange
     Ok(((*store).clone(), (*events).clone()))
 }
 
-/// containerd's GC scheduler with its default settings.
+/// containerd's GC scheduler with its default settings, removing blob files
+/// through the content store.
 fn init_gc_scheduler(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let (store, events) = metadata_and_events(ctx)?;
+    let content = ctx.get::<Content>(types::CONTENT)?;
     let scheduler = GcScheduler::start(store, events, SchedulerConfig::default())?;
+    scheduler.set_cleanup(Cleanup {
+        content: Some((*content).clone()),
+        snapshots: None,
+    });
     ctx.exports.extend(scheduler.exports());
     Ok(scheduler)
 }
