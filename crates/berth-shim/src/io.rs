@@ -95,9 +95,7 @@ impl ConsoleSocket {
         for c in msg.cmsgs().map_err(io::Error::from)? {
             if let ControlMessageOwned::ScmRights(fds) = c {
                 if let Some(&fd) = fds.first() {
-                    // SAFETY: the kernel just installed `fd` in this process
-                    // for us (SCM_RIGHTS); nothing else owns it.
-                    return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+                    return Ok(crate::sys::received_fd(fd));
                 }
             }
         }

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use containerd_shim_protos::events::task::TaskOOM;
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use tokio::io::unix::AsyncFd;
 
 use crate::events::Publisher;
 
@@ -23,9 +22,7 @@ pub fn watch(pid: u32, id: String, events: Publisher) {
         return;
     };
     tokio::spawn(async move {
-        // SAFETY: the EventFd is an owned, open descriptor moved into the
-        // AsyncFd, which keeps it (and so the same fd number) until dropped.
-        let Ok(fd) = (unsafe { AsyncFd::register(efd) }) else {
+        let Ok(fd) = crate::sys::async_eventfd(efd) else {
             return;
         };
         loop {

@@ -1,4 +1,5 @@
-//! The few system calls neither `std` nor `nix` wrap safely.
+//! The few system calls neither `std` nor `nix` wrap safely: every `unsafe`
+//! block of the shim is here.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -63,4 +64,21 @@ pub fn inherited_listener(fd: RawFd) -> io::Result<std::os::unix::net::UnixListe
     // SAFETY: `start` dup'ed its listening socket to `fd` for this process
     // alone and nothing else in this process owns that descriptor.
     Ok(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+}
+
+/// Takes ownership of a descriptor received with SCM_RIGHTS.
+pub fn received_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel just installed `fd` in this process for the caller
+    // (recvmsg with SCM_RIGHTS); nothing else owns it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Registers an eventfd with the runtime's reactor.
+pub fn async_eventfd(
+    efd: nix::sys::eventfd::EventFd,
+) -> io::Result<tokio::io::unix::AsyncFd<nix::sys::eventfd::EventFd>> {
+    // SAFETY: the EventFd is an owned, open descriptor moved into the
+    // AsyncFd, which keeps it (and so the same fd number) until dropped.
+    unsafe { tokio::io::unix::AsyncFd::register(efd) }.map_err(|e| e.into_parts().1)
 }

@@ -35,7 +35,7 @@ fn run_rm_prints_output_and_returns_exit_codes() {
     assert_eq!(out.stdout, "hi\n");
     let out = c.run(&["--rm"], "exit3", &["/bin/sh", "-c", "exit 3"]);
     assert_eq!(out.code(), Some(3), "{out:?}");
-    assert!(c.shim_pids().is_empty(), "shims left after --rm");
+    c.wait_no_shims();
     assert!(c.ctr(&["tasks", "ls", "-q"]).stdout.trim().is_empty());
 }
 
@@ -125,8 +125,7 @@ fn detached_task_lifecycle_exec_pause_metrics_kill() {
         pos("/tasks/start") < pos("/tasks/exit"),
         "exit before start: {lines:?}"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(c.shim_pids().is_empty(), "shim left after delete");
+    c.wait_no_shims();
 }
 
 #[test]

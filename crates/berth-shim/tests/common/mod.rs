@@ -162,6 +162,22 @@ impl Containerd {
         }
     }
 
+    /// Waits (up to 5 s) until every shim of this daemon has exited: the
+    /// daemon calls Shutdown after Delete, so a shim may outlive `ctr` by a
+    /// moment.
+    #[track_caller]
+    pub fn wait_no_shims(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.shim_pids().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "shims left: {:?}",
+                self.shim_pids()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Pids of shims serving this daemon.
     pub fn shim_pids(&self) -> Vec<i32> {
         let needle = self.address().display().to_string();
