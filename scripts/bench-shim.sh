@@ -68,7 +68,7 @@ measure() { # binary-name field file
     local total=0 count=0
     for proc in /proc/[0-9]*; do
         pid=${proc#/proc/}
-        cmd=$(tr '\0' ' ' < "$proc/cmdline" 2>/dev/null) || continue
+        cmd=$( (tr '\0' ' ' < "$proc/cmdline") 2>/dev/null) || continue
         case "$cmd" in *"$1 "*"$DIR/c.sock"*) ;; *) continue ;; esac
         v=$(awk -v f="$2:" '$1==f {print $2}' "/proc/$pid/$3")
         total=$((total + v)); count=$((count + 1))
