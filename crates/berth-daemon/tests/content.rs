@@ -327,6 +327,33 @@ impl Writer {
 /// Opens a Write session on `reference`, retrying while the ref is locked
 /// (as containerd's `content.OpenWriter` does): a session the client just
 /// dropped may take a moment to end on the server.
+/// Like [`open_writer`], with the `containerd-lease` header set.
+async fn open_leased_writer(
+    channel: &Channel,
+    ns: &str,
+    lease: &str,
+    reference: &str,
+) -> (Writer, WriteContentResponse) {
+    let (requests, rx) = mpsc::channel(4);
+    let first = WriteContentRequest {
+        action: WriteAction::Stat as i32,
+        r#ref: reference.into(),
+        ..Default::default()
+    };
+    requests.send(first).await.expect("request stream open");
+    let mut request = with_namespace(ReceiverStream::new(rx), ns).expect("namespace header");
+    request
+        .metadata_mut()
+        .insert("containerd-lease", lease.parse().expect("ascii lease id"));
+    let mut replies = ContentClient::new(channel.clone())
+        .write(request)
+        .await
+        .expect("write")
+        .into_inner();
+    let reply = replies.message().await.expect("stat").expect("a reply");
+    (Writer { requests, replies }, reply)
+}
+
 async fn open_writer(
     channel: &Channel,
     ns: &str,
@@ -495,6 +522,62 @@ fn a_second_writer_on_a_ref_is_unavailable() {
         drop(first);
         let (_third, reply) = open_writer(&channel, "default", "contended", 0, "").await;
         assert_eq!(reply.offset, 0, "a committed ref starts afresh");
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn writes_under_a_lease_are_its_resources() {
+    use berth_testkit::pb::services::v1::leases_client::LeasesClient;
+    use berth_testkit::pb::services::v1::{CreateRequest, ListResourcesRequest};
+    let daemon = daemon();
+    let address = daemon.address().to_owned();
+    block_on(async move {
+        let channel = connect(&address).await.expect("connect");
+        let mut leases = LeasesClient::new(channel.clone());
+        let create = CreateRequest {
+            id: "pull-1".into(),
+            ..Default::default()
+        };
+        leases
+            .create(with_namespace(create, "default").expect("ns"))
+            .await
+            .expect("create lease");
+        let resources = |leases: &mut LeasesClient<Channel>| {
+            let req = with_namespace(
+                ListResourcesRequest {
+                    id: "pull-1".into(),
+                },
+                "default",
+            )
+            .expect("ns");
+            let mut leases = leases.clone();
+            async move {
+                let mut got: Vec<(String, String)> = leases
+                    .list_resources(req)
+                    .await
+                    .expect("list resources")
+                    .into_inner()
+                    .resources
+                    .into_iter()
+                    .map(|r| (r.r#type, r.id))
+                    .collect();
+                got.sort();
+                got
+            }
+        };
+        let (mut w, _) = open_leased_writer(&channel, "default", "pull-1", "layer-0").await;
+        assert_eq!(
+            resources(&mut leases).await,
+            [("ingests".to_owned(), "layer-0".to_owned())]
+        );
+        w.write(0, b"leased layer").await.expect("write");
+        let digest = sha256(b"leased layer");
+        w.commit(12, 12, &digest).await.expect("commit");
+        assert_eq!(
+            resources(&mut leases).await,
+            [("content".to_owned(), digest)]
+        );
     })
     .expect("runtime");
 }
