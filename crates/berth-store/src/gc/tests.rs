@@ -614,3 +614,25 @@ fn ingests_held_by_live_leases_are_reported() {
         vec![("default".to_owned(), "pull-1".to_owned())]
     );
 }
+
+#[test]
+fn snapshot_records_are_read_by_their_leading_fields() {
+    /// A record with more after the two fields the collector reads.
+    #[derive(serde::Serialize)]
+    struct Longer {
+        parent: String,
+        labels: BTreeMap<String, String>,
+        backend_key: String,
+        kind: String,
+    }
+    let bytes = encode(&Longer {
+        parent: "base".into(),
+        labels: labels(&[(LABEL_ROOT, "1")]),
+        backend_key: "default/1/top".into(),
+        kind: "committed".into(),
+    })
+    .unwrap();
+    let refs: SnapshotRefs = crate::encoding::decode(&bytes).unwrap();
+    assert_eq!(refs.parent, "base");
+    assert_eq!(refs.labels, labels(&[(LABEL_ROOT, "1")]));
+}
