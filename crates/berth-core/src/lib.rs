@@ -8,8 +8,8 @@
 #![warn(missing_docs)]
 
 pub mod content;
-pub mod diff;
 pub mod descriptor;
+pub mod diff;
 pub mod digest;
 pub mod errors;
 pub mod filters;

@@ -512,7 +512,10 @@ fn deleting_an_image_frees_exactly_its_unshared_blobs() {
         // content check has printed its table.
         let check = daemon.ctr(&["images", "check"]);
         if !check.success() {
-            assert!(check.stderr.contains("Snapshots/Stat is not implemented"), "{check}");
+            assert!(
+                check.stderr.contains("Snapshots/Stat is not implemented"),
+                "{check}"
+            );
         }
         let rows: Vec<Vec<&str>> = check
             .lines()

@@ -161,11 +161,13 @@ pub(crate) fn add_resource(
     lease: &str,
     resource: &LeaseResource,
 ) -> Result<()> {
-    let known = matches!(resource.kind.as_str(), "content" | "ingests" | RESOURCE_IMAGES)
-        || resource
-            .kind
-            .strip_prefix("snapshots/")
-            .is_some_and(|s| !s.is_empty());
+    let known = matches!(
+        resource.kind.as_str(),
+        "content" | "ingests" | RESOURCE_IMAGES
+    ) || resource
+        .kind
+        .strip_prefix("snapshots/")
+        .is_some_and(|s| !s.is_empty());
     if !known {
         return Err(Error::invalid_argument(format!(
             "unsupported resource type {:?}: invalid argument",

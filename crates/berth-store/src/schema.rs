@@ -170,7 +170,11 @@ pub(crate) fn bump_generation(tx: &WriteTransaction) -> Result<()> {
 
 /// The database generation as `meta` holds it (0 before the first write).
 pub(crate) fn generation(meta: &impl ReadableTable<&'static str, u64>) -> Result<u64> {
-    Ok(meta.get(GENERATION_KEY).db()?.map(|v| v.value()).unwrap_or(0))
+    Ok(meta
+        .get(GENERATION_KEY)
+        .db()?
+        .map(|v| v.value())
+        .unwrap_or(0))
 }
 
 /// The first string greater than every string that has `ns` as a whole
