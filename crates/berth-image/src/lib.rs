@@ -25,6 +25,7 @@ pub mod images;
 pub mod mediatypes;
 pub mod platforms;
 pub mod reference;
+pub mod remotes;
 pub mod spec;
 pub mod tar;
 #[cfg(test)]
