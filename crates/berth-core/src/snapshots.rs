@@ -180,6 +180,41 @@ pub trait Snapshotter: Send + Sync {
     async fn cleanup(&self) -> Result<()> {
         Ok(())
     }
+    /// Whether [`Snapshotter::prepare_rebase`] and
+    /// [`Snapshotter::commit_rebase`] work: containerd 2.x's `rebase`
+    /// capability, which lets an unpack apply every layer of an image at
+    /// once and chain them afterwards (an overlay layer's directory needs
+    /// nothing from the layers below it).
+    fn can_rebase(&self) -> bool {
+        false
+    }
+    /// Creates active snapshot `key` with no parent yet, to be committed
+    /// onto one by [`Snapshotter::commit_rebase`]. Its mounts are those of
+    /// a layer over lower layers not yet known (overlay: an `overlay` mount
+    /// with `upperdir` and no `lowerdir`, which appliers write directly and
+    /// which is never mounted). `NotImplemented` unless
+    /// [`Snapshotter::can_rebase`].
+    async fn prepare_rebase(
+        &self,
+        key: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<Vec<Mount>> {
+        let _ = (key, labels);
+        Err(Error::not_implemented("snapshotter cannot rebase"))
+    }
+    /// Commits active `key` as `name` on top of committed `parent` (empty
+    /// for none): containerd's `Commit` with `WithParent`.
+    /// `NotImplemented` unless [`Snapshotter::can_rebase`].
+    async fn commit_rebase(
+        &self,
+        name: &str,
+        key: &str,
+        parent: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
+        let _ = (name, key, parent, labels);
+        Err(Error::not_implemented("snapshotter cannot rebase"))
+    }
 }
 
 /// Applies an update to `current` the way containerd's snapshot stores do:

@@ -37,6 +37,13 @@ pub trait Driver: Send + Sync + 'static {
     /// The mounts of a snapshot of `kind` in `dir` whose parents' `fs`
     /// directories are `parents`, nearest first.
     fn mounts(&self, dir: &Path, kind: Kind, parents: &[PathBuf]) -> Vec<Mount>;
+    /// The mounts of an active snapshot in `dir` waiting to be rebased, or
+    /// `None` if this layout cannot rebase (its snapshots depend on their
+    /// parents' contents).
+    fn rebase_mounts(&self, dir: &Path) -> Option<Vec<Mount>> {
+        let _ = dir;
+        None
+    }
 }
 
 /// A snapshotter over one root directory, using driver `D`.
@@ -129,6 +136,18 @@ impl<D: Driver> Inner<D> {
         parent: &str,
         labels_: HashMap<String, String>,
     ) -> Result<Vec<Mount>> {
+        self.create_as(kind, key, parent, labels_, false)
+    }
+
+    /// [`Inner::create`], marking the snapshot for a later rebase.
+    fn create_as(
+        &self,
+        kind: Kind,
+        key: &str,
+        parent: &str,
+        labels_: HashMap<String, String>,
+        rebase: bool,
+    ) -> Result<Vec<Mount>> {
         if key.is_empty() {
             return Err(Error::invalid_argument(
                 "snapshot key must not be empty: invalid argument",
@@ -151,6 +170,7 @@ impl<D: Driver> Inner<D> {
             created: now,
             updated: now,
             usage: None,
+            rebase,
         };
         let mut next = state.clone();
         next.snapshots.insert(key.to_owned(), record.clone());
@@ -206,6 +226,12 @@ impl<D: Driver> Inner<D> {
     }
 
     fn mounts_of(&self, state: &State, record: &Record) -> Result<Vec<Mount>> {
+        if record.rebase {
+            return self
+                .driver
+                .rebase_mounts(&self.dir(record.id))
+                .ok_or_else(|| Error::not_implemented("snapshotter cannot rebase"));
+        }
         let parents: Vec<PathBuf> = state
             .parent_ids(record)?
             .into_iter()
@@ -228,19 +254,32 @@ impl<D: Driver> Inner<D> {
     }
 
     fn commit(&self, name: &str, key: &str, labels_: HashMap<String, String>) -> Result<()> {
+        self.commit_onto(name, key, None, labels_)
+    }
+
+    /// Commits `key` as `name`; with `rebase`, `key` must have been
+    /// prepared for a rebase and its parent becomes `rebase` (which must be
+    /// committed, or empty for none).
+    fn commit_onto(
+        &self,
+        name: &str,
+        key: &str,
+        rebase: Option<&str>,
+        labels_: HashMap<String, String>,
+    ) -> Result<()> {
         if name.is_empty() {
             return Err(Error::invalid_argument(
                 "snapshot name must not be empty: invalid argument",
             ));
         }
         labels::validate_all(&labels_)?;
-        let id = self.check_commit(&self.lock(), name, key)?.id;
+        let id = self.check_commit(&self.lock(), name, key, rebase)?.id;
         // Measuring a big layer takes a while: do it without the lock, then
         // check again that nothing changed meanwhile.
         let fs = self.fs(id);
         let usage = fsutil::disk_usage(&fs).map_err(|e| io_error(&fs, e))?;
         let mut state = self.lock();
-        let record = self.check_commit(&state, name, key)?.clone();
+        let record = self.check_commit(&state, name, key, rebase)?.clone();
         if record.id != id {
             return Err(Error::new(
                 berth_core::ErrorKind::Aborted,
@@ -255,6 +294,8 @@ impl<D: Driver> Inner<D> {
             created: now,
             updated: now,
             usage: Some((usage.size, usage.inodes)),
+            parent: rebase.map_or(record.parent.clone(), str::to_owned),
+            rebase: false,
             ..record
         };
         committed.set_labels(labels_.into_iter().filter(|(_, v)| !v.is_empty()).collect());
@@ -263,12 +304,32 @@ impl<D: Driver> Inner<D> {
     }
 
     /// The record of active `key`, if `name` is free to commit it to.
-    fn check_commit<'s>(&self, state: &'s State, name: &str, key: &str) -> Result<&'s Record> {
+    /// With `rebase`, also that `key` awaits a rebase and the new parent
+    /// is committed.
+    fn check_commit<'s>(
+        &self,
+        state: &'s State,
+        name: &str,
+        key: &str,
+        rebase: Option<&str>,
+    ) -> Result<&'s Record> {
         let record = state.get(key)?;
         if record.kind() != Kind::Active {
             return Err(Error::failed_precondition(format!(
                 "snapshot {key:?} is not active: failed precondition"
             )));
+        }
+        if let Some(parent) = rebase {
+            if !record.rebase {
+                return Err(Error::failed_precondition(format!(
+                    "snapshot {key:?} was not prepared for a rebase: failed precondition"
+                )));
+            }
+            if !parent.is_empty() && state.get(parent)?.kind() != Kind::Committed {
+                return Err(Error::invalid_argument(format!(
+                    "parent {parent:?} is not a committed snapshot: invalid argument"
+                )));
+            }
         }
         if state.taken(name) {
             return Err(Error::already_exists(format_args!("snapshot {name:?}")));
@@ -424,5 +485,34 @@ impl<D: Driver> Snapshotter for Snapshots<D> {
 
     async fn cleanup(&self) -> Result<()> {
         self.run(|s| s.cleanup()).await
+    }
+
+    fn can_rebase(&self) -> bool {
+        self.inner.driver.rebase_mounts(Path::new("")).is_some()
+    }
+
+    async fn prepare_rebase(
+        &self,
+        key: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<Vec<Mount>> {
+        if !self.can_rebase() {
+            return Err(Error::not_implemented("snapshotter cannot rebase"));
+        }
+        let key = key.to_owned();
+        self.run(move |s| s.create_as(Kind::Active, &key, "", labels, true))
+            .await
+    }
+
+    async fn commit_rebase(
+        &self,
+        name: &str,
+        key: &str,
+        parent: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
+        let (name, key, parent) = (name.to_owned(), key.to_owned(), parent.to_owned());
+        self.run(move |s| s.commit_onto(&name, &key, Some(&parent), labels))
+            .await
     }
 }

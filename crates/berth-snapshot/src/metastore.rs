@@ -36,6 +36,10 @@ pub(crate) struct Record {
     /// Usage measured at commit (committed snapshots never change).
     #[serde(default)]
     pub(crate) usage: Option<(i64, i64)>,
+    /// An active snapshot made by `prepare_rebase`: a layer directory
+    /// whose parent is chosen when it is committed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) rebase: bool,
 }
 
 impl Record {
@@ -194,6 +198,7 @@ mod tests {
                 created: now_nanos(),
                 updated: now_nanos(),
                 usage: None,
+                rebase: false,
             },
         );
         store.save(&state).unwrap();

@@ -107,6 +107,22 @@ impl Driver for Overlay {
             options,
         }]
     }
+
+    /// An `overlay` mount with `upperdir` and `workdir` but no `lowerdir`:
+    /// not mountable, but it tells an applier to write the layer straight
+    /// into the upper directory with overlay whiteouts, which is all a
+    /// layer's directory ever holds whatever its parents turn out to be.
+    fn rebase_mounts(&self, dir: &Path) -> Option<Vec<Mount>> {
+        let mut options = self.options.clone();
+        options.push(format!("workdir={}", path_str(&dir.join("work"))));
+        options.push(format!("upperdir={}", path_str(&dir.join("fs"))));
+        Some(vec![Mount {
+            mount_type: "overlay".into(),
+            source: "overlay".into(),
+            target: String::new(),
+            options,
+        }])
+    }
 }
 
 #[cfg(test)]
