@@ -38,7 +38,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cio;
 mod client;
+pub mod container;
 pub mod containers;
 pub mod content;
 pub mod events;
@@ -47,6 +49,8 @@ pub mod introspection;
 pub mod leases;
 pub mod namespaces;
 pub mod snapshots;
+pub mod spec;
+pub mod task;
 pub mod tasks;
 pub mod time;
 mod version;
@@ -64,5 +68,7 @@ pub use berth_core::{Error, ErrorKind, Result};
 /// The image model and archives (import, export), which run over
 /// [`Client::content`] and [`Client::images`].
 pub use berth_image;
+/// The OCI runtime spec and its options, as containers are built with.
+pub use berth_oci;
 /// Well-known protobuf types (`Any`, `Timestamp`, `FieldMask`) used in [`pb`].
 pub use prost_types;
