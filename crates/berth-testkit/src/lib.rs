@@ -41,6 +41,7 @@ mod command;
 mod daemon;
 mod guards;
 mod image_archive;
+mod layered_image;
 mod mounts;
 mod rootfs;
 mod rpc;
@@ -51,6 +52,10 @@ pub use command::{run_with_timeout, CmdOutput, DEFAULT_COMMAND_TIMEOUT};
 pub use daemon::{testing_containerd, Daemon, DaemonBuilder};
 pub use guards::{in_ci, require_ctr, require_root};
 pub use image_archive::{busybox_oci_archive, host_arch, ArchiveNames, OciArchive};
+pub use layered_image::{
+    layered_test_image, same_inode, Entry, Layer, LayerCompression, LayeredArchive, LayeredImage,
+    Node, Tree,
+};
 pub use mounts::unmount_under;
 pub use rootfs::{busybox_rootfs, BUSYBOX_APPLETS};
 pub use rpc::{
