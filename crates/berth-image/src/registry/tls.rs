@@ -108,18 +108,24 @@ impl ServerCertVerifier for NoVerify {
 }
 
 /// Whether a request failed in the TLS handshake because the server does
-/// not speak TLS (containerd's HTTP fallback condition).
+/// not speak TLS (containerd's HTTP fallback condition): a rustls error
+/// somewhere in the chain, which may hide inside `io::Error`s (their
+/// `source()` skips the error they wrap).
 pub(crate) fn is_tls_handshake_error(err: &reqwest::Error) -> bool {
+    chain_has_rustls(err)
+}
+
+fn chain_has_rustls(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if e.downcast_ref::<rustls::Error>().is_some() {
             return true;
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if chain_has_rustls(inner) {
                 return true;
             }
         }
