@@ -43,6 +43,7 @@ mod guards;
 mod image_archive;
 mod layered_image;
 mod mounts;
+mod registry;
 mod rootfs;
 mod rpc;
 mod stream;
@@ -57,6 +58,7 @@ pub use layered_image::{
     Node, Tree,
 };
 pub use mounts::unmount_under;
+pub use registry::{require_registry, Registry, HTPASSWD_BIN, REGISTRY_BIN};
 pub use rootfs::{busybox_rootfs, BUSYBOX_APPLETS};
 pub use rpc::{
     block_on, connect, container_record, create_container, with_namespace, SPEC_TYPE_URL,
