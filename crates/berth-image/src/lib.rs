@@ -25,6 +25,7 @@ pub mod images;
 pub mod mediatypes;
 pub mod platforms;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod remotes;

@@ -101,18 +101,27 @@ impl Unpacker<'_> {
         let parent = chain_id(&chain[..chain.len() - 1])
             .map(|d| d.to_string())
             .unwrap_or_default();
+        let diff_id = chain.last().expect("a non-empty chain");
+        self.layer_on(layer, &id, &parent, diff_id).await
+    }
+
+    /// Applies `layer` (diff ID `diff_id`) as snapshot `id` on `parent`
+    /// (empty for none) unless `id` exists; whether it applied.
+    pub(crate) async fn layer_on(
+        &self,
+        layer: &Descriptor,
+        id: &Digest,
+        parent: &str,
+        diff_id: &Digest,
+    ) -> Result<bool> {
         if exists(self.snapshotter, id.as_str()).await? {
             return Ok(false);
         }
         let labels = HashMap::from([(SNAPSHOT_REF_LABEL.to_string(), id.to_string())]);
         let mut prepared = None;
         for _ in 0..3 {
-            let key = unpack_key(&id);
-            match self
-                .snapshotter
-                .prepare(&key, &parent, labels.clone())
-                .await
-            {
+            let key = unpack_key(id);
+            match self.snapshotter.prepare(&key, parent, labels.clone()).await {
                 Ok(mounts) => {
                     prepared = Some((key, mounts));
                     break;
@@ -127,7 +136,6 @@ impl Unpacker<'_> {
         }
         let (key, mounts) =
             prepared.ok_or_else(|| Error::already_exists(format!("unpack key for {id}")))?;
-        let diff_id = chain.last().expect("a non-empty chain");
         let result = match self
             .applier
             .apply(&layer.to_core(), &mounts, HashMap::new())
@@ -184,7 +192,7 @@ async fn exists(snapshotter: &dyn Snapshotter, key: &str) -> Result<bool> {
 }
 
 /// containerd's `extract-<nanosecond>-<random> <chainID>`.
-fn unpack_key(chain_id: &Digest) -> String {
+pub(crate) fn unpack_key(chain_id: &Digest) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
