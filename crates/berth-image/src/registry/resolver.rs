@@ -288,7 +288,7 @@ mod tests {
         let t = parse(&format!("localhost:5000/a@{digest}")).expect("digest");
         assert_eq!(t.reference.tag, None);
         assert_eq!(t.name, format!("localhost:5000/a@{digest}"));
-        assert!(parse("UPPER/case").is_err());
+        assert!(parse("Busybox").is_err());
     }
 
     #[test]
