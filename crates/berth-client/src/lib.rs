@@ -53,6 +53,7 @@ pub mod spec;
 pub mod task;
 pub mod tasks;
 pub mod time;
+pub mod transfer;
 mod version;
 
 pub use client::{Builder, Client, DEFAULT_ADDRESS};

@@ -6,6 +6,8 @@ use crate::gc::{Cleanup, GcScheduler, SchedulerConfig};
 use crate::local::content::{delete_publisher, ContentService};
 use crate::local::diff::DiffService;
 use crate::local::snapshots::{Snapshots, SnapshotterPlugin};
+use crate::local::streaming::StreamManager;
+use crate::local::transfer::TransferService;
 use crate::local::tasks::{Tasks, RUNTIME_PLUGIN};
 use crate::local::{
     containers::Containers, images::Images, leases::Leases, namespaces::Namespaces,
@@ -218,6 +220,36 @@ pub fn registrations() -> Vec<Registration> {
             },
         },
         Registration {
+            plugin_type: STREAMING,
+            id: "manager",
+            requires: &[],
+            init: |_| Ok(Arc::new(StreamManager::default())),
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "streaming",
+            requires: &[STREAMING],
+            init: |ctx| {
+                let manager = ctx.get::<StreamManager>(STREAMING)?;
+                grpc_service!(ctx, services::streaming::server(manager))
+            },
+        },
+        Registration {
+            plugin_type: TRANSFER,
+            id: "local",
+            requires: &[types::SERVICE, DIFF, STREAMING],
+            init: init_transfer,
+        },
+        Registration {
+            plugin_type: types::GRPC,
+            id: "transfer",
+            requires: &[TRANSFER],
+            init: |ctx| {
+                let transfer = ctx.get::<TransferService>(TRANSFER)?;
+                grpc_service!(ctx, services::transfer::server(transfer))
+            },
+        },
+        Registration {
             plugin_type: types::GRPC,
             id: "introspection",
             requires: &["*"],
@@ -283,6 +315,24 @@ fn init_walking_differ(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let content = service::<ContentService>(ctx)?;
     let scratch = ctx.root.join("tmpmounts");
     Ok(Arc::new(DiffService::new(content, scratch)))
+}
+
+/// containerd's stream manager plugin type.
+const STREAMING: &str = "io.containerd.streaming.v1";
+/// containerd's transfer plugin type.
+const TRANSFER: &str = "io.containerd.transfer.v1";
+
+/// The local transfer service over the content, images, snapshots,
+/// leases and diff services and the stream manager.
+fn init_transfer(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    Ok(Arc::new(TransferService::new(
+        service::<ContentService>(ctx)?,
+        service::<Images>(ctx)?,
+        service::<Snapshots>(ctx)?,
+        ctx.get::<DiffService>(DIFF)?,
+        service::<Leases>(ctx)?,
+        ctx.get::<StreamManager>(STREAMING)?,
+    )))
 }
 
 /// The content store in `<root>/content`, publishing `/content/delete`.

@@ -9,7 +9,9 @@ pub mod images;
 pub mod leases;
 pub mod namespaces;
 pub mod snapshots;
+pub mod streaming;
 pub mod tasks;
+pub mod transfer;
 
 use berth_core::{Error, Result};
 

@@ -1,0 +1,691 @@
+//! Transfer: containerd 2.x's transfer service (`core/transfer/local`),
+//! moving images between a source and a destination named by `Any`
+//! messages:
+//!
+//! | source | destination | what |
+//! |---|---|---|
+//! | `OCIRegistry` | `ImageStore` | pull, unpacking as `ImageStore.unpacks` asks |
+//! | `ImageStore` | `OCIRegistry` | push |
+//! | `ImageImportStream` | `ImageStore` | import an archive the client streams |
+//! | `ImageStore` | `ImageExportStream` | export an archive to the client |
+//!
+//! Each transfer runs under a lease: the request's own (`containerd-lease`)
+//! or one made for it that expires in a few hours and is deleted when the
+//! transfer ends, as containerd's `withLease` does, so that garbage
+//! collection cannot take half of a pull or an import. Progress goes to
+//! the stream named by `TransferOptions.progress_stream` as `Progress`
+//! messages; the stream is closed when the transfer ends.
+
+use super::content::ContentService;
+use super::diff::DiffService;
+use super::images::Images;
+use super::leases::Leases;
+use super::snapshots::{Snapshots, DEFAULT_SNAPSHOTTER};
+use super::streaming::{receive_data, send_data, ServerStream, StreamManager};
+use berth_api::pb::services::v1::TransferRequest;
+use berth_api::pb::types::transfer::{
+    ImageExportStream, ImageImportStream, ImageStore as WireImageStore, OciRegistry, Progress,
+};
+use berth_api::pb::types::Platform as WirePlatform;
+use berth_api::typeurl::{pack, unpack};
+use berth_core::diff::Applier;
+use berth_core::images::{Image, ImageStore};
+use berth_core::mount::Mount;
+use berth_core::{Descriptor as CoreDescriptor, Error, Result};
+use berth_image::archive::{self, ExportOptions, ImportOptions, RefTranslator};
+use berth_image::platforms::{self, Matcher};
+use berth_image::spec::{Descriptor, Platform};
+use berth_image::unpack::Unpacker;
+use prost_types::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::BufReader;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How long a transfer's own lease lives if berthd dies before deleting
+/// it.
+const LEASE_EXPIRY: Duration = Duration::from_secs(4 * 3600);
+/// The pipe between a data stream and the archive code.
+const PIPE: usize = 256 * 1024;
+
+/// The services a transfer uses.
+pub struct TransferService {
+    content: Arc<ContentService>,
+    images: Arc<Images>,
+    snapshots: Arc<Snapshots>,
+    differ: Arc<DiffService>,
+    leases: Arc<Leases>,
+    streams: Arc<StreamManager>,
+}
+
+/// The services a transfer runs over, scoped to its namespace and lease.
+struct Scope {
+    ns: String,
+    lease: String,
+}
+
+impl TransferService {
+    /// A transfer service over the daemon's local services.
+    pub fn new(
+        content: Arc<ContentService>,
+        images: Arc<Images>,
+        snapshots: Arc<Snapshots>,
+        differ: Arc<DiffService>,
+        leases: Arc<Leases>,
+        streams: Arc<StreamManager>,
+    ) -> Self {
+        TransferService {
+            content,
+            images,
+            snapshots,
+            differ,
+            leases,
+            streams,
+        }
+    }
+
+    /// The stream manager transfers find their streams in.
+    pub fn streams(&self) -> &Arc<StreamManager> {
+        &self.streams
+    }
+
+    /// Runs one transfer in namespace `ns`, under `lease` if the request
+    /// carried one. The streams it names are closed when it ends, however
+    /// it ends, so a client waiting on them sees their end.
+    pub async fn transfer(
+        &self,
+        ns: &str,
+        lease: Option<String>,
+        request: TransferRequest,
+    ) -> Result<()> {
+        let progress_id = request
+            .options
+            .as_ref()
+            .map(|o| o.progress_stream.clone())
+            .unwrap_or_default();
+        let progress = match progress_id.as_str() {
+            "" => ProgressSink::none(),
+            id => ProgressSink::new(self.streams.get(ns, id)?),
+        };
+        let result = self.leased(ns, lease, request, &progress).await;
+        if let Err(err) = &result {
+            tracing::info!(namespace = ns, error = %err, "transfer failed");
+        }
+        progress.finish().await;
+        result
+    }
+
+    async fn leased(
+        &self,
+        ns: &str,
+        lease: Option<String>,
+        request: TransferRequest,
+        progress: &ProgressSink,
+    ) -> Result<()> {
+        let source = request
+            .source
+            .ok_or_else(|| Error::invalid_argument("source must be set"))?;
+        let destination = request
+            .destination
+            .ok_or_else(|| Error::invalid_argument("destination must be set"))?;
+        let (lease, owned) = match lease {
+            Some(lease) => (lease, false),
+            None => (self.new_lease(ns).await?, true),
+        };
+        let scope = Scope {
+            ns: ns.to_owned(),
+            lease: lease.clone(),
+        };
+        let result = self.dispatch(&scope, &source, &destination, progress).await;
+        if owned {
+            if let Err(err) = self.leases.delete(ns.to_owned(), lease, false).await {
+                tracing::warn!(error = %err, "deleting a transfer's lease");
+            }
+        }
+        result
+    }
+
+    async fn dispatch(
+        &self,
+        scope: &Scope,
+        source: &Any,
+        destination: &Any,
+        progress: &ProgressSink,
+    ) -> Result<()> {
+        if let (Some(src), Some(dst)) = (
+            unpack::<ImageImportStream>(source),
+            unpack::<WireImageStore>(destination),
+        ) {
+            return self.import(scope, src, dst, progress).await;
+        }
+        if let (Some(src), Some(dst)) = (
+            unpack::<WireImageStore>(source),
+            unpack::<ImageExportStream>(destination),
+        ) {
+            return self.export(scope, src, dst, progress).await;
+        }
+        if let (Some(src), Some(dst)) = (
+            unpack::<OciRegistry>(source),
+            unpack::<WireImageStore>(destination),
+        ) {
+            return self.pull(scope, src, dst, progress).await;
+        }
+        if let (Some(src), Some(dst)) = (
+            unpack::<WireImageStore>(source),
+            unpack::<OciRegistry>(destination),
+        ) {
+            return self.push(scope, src, dst, progress).await;
+        }
+        Err(Error::not_implemented(format!(
+            "transfer from {} to {}: not implemented",
+            source.type_url, destination.type_url
+        )))
+    }
+
+    /// A lease for one transfer, expiring on its own if it is never
+    /// deleted.
+    async fn new_lease(&self, ns: &str) -> Result<String> {
+        let expire = rfc3339(SystemTime::now() + LEASE_EXPIRY);
+        let labels = HashMap::from([("containerd.io/gc.expire".to_string(), expire)]);
+        let lease = self
+            .leases
+            .create(ns.to_owned(), String::new(), labels)
+            .await?;
+        Ok(lease.id)
+    }
+
+    /// Streams an archive from the client into the content store and
+    /// creates its images, then unpacks them as asked.
+    async fn import(
+        &self,
+        scope: &Scope,
+        src: ImageImportStream,
+        dst: WireImageStore,
+        progress: &ProgressSink,
+    ) -> Result<()> {
+        let stream = Closing(self.streams.get(&scope.ns, &src.stream)?);
+        let content = self.content.store(&scope.ns, Some(&scope.lease))?;
+        let images = self.images.namespaced(&scope.ns, Some(scope.lease.clone()));
+        let options = import_options(&dst)?;
+        let (mut writer, reader) = tokio::io::duplex(PIPE);
+        let receive = async {
+            let received = receive_data(&stream, &mut writer).await;
+            drop(writer);
+            received
+        };
+        let reader = BufReader::with_capacity(PIPE, reader);
+        let (received, imported) = tokio::join!(
+            receive,
+            archive::import(&content, &images, reader, &options)
+        );
+        drop(stream);
+        let imported = match (received, imported) {
+            (Ok(_), Ok(imported)) => imported,
+            // The archive code sees a short archive when the stream
+            // failed: the stream's error says why.
+            (Err(err), _) => return Err(err.context("receiving the archive")),
+            (Ok(_), Err(err)) => return Err(err),
+        };
+        let imported = self.label(&images, imported, &dst.labels).await?;
+        for image in &imported {
+            progress.report(event("saved", &image.name, Some(&image.target)));
+        }
+        self.unpack_all(scope, &imported, &dst, progress).await?;
+        progress.report(event("Completed import", "", None));
+        Ok(())
+    }
+
+    /// Writes the named images as an OCI archive to the client.
+    async fn export(
+        &self,
+        scope: &Scope,
+        src: WireImageStore,
+        dst: ImageExportStream,
+        progress: &ProgressSink,
+    ) -> Result<()> {
+        let stream = Closing(self.streams.get(&scope.ns, &dst.stream)?);
+        self.export_to(scope, &src, &dst, &stream, progress).await
+    }
+
+    async fn export_to(
+        &self,
+        scope: &Scope,
+        src: &WireImageStore,
+        dst: &ImageExportStream,
+        stream: &ServerStream,
+        progress: &ProgressSink,
+    ) -> Result<()> {
+        let images = self.images.namespaced(&scope.ns, None);
+        let mut targets = Vec::new();
+        for name in store_names(src) {
+            let image = images.get(&name).await?;
+            progress.report(event("exporting", &image.name, Some(&image.target)));
+            targets.push(archive::image_target(&image));
+        }
+        if targets.is_empty() {
+            return Err(Error::invalid_argument("no image to export"));
+        }
+        let mut options = ExportOptions {
+            all_platforms: dst.all_platforms,
+            skip_docker_manifest: dst.skip_compatibility_manifest,
+            skip_non_distributable: dst.skip_non_distributable,
+            ..ExportOptions::default()
+        };
+        if !dst.platforms.is_empty() {
+            let list = dst
+                .platforms
+                .iter()
+                .map(|p| platforms::normalize(&platform_from_wire(p)))
+                .collect();
+            options.platforms = Matcher::Ordered(list);
+        }
+        let content = self.content.store(&scope.ns, None)?;
+        let (writer, mut reader) = tokio::io::duplex(PIPE);
+        let write = async {
+            let mut writer = writer;
+            let written = archive::export(&content, &targets, &mut writer, &options).await;
+            drop(writer);
+            written
+        };
+        let (written, sent) = tokio::join!(write, send_data(stream, &mut reader));
+        written?;
+        sent.map_err(|err| err.context("sending the archive"))?;
+        for target in &targets {
+            progress.report(Progress {
+                event: "exported".into(),
+                name: target
+                    .annotations
+                    .get(berth_image::spec::ANNOTATION_IMAGE_NAME)
+                    .cloned()
+                    .unwrap_or_default(),
+                desc: Some(descriptor_to_wire(&target.to_core())),
+                ..Progress::default()
+            });
+        }
+        Ok(())
+    }
+
+    /// Pulls an image from a registry into the image store.
+    async fn pull(
+        &self,
+        _scope: &Scope,
+        src: OciRegistry,
+        _dst: WireImageStore,
+        _progress: &ProgressSink,
+    ) -> Result<()> {
+        Err(Error::not_implemented(format!(
+            "pull of {}: the registry client is not built yet",
+            src.reference
+        )))
+    }
+
+    /// Pushes an image from the image store to a registry.
+    async fn push(
+        &self,
+        _scope: &Scope,
+        _src: WireImageStore,
+        dst: OciRegistry,
+        _progress: &ProgressSink,
+    ) -> Result<()> {
+        Err(Error::not_implemented(format!(
+            "push to {}: the registry client is not built yet",
+            dst.reference
+        )))
+    }
+
+    /// Sets the requested labels on the images just stored.
+    async fn label(
+        &self,
+        images: &dyn ImageStore,
+        stored: Vec<Image>,
+        labels: &HashMap<String, String>,
+    ) -> Result<Vec<Image>> {
+        if labels.is_empty() {
+            return Ok(stored);
+        }
+        let paths: Vec<String> = labels.keys().map(|k| format!("labels.{k}")).collect();
+        let mut out = Vec::with_capacity(stored.len());
+        for mut image in stored {
+            image.labels.extend(labels.clone());
+            out.push(images.update(image, &paths).await?);
+        }
+        Ok(out)
+    }
+
+    /// Unpacks every image for every unpack configuration of `dst`.
+    async fn unpack_all(
+        &self,
+        scope: &Scope,
+        images: &[Image],
+        dst: &WireImageStore,
+        progress: &ProgressSink,
+    ) -> Result<()> {
+        for config in &dst.unpacks {
+            let matcher = match &config.platform {
+                Some(p) => Matcher::only(&platform_from_wire(p)),
+                None => Matcher::host(),
+            };
+            let name = if config.snapshotter.is_empty() {
+                DEFAULT_SNAPSHOTTER
+            } else {
+                config.snapshotter.as_str()
+            };
+            for image in images {
+                self.unpack(scope, image, name, &matcher, progress).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unpacks one image into snapshotter `name`, under the transfer's
+    /// lease.
+    async fn unpack(
+        &self,
+        scope: &Scope,
+        image: &Image,
+        name: &str,
+        matcher: &Matcher,
+        progress: &ProgressSink,
+    ) -> Result<()> {
+        let content = self.content.store(&scope.ns, Some(&scope.lease))?;
+        let snapshotter = self
+            .snapshots
+            .namespaced(&scope.ns, name, Some(scope.lease.clone()))?;
+        let applier = self.applier(scope);
+        let unpacker = Unpacker {
+            content: &content,
+            snapshotter: &snapshotter,
+            snapshotter_name: name,
+            applier: &applier,
+        };
+        progress.report(event("unpacking", &image.name, Some(&image.target)));
+        let target = Descriptor::from_core(&image.target);
+        let unpacked = unpacker
+            .unpack(&target, matcher)
+            .await
+            .map_err(|err| err.context(format!("unpacking {} into {name}", image.name)))?;
+        tracing::debug!(image = %image.name, chain = %unpacked.chain_id, applied = unpacked.applied, "unpacked");
+        progress.report(event("unpacked", &image.name, Some(&image.target)));
+        Ok(())
+    }
+
+    /// The walking differ, as an [`Applier`] for the transfer's namespace
+    /// and lease.
+    fn applier(&self, scope: &Scope) -> ScopedApplier {
+        ScopedApplier {
+            differ: self.differ.clone(),
+            ns: scope.ns.clone(),
+            lease: scope.lease.clone(),
+        }
+    }
+}
+
+/// The differ applying layers in one namespace, under one lease.
+struct ScopedApplier {
+    differ: Arc<DiffService>,
+    ns: String,
+    lease: String,
+}
+
+#[async_trait::async_trait]
+impl Applier for ScopedApplier {
+    async fn apply(
+        &self,
+        desc: &CoreDescriptor,
+        mounts: &[Mount],
+        _payloads: HashMap<String, Vec<u8>>,
+    ) -> Result<CoreDescriptor> {
+        self.differ
+            .apply(&self.ns, Some(&self.lease), desc, mounts)
+            .await
+    }
+}
+
+/// A data stream, closed when the transfer is done with it (on every
+/// path), which tells the client there is no more.
+struct Closing(Arc<ServerStream>);
+
+impl std::ops::Deref for Closing {
+    type Target = ServerStream;
+
+    fn deref(&self) -> &ServerStream {
+        &self.0
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Where progress goes: a stream's `Progress` messages, sent in order by
+/// a task of its own so reporting never waits on the client.
+pub struct ProgressSink {
+    tx: Option<mpsc::UnboundedSender<Progress>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ProgressSink {
+    /// Progress that goes nowhere.
+    pub fn none() -> Self {
+        ProgressSink {
+            tx: None,
+            task: None,
+        }
+    }
+
+    /// Progress sent on `stream`, which is closed by [`Self::finish`].
+    pub fn new(stream: Arc<ServerStream>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+        let task = tokio::spawn(async move {
+            while let Some(progress) = rx.recv().await {
+                if let Err(err) = stream.send(pack(&progress)).await {
+                    tracing::debug!(error = %err, "progress stream gone");
+                    break;
+                }
+            }
+            stream.close();
+        });
+        ProgressSink {
+            tx: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Reports one event.
+    pub fn report(&self, progress: Progress) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(progress);
+        }
+    }
+
+    /// Sends what is queued and closes the stream.
+    pub async fn finish(mut self) {
+        self.tx.take();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A progress event about `name`.
+fn event(event: &str, name: &str, desc: Option<&CoreDescriptor>) -> Progress {
+    Progress {
+        event: event.to_string(),
+        name: name.to_string(),
+        desc: desc.map(descriptor_to_wire),
+        ..Progress::default()
+    }
+}
+
+/// A descriptor as containerd's `types.Descriptor`.
+pub fn descriptor_to_wire(desc: &CoreDescriptor) -> berth_api::pb::types::Descriptor {
+    berth_api::pb::types::Descriptor {
+        media_type: desc.media_type.clone(),
+        digest: desc.digest.to_string(),
+        size: desc.size,
+        annotations: desc.annotations.clone(),
+    }
+}
+
+/// A wire platform as berth's.
+fn platform_from_wire(p: &WirePlatform) -> Platform {
+    Platform {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        os_version: p.os_version.clone(),
+        variant: p.variant.clone(),
+        ..Platform::default()
+    }
+}
+
+/// The image names an `ImageStore` source names: its name, then its extra
+/// references.
+fn store_names(store: &WireImageStore) -> Vec<String> {
+    let mut names = Vec::new();
+    if !store.name.is_empty() {
+        names.push(store.name.clone());
+    }
+    for reference in &store.extra_references {
+        if !reference.name.is_empty() && !reference.is_prefix {
+            names.push(reference.name.clone());
+        }
+    }
+    names
+}
+
+/// How an `ImageStore` destination names imported images, in the terms of
+/// berth's archive import (ctr's `--base-name`, `--digests`,
+/// `--index-name` and `--platform`, as containerd's `image.Store` takes
+/// them): the store's name keeps the index; a prefix reference names the
+/// manifests — filtering by the prefix, or adding it when the archive's
+/// own names may win (`allow_overwrite`) — and may add digest names.
+fn import_options(store: &WireImageStore) -> Result<ImportOptions> {
+    let mut options = ImportOptions {
+        index_name: (!store.name.is_empty()).then(|| store.name.clone()),
+        ..ImportOptions::default()
+    };
+    for reference in store.extra_references.iter().filter(|r| r.is_prefix) {
+        options.ref_translator = if reference.allow_overwrite {
+            RefTranslator::AddPrefix(reference.name.clone())
+        } else {
+            RefTranslator::FilterPrefix(reference.name.clone())
+        };
+        if reference.add_digest {
+            options.digest_prefix = Some(reference.name.clone());
+            options.skip_digest_for_named = reference.skip_named_digest;
+        }
+    }
+    options.platforms = if store.all_metadata {
+        Matcher::all()
+    } else {
+        platform_matcher(&store.platforms)
+    };
+    Ok(options)
+}
+
+/// The platforms a request lists, and those that run on them; the host's
+/// when it lists none.
+fn platform_matcher(list: &[WirePlatform]) -> Matcher {
+    let mut all = Vec::new();
+    for p in list {
+        if let Matcher::Ordered(more) = Matcher::only(&platform_from_wire(p)) {
+            all.extend(more);
+        }
+    }
+    if all.is_empty() {
+        Matcher::host()
+    } else {
+        Matcher::Ordered(all)
+    }
+}
+
+/// `time` as RFC 3339 in UTC, for `containerd.io/gc.expire`.
+fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard
+/// Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::pb::types::transfer::ImageReference;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096);
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn image_store_maps_to_import_options() {
+        let store = WireImageStore {
+            name: "index".into(),
+            extra_references: vec![ImageReference {
+                name: "import-2024".into(),
+                is_prefix: true,
+                allow_overwrite: true,
+                add_digest: true,
+                skip_named_digest: true,
+            }],
+            ..WireImageStore::default()
+        };
+        let options = import_options(&store).expect("options");
+        assert_eq!(options.index_name.as_deref(), Some("index"));
+        assert_eq!(
+            options.ref_translator,
+            RefTranslator::AddPrefix("import-2024".into())
+        );
+        assert_eq!(options.digest_prefix.as_deref(), Some("import-2024"));
+        assert!(options.skip_digest_for_named);
+        assert_eq!(options.platforms, Matcher::host());
+    }
+
+    #[test]
+    fn export_names_skip_prefixes() {
+        let store = WireImageStore {
+            extra_references: vec![
+                ImageReference {
+                    name: "a:1".into(),
+                    ..ImageReference::default()
+                },
+                ImageReference {
+                    name: "pre".into(),
+                    is_prefix: true,
+                    ..ImageReference::default()
+                },
+            ],
+            ..WireImageStore::default()
+        };
+        assert_eq!(store_names(&store), ["a:1"]);
+    }
+}
