@@ -395,10 +395,11 @@ async fn serve(handler: impl Fn(Request) -> Reply + Send + Sync + 'static) -> St
                     .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
                     .collect();
                 let (status, headers, body) = handler(Request { path, headers });
-                let mut out = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                    body.len()
-                );
+                let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+                // A handler may declare a length its body does not have.
+                if !headers.iter().any(|(k, _)| k == "Content-Length") {
+                    out += &format!("Content-Length: {}\r\n", body.len());
+                }
                 for (k, v) in headers {
                     out += &format!("{k}: {v}\r\n");
                 }
@@ -497,4 +498,158 @@ async fn a_challenge_without_a_token_server_is_unauthenticated() {
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(err.to_string().contains(&addr), "{err}");
     assert!(err.to_string().contains("fetch token"), "{err}");
+}
+
+#[tokio::test]
+async fn transient_statuses_are_retried_and_404_is_not() {
+    let blob = b"some layer bytes".to_vec();
+    let desc = descriptor(mediatypes::OCI_LAYER, &blob);
+    let missing = descriptor(mediatypes::OCI_LAYER, b"missing");
+    let requests = Arc::new(AtomicUsize::new(0));
+    let misses = Arc::new(AtomicUsize::new(0));
+    let (blob2, desc2, requests2, misses2) =
+        (blob.clone(), desc.clone(), requests.clone(), misses.clone());
+    let addr = serve(move |req| {
+        if !req.path.ends_with(desc2.digest.as_str()) {
+            misses2.fetch_add(1, Ordering::SeqCst);
+            return (404, vec![], vec![]);
+        }
+        match requests2.fetch_add(1, Ordering::SeqCst) {
+            0 => (503, vec![], vec![]),
+            1 => (429, vec![], vec![]),
+            _ => (200, vec![], blob2.clone()),
+        }
+    })
+    .await;
+    let resolver = RegistryResolver::new(RegistryOptions {
+        plain_http: true,
+        initial_backoff: std::time::Duration::from_millis(1),
+        ..opts()
+    })
+    .expect("resolver");
+    let fetcher = resolver
+        .fetcher(&format!("{addr}/test/retry:v1"))
+        .await
+        .expect("fetcher");
+    let got = read_all(fetcher.fetch(&desc, 0).await.expect("fetch after retries"))
+        .await
+        .expect("read");
+    assert_eq!(got, blob);
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    let err = fetcher.fetch(&missing, 0).await.err().expect("missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(misses.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_body_cut_short_fails_the_read_and_resumes_from_an_offset() {
+    let blob: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let desc = descriptor(mediatypes::OCI_LAYER, &blob);
+    let blob2 = blob.clone();
+    let addr = serve(move |req| match req.headers.get("range") {
+        // The first answer promises everything and stops half-way.
+        None => (
+            200,
+            vec![("Content-Length".into(), blob2.len().to_string())],
+            blob2[..20_000].to_vec(),
+        ),
+        Some(range) => {
+            let start: usize = range
+                .trim_start_matches("bytes=")
+                .trim_end_matches('-')
+                .parse()
+                .expect("range start");
+            let content_range = format!("bytes {start}-{}/{}", blob2.len() - 1, blob2.len());
+            (
+                206,
+                vec![("Content-Range".into(), content_range)],
+                blob2[start..].to_vec(),
+            )
+        }
+    })
+    .await;
+    let resolver = RegistryResolver::new(RegistryOptions {
+        plain_http: true,
+        ..opts()
+    })
+    .expect("resolver");
+    let fetcher = resolver
+        .fetcher(&format!("{addr}/test/cut:v1"))
+        .await
+        .expect("fetcher");
+    let mut reader = fetcher.fetch(&desc, 0).await.expect("fetch");
+    let mut got = Vec::new();
+    let err = reader
+        .read_to_end(&mut got)
+        .await
+        .expect_err("the body is cut");
+    assert!(err.to_string().contains(desc.digest.as_str()), "{err}");
+    assert!(got.len() <= 20_000);
+    let rest = read_all(
+        fetcher
+            .fetch(&desc, got.len() as u64)
+            .await
+            .expect("resume"),
+    )
+    .await
+    .expect("read the rest");
+    got.extend(rest);
+    assert_eq!(got, blob);
+}
+
+#[tokio::test]
+async fn an_index_is_tagged_and_its_manifests_pushed_by_digest() {
+    require_registry!();
+    let registry = Registry::start().expect("registry");
+    let resolver = RegistryResolver::new(opts()).expect("resolver");
+    let (a, b) = (test_image(11), test_image(12));
+    let mut platforms = Vec::new();
+    for (image, arch) in [(&a, "amd64"), (&b, "arm64")] {
+        // Blobs first, then each manifest; the pusher for the index's
+        // reference puts them by digest.
+        push_image(
+            &resolver,
+            &format!("{}/test/multi:unused", registry.host()),
+            image,
+        )
+        .await;
+        let mut desc = image.manifest.0.clone();
+        desc.platform = Some(berth_image::Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            ..Default::default()
+        });
+        platforms.push(desc);
+    }
+    let index_bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": mediatypes::OCI_INDEX,
+        "manifests": platforms,
+    }))
+    .expect("index json");
+    let index = descriptor(mediatypes::OCI_INDEX, &index_bytes);
+    let reference = format!("{}/test/multi:v2@{}", registry.host(), index.digest);
+    let pusher = resolver.pusher(&reference).await.expect("pusher");
+    for (desc, bytes) in [&a.manifest, &b.manifest] {
+        pusher
+            .push(desc, &[], reader(bytes))
+            .await
+            .expect("push manifest");
+    }
+    let tag = format!("{}/test/multi:v2", registry.host());
+    let err = resolver
+        .resolve(&tag)
+        .await
+        .expect_err("children are not tagged");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    pusher
+        .push(&index, &[], reader(&index_bytes))
+        .await
+        .expect("push index");
+
+    let (_, root) = resolver.resolve(&tag).await.expect("resolve tag");
+    assert_eq!(root, index);
+    let child = format!("{}/test/multi@{}", registry.host(), b.manifest.0.digest);
+    let (_, found) = resolver.resolve(&child).await.expect("resolve child");
+    assert_eq!(found, b.manifest.0);
 }
