@@ -417,6 +417,10 @@ fn init_snapshots_service(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let service = Snapshots::new(store, events, &plugins);
     ctx.get::<GcScheduler>(types::GC)?
         .set_snapshot_remover(service.remover());
+    // Before anything is served: no client may see (or be racing) them.
+    service
+        .remove_interrupted_unpacks()
+        .context("removing interrupted unpacks")?;
     service.reconcile_all_in_background();
     Ok(Arc::new(service))
 }

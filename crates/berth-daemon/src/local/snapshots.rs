@@ -180,6 +180,33 @@ impl Snapshots {
         Ok(dangling)
     }
 
+    /// Removes the rows of unpacks a previous daemon left half done: active
+    /// snapshots under containerd's unpack key `extract-<unique> <chainID>`.
+    /// A layer is applied to such a snapshot and committed under its chain
+    /// ID in one client call sequence; when the daemon dies in between, the
+    /// apply died with it, so the tree is partial and no client can finish
+    /// it. containerd keeps them until the unpacking client's lease expires
+    /// (a day); berth drops them at start, before any client is served, so
+    /// none of them is ever visible. The backend snapshots go with the
+    /// next prune (reconcile, at start). Returns the rows removed.
+    pub fn remove_interrupted_unpacks(&self) -> Result<usize> {
+        let mut removed = 0;
+        for name in self.shared.backends.keys() {
+            for (ns, row) in self.shared.store.snapshots_of(name)? {
+                if row.info.kind != Kind::Active || !is_unpack_key(&row.info.name) {
+                    continue;
+                }
+                tracing::warn!(namespace = %ns, key = %row.info.name, snapshotter = %name,
+                    "removing snapshot of an unpack interrupted by a daemon exit");
+                self.shared
+                    .store
+                    .remove_snapshot(&ns, name, &row.info.name)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Reconciles every snapshotter in the background (at daemon start).
     pub fn reconcile_all_in_background(&self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -194,6 +221,14 @@ impl Snapshots {
             });
         }
     }
+}
+
+/// Whether `key` is containerd's unpack key, `extract-<unique> <chainID>`
+/// (`snapshots.UnpackKeyFormat`).
+fn is_unpack_key(key: &str) -> bool {
+    key.strip_prefix("extract-")
+        .and_then(|rest| rest.split_once(' '))
+        .is_some_and(|(unique, chain)| !unique.is_empty() && chain.starts_with("sha256:"))
 }
 
 /// Removes backend snapshots not in `keep` whose children are all gone,
