@@ -43,6 +43,7 @@ mod client;
 pub mod container;
 pub mod containers;
 pub mod content;
+pub mod diff;
 pub mod events;
 pub mod images;
 pub mod introspection;
