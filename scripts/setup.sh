@@ -10,8 +10,9 @@ set -euo pipefail
 # Packages berth needs to build (protoc for containerd-client's build script,
 # a C toolchain and pkg-config for -sys crates) and to test (ctr and containerd
 # as the compatibility client and benchmark baseline, runc, a static busybox
-# for test images, a real registry (htpasswd from apache2-utils for its basic
-# auth), image tools, CNI plugins, ip and mount).
+# for test images, a real registry (with apache2-utils' htpasswd for basic
+# auth and openssl for test certificates), image tools, CNI plugins, ip and
+# mount).
 packages=(
     protobuf-compiler
     containerd
@@ -19,6 +20,7 @@ packages=(
     busybox-static
     docker-registry
     apache2-utils
+    openssl
     skopeo
     umoci
     containernetworking-plugins

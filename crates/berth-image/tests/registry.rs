@@ -653,3 +653,67 @@ async fn an_index_is_tagged_and_its_manifests_pushed_by_digest() {
     let (_, found) = resolver.resolve(&child).await.expect("resolve child");
     assert_eq!(found, b.manifest.0);
 }
+
+/// A hosts directory that sends `name` to `server` with `extra` settings.
+fn hosts_dir_for(name: &str, server: &str, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host_dir = dir.path().join(name);
+    std::fs::create_dir(&host_dir).expect("mkdir");
+    let toml = format!("server = \"{server}\"\n{extra}");
+    std::fs::write(host_dir.join("hosts.toml"), toml).expect("write hosts.toml");
+    dir
+}
+
+#[tokio::test]
+async fn tls_registries_are_verified_against_system_and_configured_cas() {
+    require_registry!();
+    let registry = Registry::start_tls().expect("registry");
+    let image = test_image(13);
+    // A localhost name skips verification, as in containerd.
+    let local = RegistryResolver::new(opts()).expect("resolver");
+    let local_ref = format!("{}/test/tls:v1", registry.host());
+    push_image(&local, &local_ref, &image).await;
+    assert_eq!(
+        local.hosts(&registry.host()).expect("hosts")[0].scheme,
+        "https"
+    );
+
+    let reference = "tls.invalid/test/tls:v1";
+    let plain = hosts_dir_for("tls.invalid", &registry.url(), "");
+    let untrusted = RegistryResolver::new(RegistryOptions {
+        hosts_dir: Some(plain.path().to_path_buf()),
+        ..opts()
+    })
+    .expect("resolver");
+    let err = untrusted.resolve(reference).await.expect_err("unknown CA");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains(&registry.host()), "{err}");
+
+    let ca = registry.ca_file();
+    let with_ca = hosts_dir_for(
+        "tls.invalid",
+        &registry.url(),
+        &format!("ca = \"{}\"\n", ca.display()),
+    );
+    let skip = hosts_dir_for("tls.invalid", &registry.url(), "skip_verify = true\n");
+    let trusted = [
+        RegistryOptions {
+            hosts_dir: Some(with_ca.path().to_path_buf()),
+            ..opts()
+        },
+        RegistryOptions {
+            hosts_dir: Some(plain.path().to_path_buf()),
+            ca_files: vec![ca.clone()],
+            ..opts()
+        },
+        RegistryOptions {
+            hosts_dir: Some(skip.path().to_path_buf()),
+            ..opts()
+        },
+    ];
+    for options in trusted {
+        let resolver = RegistryResolver::new(options).expect("resolver");
+        let (_, desc) = resolver.resolve(reference).await.expect("resolve over TLS");
+        assert_eq!(desc, image.manifest.0);
+    }
+}

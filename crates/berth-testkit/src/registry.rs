@@ -34,6 +34,8 @@ use anyhow::{bail, Context, Result};
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 /// apache2-utils' `htpasswd`, for bcrypt password files.
 pub const HTPASSWD_BIN: &str = "/usr/bin/htpasswd";
+/// `openssl`, to make a test CA and a server certificate.
+pub const OPENSSL_BIN: &str = "/usr/bin/openssl";
 
 /// How long the registry may take to answer `/v2/` after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,21 +48,29 @@ pub struct Registry {
     child: Option<Child>,
     /// Whether `/v2/` answers 401 (basic auth configured).
     auth: bool,
+    /// Whether it serves HTTPS with a certificate from [`Registry::ca_file`].
+    tls: bool,
 }
 
 impl Registry {
     /// Starts a registry with no authentication.
     pub fn start() -> Result<Registry> {
-        Self::start_inner(None)
+        Self::start_inner(None, false)
     }
 
     /// Starts a registry that wants basic auth as `user` / `password`
     /// (an htpasswd file made with `htpasswd -Bbn`).
     pub fn start_with_htpasswd(user: &str, password: &str) -> Result<Registry> {
-        Self::start_inner(Some((user, password)))
+        Self::start_inner(Some((user, password)), false)
     }
 
-    fn start_inner(htpasswd: Option<(&str, &str)>) -> Result<Registry> {
+    /// Starts a registry serving HTTPS with a certificate for IP
+    /// `127.0.0.1` signed by a fresh test CA ([`Registry::ca_file`]).
+    pub fn start_tls() -> Result<Registry> {
+        Self::start_inner(None, true)
+    }
+
+    fn start_inner(htpasswd: Option<(&str, &str)>, tls: bool) -> Result<Registry> {
         let dir = tempfile::Builder::new()
             .prefix("berth-registry-")
             .tempdir()
@@ -69,12 +79,16 @@ impl Registry {
         if let Some((user, password)) = htpasswd {
             write_htpasswd(&dir.path().join("htpasswd"), user, password)?;
         }
+        if tls {
+            make_certificates(dir.path())?;
+        }
         let port = free_port()?;
         let mut registry = Registry {
             dir,
             port,
             child: None,
             auth: htpasswd.is_some(),
+            tls,
         };
         registry.write_config()?;
         registry.restart()?;
@@ -86,9 +100,16 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for [`Registry::start_tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.host())
+    }
+
+    /// The PEM file of the CA that signed the certificate of a registry
+    /// made by [`Registry::start_tls`].
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     /// The port the registry listens on.
@@ -172,6 +193,13 @@ impl Registry {
             storage = self.storage_dir().display(),
             port = self.port,
         );
+        if self.tls {
+            config += &format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                self.dir.path().join("server.pem").display(),
+                self.dir.path().join("server.key").display()
+            );
+        }
         if self.auth {
             config += &format!(
                 "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
@@ -183,7 +211,12 @@ impl Registry {
 
     fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let wanted = if self.auth { "401" } else { "200" };
+        // A TLS server answers a plain HTTP request with 400.
+        let wanted = match (self.tls, self.auth) {
+            (true, _) => "400",
+            (false, true) => "401",
+            (false, false) => "200",
+        };
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait().context("poll docker-registry")? {
@@ -250,12 +283,94 @@ fn write_htpasswd(path: &Path, user: &str, password: &str) -> Result<()> {
     fs::write(path, out.stdout).with_context(|| format!("write {}", path.display()))
 }
 
-/// True when Debian's `docker-registry` (and `htpasswd`) are installed.
+/// A test CA (`ca.pem`) and a server certificate for IP `127.0.0.1`
+/// (`server.pem`, `server.key`) in `dir`, made with `openssl`.
+fn make_certificates(dir: &Path) -> Result<()> {
+    let ext = dir.join("server.ext");
+    fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .context("write server.ext")?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=berth test CA",
+            ][..],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ][..],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new(OPENSSL_BIN)
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .with_context(|| format!("run {OPENSSL_BIN}"))?;
+        if !out.status.success() {
+            bail!(
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// True when Debian's `docker-registry`, `htpasswd` and `openssl` are
+/// installed.
 /// Otherwise prints why the test is skipped and returns false — or panics
 /// in CI, like [`crate::require_root`].
 #[track_caller]
 pub fn require_registry() -> bool {
-    let missing: Vec<&str> = [REGISTRY_BIN, HTPASSWD_BIN]
+    let missing: Vec<&str> = [REGISTRY_BIN, HTPASSWD_BIN, OPENSSL_BIN]
         .into_iter()
         .filter(|bin| !Path::new(bin).exists())
         .collect();
@@ -264,7 +379,7 @@ pub fn require_registry() -> bool {
     }
     let at = std::panic::Location::caller();
     let reason = format!(
-        "needs {} (Debian's docker-registry and apache2-utils: scripts/setup.sh)",
+        "needs {} (Debian's docker-registry, apache2-utils and openssl: scripts/setup.sh)",
         missing.join(" and ")
     );
     assert!(
@@ -276,7 +391,8 @@ pub fn require_registry() -> bool {
 }
 
 /// Returns from the calling test (skipping it) unless Debian's
-/// `docker-registry` and `htpasswd` are installed; panics in CI instead.
+/// `docker-registry`, `htpasswd` and `openssl` are installed; panics in CI
+/// instead.
 #[macro_export]
 macro_rules! require_registry {
     () => {

@@ -191,7 +191,9 @@ impl Call<'_> {
                         continue;
                     }
                     failures += 1;
-                    if failures >= max_attempts || !replayable {
+                    // A certificate the client refuses stays refused.
+                    let permanent = is_tls_handshake_error(&err);
+                    if failures >= max_attempts || !replayable || permanent {
                         return Err(transport_error(
                             self.action,
                             self.reference,
