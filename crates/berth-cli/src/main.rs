@@ -81,6 +81,11 @@ enum Command {
     /// Manage leases
     #[command(visible_alias = "lease")]
     Leases(commands::leases::Args),
+    /// Run a container
+    Run(commands::run::Args),
+    /// Manage tasks
+    #[command(visible_aliases = ["t", "task"])]
+    Tasks(commands::tasks::Args),
 }
 
 fn main() -> ExitCode {
@@ -95,7 +100,11 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return report(&err.into()),
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A read of stdin still pending (run, attach) must not hold the exit:
+    // tokio reads stdin on a blocking thread that cannot be cancelled.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => report(&err),
     }
@@ -119,6 +128,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Content(args) => commands::content::run(&ctx, args).await,
             Command::Images(args) => commands::images::run(&ctx, args).await,
             Command::Leases(args) => commands::leases::run(&ctx, args).await,
+            Command::Run(args) => commands::run::run(&ctx, args).await,
+            Command::Tasks(args) => commands::tasks::run(&ctx, args).await,
         }
     };
     match ctx.timeout {
@@ -134,6 +145,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn report(err: &anyhow::Error) -> ExitCode {
     if err.downcast_ref::<commands::Reported>().is_some() {
         return ExitCode::FAILURE;
+    }
+    if let Some(commands::Exit(code)) = err.downcast_ref::<commands::Exit>() {
+        return ExitCode::from(u8::try_from(*code).unwrap_or(u8::MAX));
     }
     let broken_pipe = err
         .downcast_ref::<std::io::Error>()

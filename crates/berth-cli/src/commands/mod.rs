@@ -8,6 +8,8 @@ pub mod images;
 pub mod leases;
 pub mod namespaces;
 pub mod plugins;
+pub mod run;
+pub mod tasks;
 pub mod version;
 
 use std::fmt;
@@ -57,3 +59,16 @@ impl std::error::Error for Reported {}
 pub fn warn(message: impl fmt::Display) {
     eprintln!("berth: {message}");
 }
+
+/// The exit status a command ends with: `run`, `tasks start`, `exec` and
+/// `attach` exit with the container's (or process's) exit code, as ctr does.
+#[derive(Debug)]
+pub struct Exit(pub u32);
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}

@@ -1,0 +1,347 @@
+//! `berth run` and `berth tasks` against a private berthd running real
+//! containers through its shim and runc.
+//!
+//! The busybox image is built by berth-testkit and imported (and unpacked)
+//! with Debian's `ctr images import`; `--rootfs` runs use a busybox
+//! directory. Every `berth` command here uses a FIFO directory inside the
+//! daemon's temporary directory, so the tests can check that no FIFO is
+//! left behind; a [`Harness`] removes every task and container on drop,
+//! failing or not.
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use berth_testkit::{
+    busybox_oci_archive, busybox_rootfs, require_ctr, require_root, ArchiveNames, CmdOutput, Daemon,
+};
+
+const BASE: &str = "docker.io/library/busybox";
+const IMAGE: &str = "docker.io/library/busybox:latest";
+
+struct Harness {
+    daemon: Daemon,
+    fifo_dir: String,
+}
+
+fn harness() -> Harness {
+    let daemon = Daemon::start().unwrap_or_else(|e| panic!("start daemon: {e:#}"));
+    let archive = busybox_oci_archive(&ArchiveNames {
+        ref_name: Some("latest".into()),
+        image_name: None,
+    })
+    .expect("busybox archive");
+    let path = daemon.dir().join("busybox.tar");
+    std::fs::write(&path, &archive.bytes).expect("write archive");
+    daemon
+        .ctr(&[
+            "images",
+            "import",
+            "--base-name",
+            BASE,
+            path.to_str().expect("utf-8"),
+        ])
+        .assert_success();
+    let fifo_dir = daemon.dir().join("fifo").display().to_string();
+    Harness { daemon, fifo_dir }
+}
+
+impl Harness {
+    /// `berth run --fifo-dir DIR args…`.
+    fn run(&self, args: &[&str]) -> CmdOutput {
+        let mut all = vec!["run", "--fifo-dir", &self.fifo_dir];
+        all.extend_from_slice(args);
+        self.daemon.berth(&all)
+    }
+
+    /// `berth tasks SUB --fifo-dir DIR args…` for the subcommands that
+    /// take it, else `berth tasks SUB args…`.
+    fn tasks(&self, sub: &str, args: &[&str]) -> CmdOutput {
+        let mut all = vec!["tasks", sub];
+        if matches!(sub, "exec" | "start") {
+            all.extend_from_slice(&["--fifo-dir", &self.fifo_dir]);
+        }
+        all.extend_from_slice(args);
+        self.daemon.berth(&all)
+    }
+
+    /// `berth tasks ls` as (id, pid, status).
+    fn listed(&self) -> Vec<(String, u32, String)> {
+        let out = self.tasks("ls", &[]).assert_success();
+        assert_eq!(
+            out.lines()
+                .first()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+            Some(vec!["TASK", "PID", "STATUS"]),
+            "{out}"
+        );
+        out.lines()
+            .iter()
+            .skip(1)
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                Some((
+                    f.first()?.to_string(),
+                    f.get(1)?.parse().ok()?,
+                    f.get(2)?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    fn status(&self, id: &str) -> Option<(u32, String)> {
+        self.listed()
+            .into_iter()
+            .find(|(t, _, _)| t == id)
+            .map(|(_, pid, status)| (pid, status))
+    }
+
+    #[track_caller]
+    fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = self.status(id);
+            if status.as_ref().is_some_and(|(_, s)| s == want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id}: {status:?}, want {want}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn fifos_left(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.fifo_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    }
+
+    fn containers(&self) -> Vec<String> {
+        let out = self.daemon.berth(&["containers", "ls", "-q"]);
+        out.lines().iter().map(|l| l.to_string()).collect()
+    }
+
+    fn rootfs(&self) -> String {
+        let dir = self.daemon.dir().join("rootfs");
+        busybox_rootfs(&dir).expect("busybox rootfs");
+        dir.display().to_string()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let Ok(out) = self.daemon.try_ctr(None, &["containers", "ls", "-q"]) else {
+            return;
+        };
+        for id in out.lines() {
+            let _ = self
+                .daemon
+                .try_ctr(None, &["tasks", "kill", "-a", "-s", "KILL", id]);
+            for _ in 0..50 {
+                let rm = self.daemon.try_ctr(None, &["tasks", "rm", "-f", id]);
+                if rm.map_or(true, |o| o.success() || o.stderr.contains("not found")) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.daemon.try_ctr(None, &["containers", "rm", id]);
+        }
+    }
+}
+
+#[test]
+fn run_rm_exits_with_the_containers_code() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    let out = h.run(&["--rm", IMAGE, "exit-three", "sh", "-c", "exit 3"]);
+    assert_eq!(out.code(), Some(3), "{out}");
+    assert!(out.stderr.is_empty(), "{out}");
+    assert!(h.containers().is_empty(), "{:?}", h.containers());
+    assert!(h.listed().is_empty());
+    assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
+    h.daemon
+        .ctr(&["snapshots", "info", "exit-three"])
+        .assert_failure();
+}
+
+#[test]
+fn run_rootfs_prints_output() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    let rootfs = h.rootfs();
+    let out = h
+        .run(&["--rm", "--rootfs", &rootfs, "echo-hi", "echo", "hi"])
+        .assert_success();
+    assert_eq!(out.stdout, "hi\n");
+    assert!(h.containers().is_empty());
+    assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
+}
+
+#[test]
+fn run_output_of_a_fast_exit_is_complete_and_options_apply() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    let script = "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done; echo done >&2";
+    let out = h
+        .run(&["--rm", IMAGE, "fast", "sh", "-c", script])
+        .assert_success();
+    let lines = out.lines();
+    assert_eq!(lines.len(), 3000, "{}", out.stderr);
+    assert_eq!(lines.last(), Some(&"line2999"));
+    assert_eq!(out.stderr, "done\n");
+
+    let out = h
+        .run(&[
+            "--rm",
+            "--env",
+            "GREETING=hello",
+            "--cwd",
+            "/tmp",
+            "--user",
+            "1:2",
+            "--label",
+            "a=b",
+            IMAGE,
+            "opts",
+            "sh",
+            "-c",
+            "echo $GREETING $(pwd) $(id -u) $(id -g)",
+        ])
+        .assert_success();
+    assert_eq!(out.stdout, "hello /tmp 1 2\n");
+
+    // stdin is /dev/null here: its end reaches the container, so cat ends.
+    let out = h.run(&["--rm", IMAGE, "cat", "cat"]).assert_success();
+    assert_eq!(out.stdout, "");
+    assert!(h.containers().is_empty());
+    assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
+}
+
+#[test]
+fn detached_run_and_tasks_lifecycle() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    let out = h
+        .run(&["-d", IMAGE, "life", "sleep", "1000"])
+        .assert_success();
+    assert_eq!(out.stdout, "");
+    let (pid, status) = h.status("life").expect("listed");
+    assert_eq!(status, "RUNNING");
+    assert!(PathBuf::from(format!("/proc/{pid}")).exists());
+    let quiet = h.tasks("ls", &["-q"]).assert_success();
+    assert_eq!(quiet.stdout, "life\n");
+
+    let ps = h.tasks("ps", &["life"]).assert_success();
+    assert_eq!(
+        ps.lines()
+            .first()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["PID", "INFO"])
+    );
+    assert!(
+        ps.lines()
+            .iter()
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        "{ps}"
+    );
+
+    let exec = h
+        .tasks("exec", &["--exec-id", "x", "life", "echo", "from-exec"])
+        .assert_success();
+    assert_eq!(exec.stdout, "from-exec\n");
+    let exec = h.tasks("exec", &["--exec-id", "y", "life", "sh", "-c", "exit 5"]);
+    assert_eq!(exec.code(), Some(5), "{exec}");
+
+    h.tasks("pause", &["life"]).assert_success();
+    h.wait_status("life", "PAUSED");
+    h.tasks("resume", &["life"]).assert_success();
+    h.wait_status("life", "RUNNING");
+
+    let metrics = h.tasks("metrics", &["life"]).assert_success();
+    assert!(metrics.stdout.starts_with("ID"), "{metrics}");
+    assert!(metrics.stdout.contains("life"), "{metrics}");
+
+    h.tasks("rm", &["life"])
+        .assert_failure_containing("must be stopped");
+    h.daemon
+        .berth(&["containers", "rm", "life"])
+        .assert_failure();
+    h.tasks("kill", &["-s", "KILL", "life"]).assert_success();
+    h.wait_status("life", "STOPPED");
+    h.tasks("kill", &["-s", "KILL", "life"])
+        .assert_failure_containing("not found");
+    let rm = h.tasks("rm", &["life"]).assert_success();
+    assert!(rm.stderr.contains("exit code 137"), "{rm}");
+    h.daemon
+        .berth(&["containers", "rm", "life"])
+        .assert_success();
+    assert!(h.listed().is_empty());
+    assert!(!PathBuf::from(format!("/proc/{pid}")).exists());
+    assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
+}
+
+#[test]
+fn tasks_start_and_rm_force() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    h.daemon
+        .ctr(&["containers", "create", IMAGE, "started", "sleep", "1000"])
+        .assert_success();
+    h.tasks("start", &["-d", "started"]).assert_success();
+    h.wait_status("started", "RUNNING");
+    h.tasks("start", &["-d", "started"])
+        .assert_failure_containing("already exists");
+    h.tasks("rm", &["-f", "started"]).assert_success();
+    assert!(h.listed().is_empty());
+
+    // In the foreground, `tasks start` prints the output, waits and exits
+    // with the code.
+    h.daemon
+        .ctr(&["containers", "create", IMAGE, "fg", "echo", "fg"])
+        .assert_success();
+    let out = h.tasks("start", &["fg"]).assert_success();
+    assert_eq!(out.stdout, "fg\n");
+    h.daemon
+        .ctr(&["containers", "create", IMAGE, "fails", "false"])
+        .assert_success();
+    let out = h.tasks("start", &["fails"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(h.listed().is_empty());
+    h.daemon
+        .berth(&["containers", "rm", "started", "fg", "fails"])
+        .assert_success();
+    assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
+}
+
+#[test]
+fn run_errors_are_clear() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    h.run(&["--rm", "example.com/missing:1", "nope", "true"])
+        .assert_failure_containing("not found");
+    h.run(&["-d", "--rm", IMAGE, "both", "true"])
+        .assert_failure_containing("cannot be specified together");
+    h.run(&["-d", IMAGE, "dup", "sleep", "1000"])
+        .assert_success();
+    h.run(&["-d", IMAGE, "dup", "sleep", "1000"])
+        .assert_failure_containing("already exists");
+    h.tasks("kill", &["--all", "-s", "KILL", "dup"])
+        .assert_success();
+    h.wait_status("dup", "STOPPED");
+    h.tasks("rm", &["dup"]).assert_success();
+    h.daemon
+        .berth(&["containers", "rm", "dup"])
+        .assert_success();
+    assert!(h.containers().is_empty());
+}
