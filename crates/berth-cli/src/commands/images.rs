@@ -6,13 +6,17 @@
 //! containerd's; imports work under a lease that expires in a day and is
 //! deleted when the import ends, as containerd's `client.WithLease` does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use berth_client::berth_core::content::ContentStore;
 use berth_client::berth_core::images::{Image, ImageStore};
+use berth_client::berth_core::mount;
+use berth_client::berth_core::snapshots::Snapshotter;
 use berth_client::berth_image::archive::{self, ExportOptions, ImportOptions, RefTranslator};
+use berth_client::berth_image::unpack::{Unpacked, Unpacker, SNAPSHOT_GC_REF_PREFIX};
 use berth_client::berth_image::{images, platforms, Descriptor, Matcher};
+use berth_client::leases::{expiry, EXPIRE_LABEL};
 use berth_client::{Client, Error, ErrorKind};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, BufWriter};
 
@@ -87,6 +91,13 @@ enum Command {
     Import(ImportArgs),
     /// Export images to an OCI archive ("-": stdout)
     Export(ExportArgs),
+    /// Unpack an image's layers into a snapshotter
+    Unpack(UnpackArgs),
+    /// Mount an image's rootfs on a directory (a view keyed by the
+    /// directory; see unmount)
+    Mount(MountArgs),
+    /// Unmount an image's rootfs from a directory
+    Unmount(UnmountArgs),
 }
 
 /// `images import` options, as ctr's.
@@ -111,8 +122,7 @@ struct ImportArgs {
     /// Import content for this platform only
     #[arg(long)]
     platform: Option<String>,
-    /// Do not unpack the images (unpacking needs snapshots, which berth does
-    /// not have yet: this flag is required for now)
+    /// Do not unpack the images
     #[arg(long)]
     no_unpack: bool,
     /// Compress uncompressed Docker layers (not supported yet)
@@ -179,6 +189,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         Command::Import(args) => import(&client, args).await,
         Command::Export(args) => export(&client, args).await,
+        Command::Unpack(args) => unpack(&client, args).await,
+        Command::Mount(args) => mount(&client, args).await,
+        Command::Unmount(args) => unmount(&client, args).await,
     }
 }
 
@@ -451,12 +464,6 @@ fn import_options(args: &ImportArgs) -> anyhow::Result<ImportOptions> {
 }
 
 async fn import(client: &Client, args: ImportArgs) -> anyhow::Result<()> {
-    if !args.no_unpack {
-        anyhow::bail!(
-            "unpacking images is not implemented yet (it arrives with snapshot support): \
-             import with --no-unpack"
-        );
-    }
     if args.compress_blobs {
         anyhow::bail!("--compress-blobs is not supported yet");
     }
@@ -473,8 +480,11 @@ async fn import(client: &Client, args: ImportArgs) -> anyhow::Result<()> {
     let (leased, lease) = client.with_new_lease(IMPORT_LEASE).await?;
     let result = archive::import(&leased.content(), &leased.images(), reader, &options).await;
     let done = client.leases().delete(&lease, false).await;
-    result?;
+    let imported = result?;
     done?;
+    if !args.no_unpack {
+        unpack_imported(client, &imported, &args).await?;
+    }
     Ok(())
 }
 
@@ -528,6 +538,239 @@ async fn write_export(
     options: &ExportOptions,
 ) -> berth_client::Result<()> {
     archive::export(content, targets, writer, options).await
+}
+
+/// Unpacks what an import created, as ctr does after importing.
+async fn unpack_imported(
+    client: &Client,
+    imported: &[Image],
+    args: &ImportArgs,
+) -> anyhow::Result<()> {
+    let matcher = unpack_matcher(args.platform.as_deref())?;
+    for image in imported {
+        print(&format!(
+            "unpacking {} ({})...",
+            image.name, image.target.digest
+        ))?;
+        unpack_image(client, &image.name, &args.snapshotter, &matcher).await?;
+        print("done\n")?;
+    }
+    Ok(())
+}
+
+/// `images unpack` options.
+#[derive(Debug, clap::Args)]
+struct UnpackArgs {
+    /// Snapshotter to unpack into
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER", default_value = "overlayfs")]
+    snapshotter: String,
+    /// Unpack the manifest for this platform (default: the host's)
+    #[arg(long)]
+    platform: Option<String>,
+    /// The image
+    name: String,
+}
+
+/// `images mount` options, as ctr's.
+#[derive(Debug, clap::Args)]
+struct MountArgs {
+    /// Snapshotter to unpack into and mount from
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER", default_value = "overlayfs")]
+    snapshotter: String,
+    /// Mount a writable (active) snapshot instead of a read-only view
+    #[arg(long)]
+    rw: bool,
+    /// Mount the image for this platform (default: the host's)
+    #[arg(long)]
+    platform: Option<String>,
+    /// The image
+    name: String,
+    /// Where to mount it; also the snapshot's key and its lease's id
+    target: String,
+}
+
+/// `images unmount` options, as ctr's.
+#[derive(Debug, clap::Args)]
+struct UnmountArgs {
+    /// Snapshotter the mount came from
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER", default_value = "overlayfs")]
+    snapshotter: String,
+    /// Remove the snapshot (and its lease) after a successful unmount
+    #[arg(long)]
+    rm: bool,
+    /// The mount point
+    target: String,
+}
+
+/// The platform matcher for a `--platform` flag (none: the host).
+fn unpack_matcher(platform: Option<&str>) -> anyhow::Result<Matcher> {
+    Ok(match platform {
+        Some(p) => Matcher::only(&platforms::parse(p)?),
+        None => Matcher::host(),
+    })
+}
+
+/// Unpacks `target` into `snapshotter` through the daemon's snapshots and
+/// diff services, as containerd's client-side `image.Unpack` does.
+async fn unpack_target(
+    client: &Client,
+    target: &Descriptor,
+    snapshotter: &str,
+    matcher: &Matcher,
+) -> berth_client::Result<Unpacked> {
+    let content = client.content();
+    let snapshots = client.snapshotter(snapshotter);
+    let diff = client.diff();
+    let unpacker = Unpacker {
+        content: &content,
+        snapshotter: &snapshots,
+        snapshotter_name: snapshotter,
+        applier: &diff,
+    };
+    unpacker.unpack(target, matcher).await
+}
+
+/// Unpacks image `name` under a lease that lives for the unpack (a day at
+/// most, should berth die), as ctr's `WithLease` does.
+async fn unpack_image(
+    client: &Client,
+    name: &str,
+    snapshotter: &str,
+    matcher: &Matcher,
+) -> anyhow::Result<Unpacked> {
+    let image = client.images().get(name).await?;
+    let target = archive::image_target(&image);
+    let (leased, lease) = client.with_new_lease(IMPORT_LEASE).await?;
+    let result = unpack_target(&leased, &target, snapshotter, matcher).await;
+    let done = client.leases().delete(&lease, false).await;
+    let unpacked = result.map_err(|e| e.context(format!("unpack {name}")))?;
+    done?;
+    Ok(unpacked)
+}
+
+async fn unpack(client: &Client, args: UnpackArgs) -> anyhow::Result<()> {
+    let matcher = unpack_matcher(args.platform.as_deref())?;
+    let image = client.images().get(&args.name).await?;
+    print(&format!(
+        "unpacking {} ({})...",
+        image.name, image.target.digest
+    ))?;
+    unpack_image(client, &args.name, &args.snapshotter, &matcher).await?;
+    print("done\n")?;
+    Ok(())
+}
+
+/// `images mount`, as ctr 1.6 does it: a lease named after the target
+/// (a day, referencing the snapshot), the image unpacked if needed, a
+/// view (or, with `--rw`, an active snapshot) keyed by the target on the
+/// image's top chain ID, mounted on the target.
+async fn mount(client: &Client, args: MountArgs) -> anyhow::Result<()> {
+    let matcher = unpack_matcher(args.platform.as_deref())?;
+    let mut labels = HashMap::new();
+    labels.insert(
+        format!("{SNAPSHOT_GC_REF_PREFIX}{}", args.snapshotter),
+        args.target.clone(),
+    );
+    labels.insert(
+        EXPIRE_LABEL.to_string(),
+        expiry(std::time::SystemTime::now() + IMPORT_LEASE),
+    );
+    match client.leases().create(&args.target, labels).await {
+        Err(err) if err.kind() != ErrorKind::AlreadyExists => return Err(err.into()),
+        _ => {}
+    }
+    let leased = client.with_lease(Some(args.target.clone()));
+    let result = mount_leased(&leased, &args, &matcher).await;
+    if result.is_err() {
+        let _ = client.leases().delete(&args.target, false).await;
+    }
+    result?;
+    print(&format!("{}\n", args.target))?;
+    Ok(())
+}
+
+async fn mount_leased(client: &Client, args: &MountArgs, matcher: &Matcher) -> anyhow::Result<()> {
+    let image = client.images().get(&args.name).await?;
+    let target = archive::image_target(&image);
+    let unpacked = unpack_target(client, &target, &args.snapshotter, matcher).await?;
+    let snapshots = client.snapshotter(args.snapshotter.as_str());
+    let parent = unpacked.chain_id.to_string();
+    let created = if args.rw {
+        snapshots
+            .prepare(&args.target, &parent, HashMap::new())
+            .await
+    } else {
+        snapshots.view(&args.target, &parent, HashMap::new()).await
+    };
+    let mounts = match created {
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+            snapshots.mounts(&args.target).await?
+        }
+        other => other?,
+    };
+    let dir = std::path::PathBuf::from(&args.target);
+    let mounted = tokio::task::spawn_blocking(move || mount::mount_all(&mounts, &dir)).await?;
+    if let Err(err) = mounted {
+        if let Err(cleanup) = snapshots.remove(&args.target).await {
+            if cleanup.kind() != ErrorKind::NotFound {
+                return Err(err
+                    .context(format!("(and removing snapshot failed: {cleanup})"))
+                    .into());
+            }
+        }
+        return Err(err.into());
+    }
+    Ok(())
+}
+
+/// `images unmount`: unmounts everything on the target; with `--rm` its
+/// lease and snapshot go too.
+async fn unmount(client: &Client, args: UnmountArgs) -> anyhow::Result<()> {
+    let dir = std::path::PathBuf::from(&args.target);
+    tokio::task::spawn_blocking(move || unmount_all(&dir)).await??;
+    if args.rm {
+        match client.leases().delete(&args.target, false).await {
+            Err(err) if err.kind() != ErrorKind::NotFound => {
+                return Err(anyhow::anyhow!("error deleting lease: {err}"))
+            }
+            _ => {}
+        }
+        match client
+            .snapshotter(args.snapshotter.as_str())
+            .remove(&args.target)
+            .await
+        {
+            Err(err) if err.kind() != ErrorKind::NotFound => {
+                return Err(anyhow::anyhow!("error removing snapshot: {err}"))
+            }
+            _ => {}
+        }
+    }
+    print(&format!("{}\n", args.target))?;
+    Ok(())
+}
+
+/// Unmounts `dir` until nothing is mounted there (containerd's
+/// `UnmountAll`: an image's mount may be stacked); not mounted is fine.
+fn unmount_all(dir: &std::path::Path) -> berth_client::Result<()> {
+    while is_mount_point(dir) {
+        mount::unmount(dir)?;
+    }
+    Ok(())
+}
+
+/// Whether `dir` is a mount point (listed in this process's mountinfo).
+fn is_mount_point(dir: &std::path::Path) -> bool {
+    let Ok(dir) = dir.canonicalize() else {
+        return false;
+    };
+    let wanted = dir.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|info| {
+            info.lines()
+                .any(|l| l.split(' ').nth(4) == Some(wanted.as_str()))
+        })
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
