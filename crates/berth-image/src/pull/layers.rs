@@ -145,6 +145,10 @@ impl LayerChain<'_> {
     }
 }
 
+/// A finished job: the snapshot it prepared (layer index and key), if
+/// any, and how it went.
+type JobResult = (Option<(usize, String)>, Result<()>);
+
 /// One unit of download work.
 enum Job<'p> {
     /// Download layer `i` of the chain and apply it to a rebase snapshot.
@@ -166,7 +170,7 @@ async fn parallel(
     let jobs = (0..todo.layers.len())
         .map(Job::Apply)
         .chain(others.iter().map(|d| Job::Fetch(d)));
-    let results: Vec<(Option<(usize, String)>, Result<()>)> = stream::iter(jobs)
+    let results: Vec<JobResult> = stream::iter(jobs)
         .map(|job| async move {
             match job {
                 Job::Fetch(desc) => (None, ensure_blob(ctx, desc).await),

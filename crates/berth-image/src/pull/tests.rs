@@ -155,6 +155,9 @@ fn multi_arch(blobs: &Blobs) -> Descriptor {
 
 // ---- a test resolver ----------------------------------------------------
 
+/// A blob pushed, with the repositories offered to mount it from.
+type Pushed = (Digest, Vec<String>);
+
 /// A repository in memory. A fetch of `break_blob` ends with an error
 /// after `break_after` bytes (once per fetch from offset 0).
 #[derive(Clone, Default)]
@@ -163,7 +166,7 @@ struct TestRemote {
     tags: Arc<Mutex<HashMap<String, Descriptor>>>,
     break_blob: Arc<Mutex<Option<(Digest, usize)>>>,
     fetches: Arc<Mutex<Vec<(Digest, u64)>>>,
-    mounted: Arc<Mutex<Vec<(Digest, Vec<String>)>>>,
+    mounted: Arc<Mutex<Vec<Pushed>>>,
 }
 
 impl TestRemote {
@@ -811,4 +814,153 @@ async fn push_then_pull_round_trips_and_offers_mounts() {
         .expect("pull back");
     assert_eq!(image.target.digest, root.digest);
     assert_eq!(back.content.digests(), source.content.digests());
+}
+
+// ---- against Debian's docker-registry ----------------------------------
+
+fn registry_resolver() -> crate::registry::RegistryResolver {
+    crate::registry::RegistryResolver::new(crate::registry::RegistryOptions {
+        plain_http: true,
+        ..Default::default()
+    })
+    .expect("resolver")
+}
+
+/// A registry holding the two-platform test image under `test/app:v1`,
+/// pushed by [`push`]; (registry, reference, root).
+async fn seeded_registry() -> (berth_testkit::Registry, String, Descriptor) {
+    let registry = berth_testkit::Registry::start().expect("registry");
+    let source = World::new();
+    let root = multi_arch(&source.remote.blobs);
+    source.remote.tag(REF, &root);
+    let all = PullOptions {
+        platforms: Matcher::All,
+        ..PullOptions::default()
+    };
+    source.pull(&all).await.expect("pull from the test remote");
+    let reference = format!("{}/test/app:v1", registry.host());
+    push(
+        &source.content,
+        &registry_resolver(),
+        &reference,
+        &root,
+        &Matcher::All,
+        &NoProgress,
+    )
+    .await
+    .expect("push to the registry");
+    (registry, reference, root)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_push_then_pull_round_trips() {
+    berth_testkit::require_registry!();
+    let (_registry, reference, root) = seeded_registry().await;
+    let (content, images) = (MemContent::default(), MemImages::default());
+    let all = PullOptions {
+        platforms: Matcher::All,
+        ..PullOptions::default()
+    };
+    let resolver = registry_resolver();
+    let image = pull(&content, &images, &resolver, &reference, &all, &NoProgress)
+        .await
+        .expect("pull");
+    assert_eq!(image.target.digest, root.digest);
+    assert_eq!(content.digests().len(), 9);
+    let source = content
+        .labels(&root.digest)
+        .get(&format!(
+            "{DISTRIBUTION_SOURCE_PREFIX}{}",
+            reference.split('/').next().expect("host")
+        ))
+        .cloned();
+    assert_eq!(source.as_deref(), Some("test/app"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_corrupt_blob_fails_without_image_or_blob() {
+    berth_testkit::require_registry!();
+    let (registry, reference, root) = seeded_registry().await;
+    let source = World::new();
+    multi_arch(&source.remote.blobs);
+    let index: Index =
+        serde_json::from_slice(&source.remote.blobs.get(&root.digest).expect("index"))
+            .expect("json");
+    let amd64_manifest: Manifest = serde_json::from_slice(
+        &source
+            .remote
+            .blobs
+            .get(&index.manifests[0].digest)
+            .expect("manifest"),
+    )
+    .expect("json");
+    let bad = amd64_manifest.layers[2].digest.clone();
+    registry.corrupt_blob(bad.as_str()).expect("corrupt");
+    let (content, images) = (MemContent::default(), MemImages::default());
+    let opts = PullOptions {
+        platforms: amd64(),
+        ..PullOptions::default()
+    };
+    let err = pull(
+        &content,
+        &images,
+        &registry_resolver(),
+        &reference,
+        &opts,
+        &NoProgress,
+    )
+    .await
+    .expect_err("corrupt blob");
+    assert!(err.to_string().contains(bad.as_str()), "{err}");
+    assert!(!content.digests().contains(&bad));
+    assert!(images.names().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_pull_resumes_a_partial_ingest_with_a_range() {
+    berth_testkit::require_registry!();
+    let (_registry, reference, root) = seeded_registry().await;
+    let source = World::new();
+    multi_arch(&source.remote.blobs);
+    let index: Index =
+        serde_json::from_slice(&source.remote.blobs.get(&root.digest).expect("index"))
+            .expect("json");
+    let manifest: Manifest = serde_json::from_slice(
+        &source
+            .remote
+            .blobs
+            .get(&index.manifests[0].digest)
+            .expect("manifest"),
+    )
+    .expect("json");
+    let big = &manifest.layers[2];
+    let bytes = source.remote.blobs.get(&big.digest).expect("blob");
+    let (content, images) = (MemContent::default(), MemImages::default());
+    let mut writer = content
+        .writer(berth_core::content::WriterOptions {
+            reference: format!("layer-{}", big.digest),
+            total: big.size,
+            expected: Some(big.digest.clone()),
+        })
+        .await
+        .expect("writer");
+    writer.write(&bytes[..1 << 20]).await.expect("write");
+    drop(writer);
+    let opts = PullOptions {
+        platforms: amd64(),
+        ..PullOptions::default()
+    };
+    pull(
+        &content,
+        &images,
+        &registry_resolver(),
+        &reference,
+        &opts,
+        &NoProgress,
+    )
+    .await
+    .expect("pull");
+    assert!(content.digests().contains(&big.digest));
+    assert_eq!(content.ingest_count(), 0);
+    assert_eq!(images.names(), [reference]);
 }
