@@ -345,3 +345,70 @@ fn run_errors_are_clear() {
         .assert_success();
     assert!(h.containers().is_empty());
 }
+
+#[test]
+fn attach_follows_a_detached_task_to_its_exit() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    h.run(&[
+        "-d",
+        IMAGE,
+        "ticker",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.2; done",
+    ])
+    .assert_success();
+    let mut attach = h
+        .daemon
+        .berth_stream(None, &["tasks", "attach", "ticker"])
+        .expect("berth tasks attach");
+    let tick = attach.wait_for(|l| l == "tick", Duration::from_secs(20));
+    assert!(tick.is_some(), "{}", attach.report());
+    h.tasks("kill", &["-s", "KILL", "ticker"]).assert_success();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while attach.is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "attach did not end: {}",
+            attach.report()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    h.tasks("rm", &["ticker"]).assert_success();
+    h.daemon
+        .berth(&["containers", "rm", "ticker"])
+        .assert_success();
+    assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
+}
+
+#[test]
+fn run_with_a_terminal() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    // `script` gives berth a pty as its stdin and stdout, as a user's
+    // terminal would.
+    let berth = berth_testkit::berth_bin().expect("berth binary");
+    let command = format!(
+        "{} --address {} run -t --rm --fifo-dir {} {IMAGE} tty-run sh -c 'tty; echo on-tty'",
+        berth.display(),
+        h.daemon.address().display(),
+        h.fifo_dir,
+    );
+    let out = berth_testkit::run_with_timeout(
+        std::process::Command::new("script").args(["-qec", &command, "/dev/null"]),
+        berth_testkit::DEFAULT_COMMAND_TIMEOUT,
+    )
+    .expect("script")
+    .assert_success();
+    assert!(out.stdout.contains("/dev/pts/"), "{out}");
+    // The pty turns "\n" into "\r\n".
+    assert!(
+        out.stdout.lines().any(|l| l.trim_end_matches('\r') == "on-tty"),
+        "{out:?}"
+    );
+    assert!(h.containers().is_empty());
+    assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
+}

@@ -3,10 +3,12 @@
 //!
 //! A task is made by [`crate::container::Container::new_task`] in the
 //! *created* state: the shim and `runc create` have run, the process
-//! waits for [`Task::start`]. [`Task::wait`] sends the Wait request at
-//! once and hands back a future for the exit, so calling it before
-//! `start` (as containerd's `Wait` is meant to be used) cannot miss an exit
-//! however fast the process is. [`Task::delete`] removes a stopped task,
+//! waits for [`Task::start`]. [`Task::wait`] starts a Wait request in the
+//! background at once and hands back a future for the exit. The daemon
+//! keeps a process's exit until the process is deleted, so calling it
+//! before `start` (as containerd's `Wait` is meant to be used) cannot miss
+//! an exit however fast the process is, and the future needs no polling
+//! for the request to be on its way. [`Task::delete`] removes a stopped task,
 //! waits for its output to be copied out, and removes its FIFOs.
 
 use std::future::Future;
@@ -261,9 +263,10 @@ impl Task {
         self.proc.start().await
     }
 
-    /// Starts waiting for the init process to exit and returns the exit
-    /// to await. The request is sent before this returns, so calling it
-    /// before [`Task::start`] never misses an exit.
+    /// Starts waiting for the init process to exit (in the background,
+    /// at once) and returns the exit to await. Call it before
+    /// [`Task::start`]: however fast the process, its exit is not missed.
+    /// Must be called within a tokio runtime.
     pub async fn wait(&self) -> Result<ExitWaiter> {
         Ok(self.proc.wait())
     }
