@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build berth and run every test and lint gate, as CI does.
 #
-# The binaries are built first because the integration tests start
+# The binaries (and examples) are built first because the integration tests start
 # target/debug/berthd and run target/debug/berth as real processes. After a
 # successful build every gate runs even if an earlier one failed, so one CI
 # run shows all failures; the script fails if any gate did.
@@ -22,8 +22,8 @@ gate() {
     fi
 }
 
-step "cargo build --workspace --bins"
-cargo build --workspace --bins
+step "cargo build --workspace --bins --examples"
+cargo build --workspace --bins --examples
 
 gate cargo test --workspace --no-fail-fast
 gate cargo fmt --all -- --check
