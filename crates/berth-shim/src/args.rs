@@ -54,24 +54,6 @@ impl Args {
         }
         Ok(args)
     }
-
-    /// The flags again, without the action: how `start` re-executes itself.
-    pub fn to_serve_argv(&self) -> Vec<String> {
-        let mut argv = vec![
-            "-namespace".into(),
-            self.namespace.clone(),
-            "-id".into(),
-            self.id.clone(),
-            "-address".into(),
-            self.address.clone(),
-            "-publish-binary".into(),
-            self.publish_binary.clone(),
-        ];
-        if self.debug {
-            argv.push("-debug".into());
-        }
-        argv
-    }
 }
 
 #[cfg(test)]

@@ -4,15 +4,14 @@
 //! `docs/runtime-v2.md`):
 //!
 //! - `start`: run by the daemon in the bundle directory. Binds the task
-//!   socket, re-executes itself detached to serve it, writes the address to
+//!   socket, forks a detached child that serves `containerd.task.v2.Task`
+//!   and `containerd.task.v3.Task` over ttrpc on it, writes the address to
 //!   `<bundle>/address`, prints it and exits.
 //! - `delete`: run by the daemon after a shim died. Force-deletes the
 //!   container with runc, unmounts the rootfs and prints a `DeleteResponse`.
-//! - no action (the re-executed child): serves `containerd.task.v2.Task` and
-//!   `containerd.task.v3.Task` over ttrpc on the socket inherited as fd 3.
 //!
-//! The action is decided in this synchronous `main`; only the serving
-//! process builds a (current-thread) tokio runtime.
+//! The action is decided in this synchronous, single-threaded `main`; only
+//! the serving child builds a (current-thread) tokio runtime, after the fork.
 
 mod address;
 mod args;
@@ -45,7 +44,7 @@ fn main() -> ExitCode {
         Some("start") => start::run(&args),
         Some("delete") => delete::run(&args),
         Some(other) => Err(format!("unknown action {other:?}")),
-        None => serve::run(&args),
+        None => Err("no action given: run with `start` or `delete`".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,74 +5,90 @@
 //! unmounts on delete. A request without mounts (`ctr run --rootfs DIR`) has
 //! the root path in the spec and needs nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use containerd_shim_protos::api::Mount;
-use nix::mount::{umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags};
+use tokio::task::JoinHandle;
 
-/// Mounts `mounts` on `target` in order.
-pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), String> {
+/// Mounts `mounts` on `target` in order, through `berth_core::mount` (the
+/// one implementation of mount options, shared with the daemon's differ).
+fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), String> {
     std::fs::create_dir_all(target).map_err(|e| format!("creating {}: {e}", target.display()))?;
-    for m in mounts {
-        mount_one(m, target).map_err(|e| {
-            format!(
-                "mount {} ({}) on {}: {e}",
-                m.source,
-                m.type_,
-                target.display()
-            )
-        })?;
-    }
-    Ok(())
+    let mounts: Vec<berth_core::mount::Mount> = mounts
+        .iter()
+        .map(|m| berth_core::mount::Mount {
+            mount_type: m.type_.clone(),
+            source: m.source.clone(),
+            target: m.target.clone(),
+            options: m.options.clone(),
+        })
+        .collect();
+    berth_core::mount::mount_all(&mounts, target).map_err(|e| e.to_string())
 }
 
-fn mount_one(m: &Mount, target: &Path) -> nix::Result<()> {
-    let (mut flags, data) = parse_options(&m.options);
-    if m.type_ == "bind" {
-        flags |= MsFlags::MS_BIND;
-    }
-    let bind = flags.contains(MsFlags::MS_BIND);
-    let fstype = (!bind).then_some(m.type_.as_str());
-    let data = (!data.is_empty()).then_some(data.as_str());
-    nix::mount::mount(Some(m.source.as_str()), target, fstype, flags, data)?;
-    if bind && flags.contains(MsFlags::MS_RDONLY) {
-        let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        nix::mount::mount(None::<&str>, target, None::<&str>, remount, None::<&str>)?;
-    }
-    Ok(())
-}
-
-/// Splits `mount -o` options into flags and the filesystem's data string.
-fn parse_options(options: &[String]) -> (MsFlags, String) {
-    let mut flags = MsFlags::empty();
-    let mut data: Vec<&str> = Vec::new();
-    for o in options {
-        match o.as_str() {
-            "ro" => flags |= MsFlags::MS_RDONLY,
-            "rw" | "defaults" => flags &= !MsFlags::MS_RDONLY,
-            "bind" => flags |= MsFlags::MS_BIND,
-            "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
-            "nosuid" => flags |= MsFlags::MS_NOSUID,
-            "nodev" => flags |= MsFlags::MS_NODEV,
-            "noexec" => flags |= MsFlags::MS_NOEXEC,
-            "noatime" => flags |= MsFlags::MS_NOATIME,
-            "relatime" => flags |= MsFlags::MS_RELATIME,
-            other => data.push(other),
-        }
-    }
-    (flags, data.join(","))
-}
-
-/// Unmounts everything stacked on `target` (lazily if busy); a target that
-/// is not a mount point is fine.
+/// Unmounts everything stacked on `target`, detaching lazily what is busy;
+/// a target that is not a mount point is fine.
 pub fn unmount_all(target: &Path) {
     for _ in 0..32 {
-        match umount2(target, MntFlags::empty()) {
-            Ok(()) => continue,
-            Err(nix::Error::EBUSY) => {
-                let _ = umount2(target, MntFlags::MNT_DETACH);
+        if berth_core::mount::unmount(target).is_err() {
+            // Busy (something still holds it) or not mounted at all: a lazy
+            // detach handles the first and fails harmlessly on the second.
+            if umount2(target, MntFlags::MNT_DETACH).is_err() {
+                return;
             }
-            Err(_) => return,
+        }
+    }
+}
+
+/// A rootfs mounted on `<bundle>/rootfs`, unmounted once.
+///
+/// Unmounting an overlay syncs the whole filesystem holding its upper
+/// directory (the kernel's `ovl_sync_fs`), which costs a journal commit and
+/// a disk cache flush even when little is dirty. So the unmount may start in
+/// the background as soon as nothing can use the rootfs any more (the init
+/// exited and took every process of its pid namespace with it), overlapping
+/// the client's Wait, Get and Delete; Delete then only waits for it to end.
+pub struct MountedRootfs {
+    target: PathBuf,
+    unmount: Mutex<Unmount>,
+}
+
+enum Unmount {
+    NotStarted,
+    Running(JoinHandle<()>),
+    Done,
+}
+
+impl MountedRootfs {
+    /// Mounts `mounts` on `target`.
+    pub fn mount(mounts: &[Mount], target: &Path) -> Result<MountedRootfs, String> {
+        mount_all(mounts, target)?;
+        Ok(MountedRootfs {
+            target: target.to_path_buf(),
+            unmount: Mutex::new(Unmount::NotStarted),
+        })
+    }
+
+    /// Starts unmounting in the background unless it has started already.
+    pub fn start_unmount(&self) {
+        let mut state = self.unmount.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(*state, Unmount::NotStarted) {
+            let target = self.target.clone();
+            *state = Unmount::Running(tokio::task::spawn_blocking(move || unmount_all(&target)));
+        }
+    }
+
+    /// Unmounts (or waits for the unmount already started to finish).
+    pub async fn unmount(&self) {
+        self.start_unmount();
+        let running = {
+            let mut state = self.unmount.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *state, Unmount::Done)
+        };
+        if let Unmount::Running(task) = running {
+            let _ = task.await;
         }
     }
 }
@@ -100,8 +116,9 @@ pub fn clamp_oom_score_adj(process: &mut serde_json::Value, floor: i64) -> bool 
     true
 }
 
-/// Applies [`clamp_oom_score_adj`] to `<bundle>/config.json`.
-pub fn clamp_bundle_spec(bundle: &Path, floor: i64) -> Result<(), String> {
+/// Applies [`clamp_oom_score_adj`] to `<bundle>/config.json`; returns the
+/// spec.
+pub fn clamp_bundle_spec(bundle: &Path, floor: i64) -> Result<serde_json::Value, String> {
     let path = bundle.join("config.json");
     let text = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let mut spec: serde_json::Value =
@@ -110,7 +127,27 @@ pub fn clamp_bundle_spec(bundle: &Path, floor: i64) -> Result<(), String> {
         let text = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
-    Ok(())
+    Ok(spec)
+}
+
+/// Whether an OCI spec has `poststop` hooks (run by `runc delete`, and free
+/// to look at the rootfs).
+pub fn has_poststop_hooks(spec: &serde_json::Value) -> bool {
+    spec["hooks"]["poststop"]
+        .as_array()
+        .is_some_and(|hooks| !hooks.is_empty())
+}
+
+/// Whether an OCI spec gives the container a new pid namespace (a `pid`
+/// namespace without a `path` to join).
+pub fn has_own_pid_namespace(spec: &serde_json::Value) -> bool {
+    spec["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|namespaces| {
+            namespaces
+                .iter()
+                .any(|ns| ns["type"] == "pid" && ns["path"].as_str().is_none_or(str::is_empty))
+        })
 }
 
 #[cfg(test)]
@@ -118,14 +155,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn options_split_into_flags_and_data() {
-        let opts: Vec<String> = ["ro", "lowerdir=/a:/b", "upperdir=/u", "nosuid"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let (flags, data) = parse_options(&opts);
-        assert!(flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
-        assert_eq!(data, "lowerdir=/a:/b,upperdir=/u");
+    fn pid_namespace_is_own_unless_joined() {
+        let own =
+            serde_json::json!({"linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}});
+        assert!(has_own_pid_namespace(&own));
+        let joined = serde_json::json!({"linux": {"namespaces": [{"type": "pid", "path": "/proc/1/ns/pid"}]}});
+        assert!(!has_own_pid_namespace(&joined));
+        let host = serde_json::json!({"linux": {"namespaces": [{"type": "network"}]}});
+        assert!(!has_own_pid_namespace(&host));
+        assert!(!has_own_pid_namespace(&serde_json::json!({})));
+    }
+
+    #[test]
+    fn poststop_hooks_are_found() {
+        let hooks = serde_json::json!({"hooks": {"poststop": [{"path": "/bin/true"}]}});
+        assert!(has_poststop_hooks(&hooks));
+        let empty = serde_json::json!({"hooks": {"poststop": [], "prestart": [{"path": "/x"}]}});
+        assert!(!has_poststop_hooks(&empty));
+        assert!(!has_poststop_hooks(&serde_json::json!({})));
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct ChildStdio {
 #[derive(Clone)]
 pub struct Runc {
     config: RuncConfig,
+    /// `config.binary`, looked up on `PATH` once rather than by every spawn.
+    program: PathBuf,
     log: PathBuf,
     monitor: Monitor,
 }
@@ -96,6 +98,7 @@ pub struct Runc {
 impl Runc {
     pub fn new(config: RuncConfig, bundle: &Path, monitor: Monitor) -> Self {
         Runc {
+            program: find_program(&config.binary),
             config,
             log: bundle.join("log.json"),
             monitor,
@@ -103,7 +106,7 @@ impl Runc {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.config.binary);
+        let mut cmd = Command::new(&self.program);
         cmd.arg("--root")
             .arg(&self.config.root)
             .arg("--log")
@@ -178,13 +181,6 @@ impl Runc {
             &["delete", id]
         };
         self.output(self.command(args)).await.map(drop)
-    }
-
-    /// `state ID`: the `status` field (`created`, `running`, `paused`, `stopped`).
-    pub async fn state(&self, id: &str) -> Result<String, RuncError> {
-        let out = self.output(self.command(&["state", id])).await?;
-        let value: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-        Ok(value["status"].as_str().unwrap_or("unknown").to_string())
     }
 
     pub async fn pause(&self, id: &str) -> Result<(), RuncError> {
@@ -274,6 +270,23 @@ impl Runc {
     }
 }
 
+/// `name` itself if it has a `/`, else its first executable on `PATH`; a
+/// name not found stays bare, so spawning it reports the error.
+fn find_program(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if name.contains('/') {
+        return PathBuf::from(name);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// Reads a child's pipe to the end without blocking the runtime.
 fn read_async(pipe: impl Into<std::os::fd::OwnedFd>) -> tokio::task::JoinHandle<String> {
     let fd: std::os::fd::OwnedFd = pipe.into();
@@ -323,6 +336,16 @@ fn last_log_error(log: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_are_found_on_path() {
+        assert_eq!(find_program("/opt/runc"), PathBuf::from("/opt/runc"));
+        assert!(find_program("sh").is_absolute());
+        assert_eq!(
+            find_program("no-such-runtime-xyz"),
+            PathBuf::from("no-such-runtime-xyz")
+        );
+    }
 
     #[test]
     fn config_round_trips() {

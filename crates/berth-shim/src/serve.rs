@@ -14,18 +14,14 @@ use crate::args::Args;
 use crate::events::{Publisher, Target};
 use crate::monitor::Monitor;
 use crate::service::{Shim, TaskService};
-use crate::start::{LISTEN_ENV, LISTEN_FD};
 
 /// The service name `containerd-shim-protos` registers.
 const TASK_V3: &str = "containerd.task.v3.Task";
 /// The name containerd 1.6 calls; same methods and messages.
 const TASK_V2: &str = "containerd.task.v2.Task";
 
-pub fn run(args: &Args) -> Result<(), String> {
-    if std::env::var(LISTEN_ENV).is_err() {
-        return Err("no action given and no inherited socket: run with `start` or `delete`".into());
-    }
-    let listener = crate::sys::inherited_listener(LISTEN_FD).map_err(|e| e.to_string())?;
+/// Serves on `listener` until Shutdown; exits the process.
+pub fn run(args: &Args, listener: std::os::unix::net::UnixListener) -> Result<(), String> {
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
     redirect_stderr_to_log();

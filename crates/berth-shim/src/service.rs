@@ -42,7 +42,10 @@ pub struct Container {
     pub id: String,
     pub bundle: PathBuf,
     runc: Runc,
-    rootfs_mounted: bool,
+    /// The rootfs the shim mounted (none for a spec root path).
+    rootfs: Option<crate::rootfs::MountedRootfs>,
+    /// What the spec says about the end of the init process.
+    on_exit: OnInitExit,
     init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
     /// Serializes starts with exit reports (see the module docs).
@@ -59,6 +62,20 @@ impl Container {
             .cloned()
             .ok_or_else(|| Error::not_found(format!("process {exec_id}")))
     }
+}
+
+/// What the end of a container's init process calls for.
+#[derive(Debug, Clone, Copy)]
+struct OnInitExit {
+    /// `runc kill --all` the rest: only when the container shares a pid
+    /// namespace (with the host or another container). In a pid namespace of
+    /// its own the kernel kills every process left once init dies
+    /// (containerd's `ShouldKillAllOnExit`).
+    kill_all: bool,
+    /// Start unmounting the rootfs at once: nothing can use it any more (no
+    /// process is left, and no poststop hook will run) — see
+    /// [`crate::rootfs::MountedRootfs`].
+    unmount: bool,
 }
 
 /// The shim's state, shared by every ttrpc call.
@@ -153,9 +170,14 @@ impl Shim {
         process: Arc<Process>,
         exit: Exit,
     ) {
+        if process.exec_id.is_empty() && container.on_exit.unmount {
+            if let Some(rootfs) = &container.rootfs {
+                rootfs.start_unmount();
+            }
+        }
         process.io.lock().await.drained(DRAIN_LIMIT).await;
         let _order = container.order.lock().await;
-        if process.exec_id.is_empty() {
+        if process.exec_id.is_empty() && container.on_exit.kill_all {
             // The init is gone: its exec'd processes go with it.
             let _ = container.runc.kill(&container.id, 9, true).await;
         }
@@ -183,11 +205,12 @@ impl Shim {
         let bundle = PathBuf::from(&req.bundle);
         let config = runc_config(&self.namespace, req.options.as_ref())?;
         std::fs::write(bundle.join(RUNC_CONFIG_FILE), config.encode()).map_err(unknown)?;
-        let rootfs = bundle.join("rootfs");
-        let rootfs_mounted = !req.rootfs.is_empty();
-        if rootfs_mounted {
-            crate::rootfs::mount_all(&req.rootfs, &rootfs).map_err(unknown)?;
-        }
+        let rootfs = if req.rootfs.is_empty() {
+            None
+        } else {
+            let target = bundle.join("rootfs");
+            Some(crate::rootfs::MountedRootfs::mount(&req.rootfs, &target).map_err(unknown)?)
+        };
         let stdio = StdioPaths {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -197,11 +220,11 @@ impl Shim {
         let runc = Runc::new(config, &bundle, self.monitor.clone());
         let init = Arc::new(Process::new("", stdio, Vec::new()));
         let created = self.run_create(&req.id, &bundle, &runc, &init).await;
-        let pid = match created {
-            Ok(pid) => pid,
+        let (pid, on_exit) = match created {
+            Ok(created) => created,
             Err(err) => {
-                if rootfs_mounted {
-                    crate::rootfs::unmount_all(&rootfs);
+                if let Some(rootfs) = &rootfs {
+                    rootfs.unmount().await;
                 }
                 return Err(err);
             }
@@ -210,7 +233,8 @@ impl Shim {
             id: req.id.clone(),
             bundle: bundle.clone(),
             runc,
-            rootfs_mounted,
+            rootfs,
+            on_exit,
             init: init.clone(),
             execs: Mutex::new(HashMap::new()),
             order: tokio::sync::Mutex::new(()),
@@ -228,16 +252,22 @@ impl Shim {
         Ok(pid)
     }
 
-    /// `runc create` with the process's stdio; returns the init pid.
+    /// `runc create` with the process's stdio; returns the init pid and
+    /// what its exit means for the rest of the container.
     async fn run_create(
         &self,
         id: &str,
         bundle: &Path,
         runc: &Runc,
         init: &Process,
-    ) -> Result<u32> {
-        crate::rootfs::clamp_bundle_spec(bundle, crate::rootfs::own_oom_score_adj())
+    ) -> Result<(u32, OnInitExit)> {
+        let spec = crate::rootfs::clamp_bundle_spec(bundle, crate::rootfs::own_oom_score_adj())
             .map_err(unknown)?;
+        let own_pid_namespace = crate::rootfs::has_own_pid_namespace(&spec);
+        let on_exit = OnInitExit {
+            kill_all: !own_pid_namespace,
+            unmount: own_pid_namespace && !crate::rootfs::has_poststop_hooks(&spec),
+        };
         let pid_file = bundle.join("init.pid");
         let env = LogEnv {
             namespace: &self.namespace,
@@ -264,7 +294,7 @@ impl Shim {
                 .await
                 .map_err(unknown)?;
         }
-        read_pid(&pid_file)
+        Ok((read_pid(&pid_file)?, on_exit))
     }
 
     async fn start(self: &Arc<Self>, id: &str, exec_id: &str) -> Result<u32> {
@@ -361,8 +391,8 @@ impl Shim {
             .delete(id, st.status == Status::CREATED)
             .await
             .map_err(unknown)?;
-        if c.rootfs_mounted {
-            crate::rootfs::unmount_all(&c.bundle.join("rootfs"));
+        if let Some(rootfs) = &c.rootfs {
+            rootfs.unmount().await;
         }
         lock(&self.containers).remove(id);
         let exited_at = st.exited_at.unwrap_or_else(SystemTime::now);
@@ -436,15 +466,9 @@ impl Shim {
     async fn state(&self, id: &str, exec_id: &str) -> Result<api::StateResponse> {
         let c = self.container(id)?;
         let p = c.process(exec_id)?;
-        let mut st = p.state();
-        if exec_id.is_empty() && st.status == Status::RUNNING {
-            // runc knows about pauses and freezes made behind our back.
-            if let Ok(s) = c.runc.state(id).await {
-                if s == "paused" {
-                    st.status = Status::PAUSED;
-                }
-            }
-        }
+        // The shim's own record, as containerd's shim answers: no `runc
+        // state` per call (Pause and Resume keep the status current).
+        let st = p.state();
         let mut r = api::StateResponse::new();
         r.id = if exec_id.is_empty() {
             id.to_string()

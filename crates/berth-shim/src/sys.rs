@@ -50,20 +50,32 @@ pub fn set_winsize(fd: &impl AsRawFd, width: u16, height: u16) -> io::Result<()>
     Ok(())
 }
 
-/// The listening socket `start` passed to the serving child as `fd`.
-pub fn inherited_listener(fd: RawFd) -> io::Result<std::os::unix::net::UnixListener> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: fstat only inspects the descriptor number.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a valid, writable stat buffer.
-    if unsafe { libc::fstat(fd, &mut st) } < 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(io::Error::other(format!(
-            "fd {fd} is not the inherited listening socket"
-        )));
+/// Forks a child detached from the caller: a new session, with stdin,
+/// stdout and stderr on `/dev/null` (the daemon reads the parent's stdout
+/// to its end, so the child must not hold it). Returns `true` in the child,
+/// `false` in the parent. The child is never waited for: once the parent
+/// exits it is reparented (to the daemon if it is a subreaper, else to init).
+///
+/// Must be called while the process has a single thread (before any
+/// runtime is built).
+pub fn fork_detached() -> io::Result<bool> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    // SAFETY: the shim calls this from its synchronous `main` before any
+    // thread exists, so the child is a full copy of a single-threaded
+    // process: no lock can be held by a thread that does not exist in it.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Parent { .. } => Ok(false),
+        nix::unistd::ForkResult::Child => {
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            nix::unistd::dup2_stdin(&null).map_err(io::Error::from)?;
+            nix::unistd::dup2_stdout(&null).map_err(io::Error::from)?;
+            nix::unistd::dup2_stderr(&null).map_err(io::Error::from)?;
+            Ok(true)
+        }
     }
-    // SAFETY: `start` dup'ed its listening socket to `fd` for this process
-    // alone and nothing else in this process owns that descriptor.
-    Ok(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
 }
 
 /// Takes ownership of a descriptor received with SCM_RIGHTS.
