@@ -1,6 +1,7 @@
 //! `berth containers`: list, inspect, label and remove container records,
 //! as `ctr containers` does.
 
+use berth_client::container::NewContainer;
 use berth_client::pb::services::v1::Container;
 use berth_client::pb::types::v1::Status as TaskStatus;
 use berth_client::prost_types::Any;
@@ -20,6 +21,9 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Create a container from an unpacked image (or, with --rootfs, a
+    /// directory): its rootfs snapshot and its record with a default spec
+    Create(CreateArgs),
     /// List containers
     #[command(visible_alias = "ls")]
     List {
@@ -98,11 +102,81 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 return Err(Reported.into());
             }
         }
+        Command::Create(args) => create(&client, args).await?,
         Command::Label { id, labels } => {
             let container = containers.set_labels(&id, args::labels(&labels)).await?;
             print(&format!("{}\n", labels_line(&container)))?;
         }
     }
+    Ok(())
+}
+
+/// `containers create` options, as ctr's.
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// Snapshotter for the rootfs snapshot
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER", default_value = "overlayfs")]
+    snapshotter: String,
+    /// Use IMAGE as a root filesystem directory, not an image
+    #[arg(long)]
+    rootfs: bool,
+    /// Labels, KEY=VALUE (repeatable)
+    #[arg(long)]
+    label: Vec<String>,
+    /// Environment variables, KEY=VALUE (repeatable)
+    #[arg(long)]
+    env: Vec<String>,
+    /// Working directory of the process
+    #[arg(long)]
+    cwd: Option<String>,
+    /// Allocate a TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Use the host's network namespace
+    #[arg(long)]
+    net_host: bool,
+    /// Run privileged
+    #[arg(long)]
+    privileged: bool,
+    /// Mount the rootfs read-only
+    #[arg(long)]
+    read_only: bool,
+    /// Runtime name
+    #[arg(long, default_value = "io.containerd.runc.v2")]
+    runtime: String,
+    /// The image (or, with --rootfs, the directory)
+    image: String,
+    /// The container's id
+    id: String,
+    /// The command and its arguments (default: the image's)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// Creates a container as `ctr containers create` does: from an image, a
+/// snapshot keyed by the id on the image's top chain ID and a spec from
+/// the image's config (berth-client's `new_container`).
+async fn create(client: &Client, args: CreateArgs) -> Result<(), Error> {
+    let mut new = if args.rootfs {
+        NewContainer::from_rootfs(&args.image)
+    } else {
+        NewContainer::from_image(&args.image).snapshotter(&args.snapshotter)
+    };
+    new = new
+        .args(args.command)
+        .env(args.env)
+        .tty(args.tty)
+        .host_network(args.net_host)
+        .privileged(args.privileged)
+        .readonly_rootfs(args.read_only)
+        .runtime(args.runtime);
+    if let Some(cwd) = args.cwd {
+        new = new.cwd(cwd);
+    }
+    for (key, value) in args::labels(&args.label) {
+        new = new.label(key, value);
+    }
+    client.new_container(&args.id, new).await?;
     Ok(())
 }
 
