@@ -1,8 +1,16 @@
 //! ttrpc statuses to berth error kinds: a shim's `NotFound` ("process already
 //! finished") must reach the client as `NotFound`, so the codes are kept.
+//!
+//! A call whose connection broke (the shim died) fails as containerd's do:
+//! `Unknown`, "ttrpc: closed" — a waiting `ctr` then prints that error and
+//! exits 1, while the daemon reports the task's exit by events.
 
 use berth_core::{Error, ErrorKind};
 use ttrpc::Code;
+
+/// The message of a call to a shim whose connection is gone (containerd's
+/// `ttrpc.ErrClosed`).
+pub const SHIM_CLOSED: &str = "ttrpc: closed";
 
 /// Converts a ttrpc error into a berth error, keeping the status code's class.
 pub fn from_ttrpc(err: ttrpc::Error) -> Error {
@@ -10,8 +18,17 @@ pub fn from_ttrpc(err: ttrpc::Error) -> Error {
         ttrpc::Error::RpcStatus(status) => {
             Error::new(kind(status.code()), status.message().to_string())
         }
-        other => Error::unavailable(format!("shim: {other}")),
+        other => {
+            tracing::debug!(error = %other, "shim connection lost");
+            Error::new(ErrorKind::Unknown, SHIM_CLOSED)
+        }
     }
+}
+
+/// Whether a call failed because the shim's connection is gone, rather than
+/// with the shim's own answer.
+pub fn is_connection_lost(err: &ttrpc::Error) -> bool {
+    !matches!(err, ttrpc::Error::RpcStatus(_))
 }
 
 fn kind(code: Code) -> ErrorKind {
@@ -63,9 +80,14 @@ mod tests {
     }
 
     #[test]
-    fn transport_errors_are_unavailable() {
-        let err = from_ttrpc(ttrpc::Error::Socket("closed".into()));
-        assert_eq!(err.kind(), ErrorKind::Unavailable);
+    fn transport_errors_are_containerds_closed_connection() {
+        let lost = ttrpc::Error::Socket("early eof".into());
+        assert!(is_connection_lost(&lost));
+        let err = from_ttrpc(lost);
+        assert_eq!(err.kind(), ErrorKind::Unknown);
+        assert_eq!(err.message(), SHIM_CLOSED);
+        let answered = ttrpc::Error::RpcStatus(ttrpc::get_status(Code::NOT_FOUND, "x"));
+        assert!(!is_connection_lost(&answered));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use crate::binary::{Resolver, ShimCommand};
 use crate::bundle::Bundle;
+use crate::error::is_connection_lost;
 use crate::shim::ShimClient;
 use crate::task::{CreateOpts, Exit, Status, Task};
 use berth_api::pb::events::{TaskDelete, TaskExit};
@@ -208,15 +209,13 @@ impl TaskManager {
     fn monitor(self: &Arc<Self>, task: Arc<Task>) {
         let manager = Arc::downgrade(self);
         tokio::spawn(async move {
-            let result = task.wait("").await;
+            let result = task.wait_ttrpc("").await;
             let Some(manager) = manager.upgrade() else {
                 return;
             };
             match result {
                 Ok(_) => {}
-                Err(err) if err.kind() == ErrorKind::Unavailable => {
-                    manager.shim_died(&task).await;
-                }
+                Err(err) if is_connection_lost(&err) => manager.shim_died(&task).await,
                 Err(err) => tracing::debug!(id = %task.id, error = %err, "wait ended"),
             }
         });

@@ -101,6 +101,20 @@ impl ShimClient {
             .map_err(from_ttrpc)
     }
 
+    /// Calls `method` with no deadline, keeping the ttrpc error (to tell a
+    /// lost connection from the shim's answer).
+    pub(crate) async fn call_ttrpc<Req, Resp>(
+        &self,
+        method: &str,
+        request: &Req,
+    ) -> ttrpc::Result<Resp>
+    where
+        Req: protobuf::Message,
+        Resp: protobuf::Message,
+    {
+        self.raw_call(method, request, None).await
+    }
+
     /// Calls `method` with a deadline.
     pub async fn call_timeout<Req, Resp>(
         &self,

@@ -3,6 +3,7 @@
 use crate::binary::ShimCommand;
 use crate::bundle::Bundle;
 use crate::convert::{from_shim, timestamp_from_shim, to_shim};
+use crate::error::from_ttrpc;
 use crate::shim::ShimClient;
 use berth_api::pb::types::Mount;
 use berth_core::Result;
@@ -264,12 +265,18 @@ impl Task {
 
     /// Waits for init or an exec to exit.
     pub async fn wait(&self, exec_id: &str) -> Result<Exit> {
+        self.wait_ttrpc(exec_id).await.map_err(from_ttrpc)
+    }
+
+    /// [`Task::wait`] keeping the ttrpc error, so the daemon's monitor can
+    /// tell a dead shim from the shim's answer.
+    pub(crate) async fn wait_ttrpc(&self, exec_id: &str) -> ttrpc::Result<Exit> {
         let request = api::WaitRequest {
             id: self.id.clone(),
             exec_id: exec_id.to_string(),
             ..Default::default()
         };
-        let reply: api::WaitResponse = self.shim.call("Wait", &request).await?;
+        let reply: api::WaitResponse = self.shim.call_ttrpc("Wait", &request).await?;
         Ok(Exit {
             pid: 0,
             status: reply.exit_status,
