@@ -150,6 +150,7 @@ impl TaskManager {
         spec: &[u8],
         opts: CreateOpts,
     ) -> Result<Arc<Task>> {
+        let began = std::time::Instant::now();
         let binary = self.resolver.resolve(runtime)?;
         let (dir, ns, cid, spec_bytes) = (
             self.dir.clone(),
@@ -163,13 +164,19 @@ impl TaskManager {
         let started = async {
             bundle.write_shim_binary(&binary)?;
             let options = opts.options.as_ref().map(Message::encode_to_vec);
+            tracing::debug!(id, elapsed = ?began.elapsed(), "bundle written");
             let started = command.start(options).await?;
+            tracing::debug!(id, elapsed = ?began.elapsed(), "shim started");
             let (shim, _) =
                 ShimClient::connect(&started.address, namespace, id, started.version).await?;
+            tracing::debug!(id, elapsed = ?began.elapsed(), "shim connected");
             let task = Arc::new(Task::new(bundle.clone(), shim, command.clone(), 0));
             task.set_log(log.clone());
             match task.create(opts).await {
-                Ok(_) => Ok(task),
+                Ok(_) => {
+                    tracing::debug!(id, elapsed = ?began.elapsed(), "task created");
+                    Ok(task)
+                }
                 Err(err) => {
                     task.shutdown().await;
                     Err(err)
@@ -195,13 +202,18 @@ impl TaskManager {
 
     /// Deletes a stopped task: the shim's Delete, Shutdown, then the bundle.
     pub async fn delete(&self, namespace: &str, id: &str) -> Result<Exit> {
+        let began = std::time::Instant::now();
         let task = self.get(namespace, id)?;
         let exit = task.shim_delete("").await?;
+        tracing::debug!(id, elapsed = ?began.elapsed(), "shim deleted the task");
         self.lock().remove(&Self::key(namespace, id));
-        task.shutdown().await;
         task.stop_log();
+        // The shim is done with the bundle once Delete returned (its socket
+        // lives elsewhere): remove it while the shim shuts down.
         let bundle = task.bundle.clone();
-        blocking(move || bundle.delete()).await?;
+        let (_, removed) = tokio::join!(task.shutdown(), blocking(move || bundle.delete()));
+        removed?;
+        tracing::debug!(id, elapsed = ?began.elapsed(), "task deleted");
         Ok(exit)
     }
 
