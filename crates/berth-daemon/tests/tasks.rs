@@ -236,6 +236,35 @@ fn exit_code_is_propagated() {
 }
 
 #[test]
+fn exit_code_of_an_imported_image_is_propagated() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    let image = "docker.io/library/busybox:tasks";
+    let names = berth_testkit::ArchiveNames {
+        ref_name: Some("tasks".into()),
+        image_name: Some(image.into()),
+    };
+    let archive = berth_testkit::busybox_oci_archive(&names).expect("archive");
+    let path = h.daemon.dir().join("busybox.tar");
+    std::fs::write(&path, &archive.bytes).expect("write archive");
+    h.ctr(&["images", "import", path.to_str().expect("utf-8 path")])
+        .assert_success();
+    // The image's PATH finds `sh`; the rootfs is an overlay of its snapshot.
+    let out = h.ctr(&["run", "--rm", image, "image-exit", "sh", "-c", "exit 3"]);
+    assert_eq!(out.code(), Some(3), "{out}");
+    assert!(h.tasks().is_empty());
+    assert!(h.ctr(&["containers", "ls", "-q"]).lines().is_empty());
+    assert!(h.bundles().is_empty(), "{:?}", h.bundles());
+    let snapshots = h.ctr(&["snapshots", "ls"]).assert_success();
+    assert!(!snapshots.stdout.contains("image-exit"), "{snapshots}");
+    assert!(
+        berth_testkit::unmount_under(h.daemon.dir()).is_empty(),
+        "mounts left"
+    );
+}
+
+#[test]
 fn fast_exiting_container_output_is_complete() {
     require_root!();
     require_ctr!();
@@ -430,13 +459,16 @@ fn berthd_publish_forwards_an_event() {
     );
 }
 
+/// How many containers the leak test starts and removes at once.
+const CONCURRENT: usize = 50;
+
 #[test]
-fn twenty_concurrent_containers_leak_nothing() {
+fn fifty_concurrent_containers_leak_nothing() {
     require_root!();
     require_ctr!();
     let h = harness();
     let outputs: Vec<CmdOutput> = thread::scope(|s| {
-        let handles: Vec<_> = (0..20)
+        let handles: Vec<_> = (0..CONCURRENT)
             .map(|i| {
                 let h = &h;
                 s.spawn(move || {
@@ -540,6 +572,162 @@ fn killed_shim_is_reported_as_exited() {
     }
     assert!(h.bundles().is_empty());
     h.remove("doomed");
+}
+
+/// Whether process `pid` has `path` open.
+fn has_open(pid: u32, path: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+}
+
+/// A `ctr` left running in the background, its output going to files.
+struct Background {
+    child: std::process::Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Background {
+    fn spawn(h: &Harness, name: &str, args: &[&str]) -> Background {
+        let stdout = h.daemon.dir().join(format!("{name}.out"));
+        let stderr = h.daemon.dir().join(format!("{name}.err"));
+        let child = h
+            .daemon
+            .ctr_command(None)
+            .expect("ctr")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn ctr");
+        Background {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn output(&self) -> (String, String) {
+        (
+            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+        )
+    }
+
+    /// Waits for the exit (a deadline, not a timing assertion: a hang fails).
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for ctr") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ctr still running: {:?}",
+                self.output()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn attach_reopens_the_stdio_of_a_detached_task() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    // The task writes only once the test says so, after `ctr tasks attach`
+    // has opened its FIFOs: output written while no client holds them open
+    // is the shim's to drop once the task exits.
+    let script = "while [ ! -e /tmp/attach-go ]; do sleep 0.05; done; \
+                  echo out-after-attach; echo err-after-attach >&2; exit 5";
+    h.run_detached("attached", &["/bin/sh", "-c", script]);
+    let stdout_fifo = fifos("attached-stdout")
+        .into_iter()
+        .next()
+        .expect("ctr's stdout FIFO of the detached task");
+
+    let mut attach = Background::spawn(&h, "attach", &["tasks", "attach", "attached"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !has_open(attach.child.id(), &stdout_fifo) {
+        let exited = attach.child.try_wait().is_ok_and(|s| s.is_some());
+        assert!(
+            Instant::now() < deadline && !exited,
+            "ctr tasks attach never opened {}: {:?}",
+            stdout_fifo.display(),
+            attach.output()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let go = h.rootfs.join("tmp/attach-go");
+    std::fs::write(&go, "").expect("signal the task");
+    let status = attach.wait();
+    let _ = std::fs::remove_file(&go);
+    let (stdout, stderr) = attach.output();
+    assert_eq!(status.code(), Some(5), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout, "out-after-attach\n", "stderr: {stderr}");
+    assert!(stderr.contains("err-after-attach"), "{stderr}");
+    // attach deletes the task once it has exited, and removes the FIFOs.
+    assert_eq!(h.status("attached"), None);
+    assert!(fifos("attached-").is_empty(), "{:?}", fifos("attached-"));
+    h.remove("attached");
+    assert!(h.bundles().is_empty(), "{:?}", h.bundles());
+}
+
+#[test]
+fn waiting_client_fails_as_with_containerd_when_the_shim_dies() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    // A foreground `ctr run` waits for the task's exit through Tasks.Wait.
+    let mut waiting = Background::spawn(
+        &h,
+        "waiting",
+        &[
+            "run",
+            "--rootfs",
+            h.rootfs(),
+            "waited",
+            "/bin/sleep",
+            "1000",
+        ],
+    );
+    h.wait_status("waited", "RUNNING");
+    let shims = h.shims();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shims[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the shim");
+    // containerd 1.6 answers the Wait with its lost-connection error
+    // (Unknown, "ttrpc: closed"): ctr prints it and exits 1. The task's exit
+    // reaches event subscribers (see killed_shim_is_reported_as_exited).
+    let status = waiting.wait();
+    let (stdout, stderr) = waiting.output();
+    assert_eq!(status.code(), Some(1), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stderr.contains("code = Unknown desc = ttrpc: closed"),
+        "{stderr}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while h.status("waited").is_some() {
+        assert!(Instant::now() < deadline, "{:?}", h.status("waited"));
+        thread::sleep(Duration::from_millis(50));
+    }
+    h.remove("waited");
+    assert!(h.bundles().is_empty(), "{:?}", h.bundles());
 }
 
 #[test]
