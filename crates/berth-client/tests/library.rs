@@ -350,3 +350,81 @@ fn run_busybox_example_runs_against_a_private_daemon() {
     let containers = h.daemon.ctr(&["containers", "ls", "-q"]).assert_success();
     assert!(containers.stdout.trim().is_empty(), "{containers}");
 }
+
+#[test]
+fn run_busybox_example_pulls_from_a_loopback_registry() {
+    require_root!();
+    require_ctr!();
+    if !berth_testkit::require_registry() {
+        return;
+    }
+    let Some(bin) = example_bin() else {
+        assert!(
+            !berth_testkit::in_ci(),
+            "run_busybox not built: run `cargo build --examples`"
+        );
+        eprintln!("skipping: run_busybox not built (cargo build -p berth-client --examples)");
+        return;
+    };
+    let registry = berth_testkit::Registry::start().expect("registry");
+    let h = Cleanup::start();
+    // Seed the registry with Debian's ctr from another namespace.
+    let base = format!("{}/test/busybox", registry.host());
+    let archive = busybox_oci_archive(&ArchiveNames {
+        ref_name: Some("1".into()),
+        image_name: None,
+    })
+    .expect("archive");
+    let path = h.daemon.dir().join("seed.tar");
+    std::fs::write(&path, &archive.bytes).expect("write");
+    let path = path.to_str().expect("utf-8");
+    let name = format!("{base}:1");
+    h.daemon
+        .ctr_ns(
+            "seed",
+            &[
+                "images",
+                "import",
+                "--no-unpack",
+                "--base-name",
+                &base,
+                path,
+            ],
+        )
+        .assert_success();
+    h.daemon
+        .ctr_ns("seed", &["images", "push", "--plain-http", &name])
+        .assert_success();
+
+    let out = berth_testkit::run_with_timeout(
+        Command::new(bin).args([
+            "--address",
+            h.daemon.address().to_str().expect("utf-8"),
+            "--namespace",
+            "pulled",
+            "--plain-http",
+            "--id",
+            "pulled-busybox",
+            &name,
+        ]),
+        berth_testkit::DEFAULT_COMMAND_TIMEOUT,
+    )
+    .expect("run example")
+    .assert_success();
+    assert!(out.stdout.contains(&format!("pulling {name}")), "{out}");
+    assert!(out.stdout.contains("RUNNING"), "{out}");
+    assert!(
+        out.stdout.contains("deleted container pulled-busybox"),
+        "{out}"
+    );
+    let images = h
+        .daemon
+        .ctr_ns("pulled", &["images", "ls", "-q"])
+        .assert_success();
+    assert_eq!(images.stdout.trim(), name, "{images}");
+    let containers = h
+        .daemon
+        .ctr_ns("pulled", &["containers", "ls", "-q"])
+        .assert_success();
+    assert!(containers.stdout.trim().is_empty(), "{containers}");
+}
