@@ -717,3 +717,40 @@ async fn tls_registries_are_verified_against_system_and_configured_cas() {
         assert_eq!(desc, image.manifest.0);
     }
 }
+
+#[tokio::test]
+async fn client_certificates_from_hosts_toml_are_presented() {
+    require_registry!();
+    let registry = Registry::start_mutual_tls().expect("registry");
+    let reference = "mtls.invalid/test/mtls:v1";
+    let ca = format!("ca = \"{}\"\n", registry.ca_file().display());
+    let without = hosts_dir_for("mtls.invalid", &registry.url(), &ca);
+    let resolver = RegistryResolver::new(RegistryOptions {
+        hosts_dir: Some(without.path().to_path_buf()),
+        max_attempts: 1,
+        ..opts()
+    })
+    .expect("resolver");
+    let err = resolver
+        .resolve(reference)
+        .await
+        .expect_err("no client cert");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+
+    let (cert, key) = registry.client_cert();
+    let client = format!(
+        "{ca}client = [[\"{}\", \"{}\"]]\n",
+        cert.display(),
+        key.display()
+    );
+    let with = hosts_dir_for("mtls.invalid", &registry.url(), &client);
+    let resolver = RegistryResolver::new(RegistryOptions {
+        hosts_dir: Some(with.path().to_path_buf()),
+        ..opts()
+    })
+    .expect("resolver");
+    let image = test_image(14);
+    push_image(&resolver, reference, &image).await;
+    let (_, desc) = resolver.resolve(reference).await.expect("resolve");
+    assert_eq!(desc, image.manifest.0);
+}

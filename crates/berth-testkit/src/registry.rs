@@ -50,27 +50,40 @@ pub struct Registry {
     auth: bool,
     /// Whether it serves HTTPS with a certificate from [`Registry::ca_file`].
     tls: bool,
+    /// Whether it also wants a client certificate signed by that CA.
+    mutual_tls: bool,
 }
 
 impl Registry {
     /// Starts a registry with no authentication.
     pub fn start() -> Result<Registry> {
-        Self::start_inner(None, false)
+        Self::start_inner(None, false, false)
     }
 
     /// Starts a registry that wants basic auth as `user` / `password`
     /// (an htpasswd file made with `htpasswd -Bbn`).
     pub fn start_with_htpasswd(user: &str, password: &str) -> Result<Registry> {
-        Self::start_inner(Some((user, password)), false)
+        Self::start_inner(Some((user, password)), false, false)
     }
 
     /// Starts a registry serving HTTPS with a certificate for IP
     /// `127.0.0.1` signed by a fresh test CA ([`Registry::ca_file`]).
     pub fn start_tls() -> Result<Registry> {
-        Self::start_inner(None, true)
+        Self::start_inner(None, true, false)
     }
 
-    fn start_inner(htpasswd: Option<(&str, &str)>, tls: bool) -> Result<Registry> {
+    /// Like [`Registry::start_tls`], and the registry also requires a
+    /// client certificate signed by the test CA
+    /// ([`Registry::client_cert`]).
+    pub fn start_mutual_tls() -> Result<Registry> {
+        Self::start_inner(None, true, true)
+    }
+
+    fn start_inner(
+        htpasswd: Option<(&str, &str)>,
+        tls: bool,
+        mutual_tls: bool,
+    ) -> Result<Registry> {
         let dir = tempfile::Builder::new()
             .prefix("berth-registry-")
             .tempdir()
@@ -89,6 +102,7 @@ impl Registry {
             child: None,
             auth: htpasswd.is_some(),
             tls,
+            mutual_tls,
         };
         registry.write_config()?;
         registry.restart()?;
@@ -110,6 +124,13 @@ impl Registry {
     /// made by [`Registry::start_tls`].
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    /// A client certificate and its key, signed by the test CA, for
+    /// [`Registry::start_mutual_tls`].
+    pub fn client_cert(&self) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path();
+        (dir.join("client.pem"), dir.join("client.key"))
     }
 
     /// The port the registry listens on.
@@ -199,6 +220,9 @@ impl Registry {
                 self.dir.path().join("server.pem").display(),
                 self.dir.path().join("server.key").display()
             );
+            if self.mutual_tls {
+                config += &format!("    clientcas:\n      - {}\n", self.ca_file().display());
+            }
         }
         if self.auth {
             config += &format!(
@@ -283,83 +307,53 @@ fn write_htpasswd(path: &Path, user: &str, password: &str) -> Result<()> {
     fs::write(path, out.stdout).with_context(|| format!("write {}", path.display()))
 }
 
-/// A test CA (`ca.pem`) and a server certificate for IP `127.0.0.1`
-/// (`server.pem`, `server.key`) in `dir`, made with `openssl`.
+/// In `dir`, with `openssl`: a test CA (`ca.pem`), a server certificate
+/// for IP `127.0.0.1` (`server.pem`, `server.key`) and a client
+/// certificate (`client.pem`, `client.key`), both signed by the CA.
 fn make_certificates(dir: &Path) -> Result<()> {
-    let ext = dir.join("server.ext");
-    fs::write(
-        &ext,
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .context("write server.ext")?;
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let steps: [Vec<&str>; 3] = [
-        [
-            &["req", "-x509"][..],
-            &ec[..],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=berth test CA",
-            ][..],
-        ]
-        .concat(),
-        [
-            &["req"][..],
-            &ec[..],
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ][..],
-        ]
-        .concat(),
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
-    ];
-    for args in steps {
-        let out = Command::new(OPENSSL_BIN)
-            .args(&args)
-            .current_dir(dir)
-            .output()
-            .with_context(|| format!("run {OPENSSL_BIN}"))?;
-        if !out.status.success() {
-            bail!(
-                "openssl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+    for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+        fs::write(
+            dir.join(format!("{name}.ext")),
+            format!(
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=digitalSignature\nextendedKeyUsage={usage}\n"
+            ),
+        )
+        .with_context(|| format!("write {name}.ext"))?;
+    }
+    let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(
+        dir,
+        &format!("req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=berth-test-ca"),
+    )?;
+    for name in ["server", "client"] {
+        openssl(
+            dir,
+            &format!("req {key} -keyout {name}.key -out {name}.csr -subj /CN=127.0.0.1"),
+        )?;
+        openssl(
+            dir,
+            &format!(
+                "x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                 -out {name}.pem -days 2 -extfile {name}.ext"
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `openssl` with the whitespace-separated `args` in `dir`.
+fn openssl(dir: &Path, args: &str) -> Result<()> {
+    let out = Command::new(OPENSSL_BIN)
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .output()
+        .with_context(|| format!("run {OPENSSL_BIN}"))?;
+    if !out.status.success() {
+        bail!(
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }

@@ -11,13 +11,16 @@
 //!   capabilities = ["pull", "resolve"]      # default: pull, resolve, push
 //!   skip_verify = true
 //!   ca = "mirror-ca.pem"                    # or a list; relative to the dir
+//!   client = [["client.cert", "client.key"]] # or "both-in-one.pem"
 //!   override_path = false
 //!   [host."http://127.0.0.1:5000".header]
 //!     x-custom = "value"
 //! ```
 //!
 //! A directory without `hosts.toml` contributes its `*.crt` files as CAs
-//! for the server (Docker's `certs.d` layout). Without any configuration a
+//! and its `*.cert` files (with the `*.key` of the same name) as client
+//! certificates for the server (Docker's `certs.d` layout). rustls presents
+//! one client certificate: the first one configured. Without any configuration a
 //! name is served by itself over HTTPS, `docker.io` by
 //! `registry-1.docker.io`, and a localhost name (`localhost`, `127.0.0.1`,
 //! `::1`) with a port other than 443 by plain HTTP — trying HTTPS without
@@ -71,6 +74,9 @@ pub struct RegistryHost {
     pub skip_verify: Option<bool>,
     /// CA files trusted for this host, beside the global ones.
     pub ca: Vec<PathBuf>,
+    /// Client certificate and key files (the key may sit in the
+    /// certificate's file: `None`).
+    pub client: Vec<(PathBuf, Option<PathBuf>)>,
     /// Extra headers sent with every request.
     pub header: Vec<(String, String)>,
     /// Start with HTTPS and switch to HTTP when the TLS handshake fails
@@ -87,6 +93,7 @@ impl RegistryHost {
             capabilities: Capabilities::ALL,
             skip_verify: None,
             ca: Vec::new(),
+            client: Vec::new(),
             header: Vec::new(),
             http_fallback: false,
         }
@@ -131,7 +138,10 @@ pub fn configure_hosts(name: &str, opts: &RegistryOptions) -> Result<Vec<Registr
     }
     let global_tls = opts.skip_verify || !opts.ca_files.is_empty();
     for host in &mut hosts {
-        let explicit_tls = global_tls || host.skip_verify.is_some() || !host.ca.is_empty();
+        let explicit_tls = global_tls
+            || host.skip_verify.is_some()
+            || !host.ca.is_empty()
+            || !host.client.is_empty();
         if host.scheme == "http" && explicit_tls && split_port(&host.host).1 != Some("80") {
             host.scheme = "https".to_string();
             host.http_fallback = true;
@@ -198,11 +208,20 @@ fn load_cert_files(dir: &Path) -> Result<Vec<RegistryHost>> {
         std::fs::read_dir(dir).map_err(|e| Error::from(e).context(dir.display().to_string()))?;
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "crt") {
-            host.ca.push(path);
+        if !path.is_file() {
+            continue;
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("crt") => host.ca.push(path),
+            Some("cert") => {
+                let key = path.with_extension("key");
+                host.client.push((path, key.is_file().then_some(key)));
+            }
+            _ => {}
         }
     }
     host.ca.sort();
+    host.client.sort();
     Ok(vec![host])
 }
 
@@ -213,6 +232,8 @@ struct HostFileConfig {
     capabilities: Vec<String>,
     #[serde(default)]
     ca: Option<OneOrMany>,
+    #[serde(default)]
+    client: Option<ClientConfig>,
     #[serde(default)]
     skip_verify: Option<bool>,
     #[serde(default)]
@@ -226,6 +247,35 @@ struct HostFileConfig {
 enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+/// `client`: one file, a list of files, or a list of `[cert, key]` pairs.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ClientConfig {
+    One(String),
+    Many(Vec<OneOrMany>),
+}
+
+impl ClientConfig {
+    fn into_pairs(self, dir: &Path) -> Result<Vec<(PathBuf, Option<PathBuf>)>> {
+        let entries = match self {
+            ClientConfig::One(file) => vec![OneOrMany::One(file)],
+            ClientConfig::Many(entries) => entries,
+        };
+        entries
+            .into_iter()
+            .map(|entry| match entry {
+                OneOrMany::One(file) => Ok((dir.join(file), None)),
+                OneOrMany::Many(pair) if pair.len() == 2 => {
+                    Ok((dir.join(&pair[0]), Some(dir.join(&pair[1]))))
+                }
+                OneOrMany::Many(other) => Err(Error::invalid_argument(format!(
+                    "invalid pair {other:?} for \"client\""
+                ))),
+            })
+            .collect()
+    }
 }
 
 impl OneOrMany {
@@ -335,6 +385,9 @@ fn parse_host(dir: &Path, server: &str, config: HostFileConfig) -> Result<Regist
     if let Some(ca) = config.ca {
         host.ca = ca.into_vec().into_iter().map(|p| dir.join(p)).collect();
     }
+    if let Some(client) = config.client {
+        host.client = client.into_pairs(dir)?;
+    }
     for (key, values) in config.header {
         for value in values.into_vec() {
             host.header.push((key.clone(), value));
@@ -412,6 +465,7 @@ skip_verify = true
 [host."https://mirror-a/custom"]
   capabilities = ["pull"]
   ca = ["ca.pem", "/abs.pem"]
+  client = [["c.cert", "c.key"], "both.pem"]
 "#;
         let hosts = parse_hosts_file(Path::new("/etc/h"), text).expect("parse");
         assert_eq!(hosts.len(), 3);
@@ -424,6 +478,16 @@ skip_verify = true
         assert_eq!(
             hosts[1].ca,
             vec![PathBuf::from("/etc/h/ca.pem"), PathBuf::from("/abs.pem")]
+        );
+        assert_eq!(
+            hosts[1].client,
+            vec![
+                (
+                    PathBuf::from("/etc/h/c.cert"),
+                    Some(PathBuf::from("/etc/h/c.key"))
+                ),
+                (PathBuf::from("/etc/h/both.pem"), None)
+            ]
         );
         assert_eq!(hosts[2].host, "registry.example.com");
         assert_eq!(hosts[2].skip_verify, Some(true));

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// How a [`RegistryResolver`](super::RegistryResolver) reaches registries.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output leaves the password out.
+#[derive(Clone)]
 pub struct RegistryOptions {
     /// Use plain HTTP for hosts that `hosts.toml` does not configure
     /// (`--plain-http`; containerd's `DefaultScheme = "http"`). Hosts
@@ -46,5 +48,38 @@ impl Default for RegistryOptions {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(200),
         }
+    }
+}
+
+impl std::fmt::Debug for RegistryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let user = self.credentials.as_ref().map(|(user, _)| user);
+        f.debug_struct("RegistryOptions")
+            .field("plain_http", &self.plain_http)
+            .field("hosts_dir", &self.hosts_dir)
+            .field("user", &user)
+            .field("docker_config", &self.docker_config)
+            .field("ca_files", &self.ca_files)
+            .field("skip_verify", &self.skip_verify)
+            .field("user_agent", &self.user_agent)
+            .field("max_attempts", &self.max_attempts)
+            .field("initial_backoff", &self.initial_backoff)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_password_out() {
+        let opts = RegistryOptions {
+            credentials: Some(("alice".into(), "s3cret".into())),
+            ..RegistryOptions::default()
+        };
+        let text = format!("{opts:?}");
+        assert!(text.contains("alice"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
     }
 }

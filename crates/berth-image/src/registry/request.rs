@@ -215,6 +215,9 @@ impl Call<'_> {
                         return Ok(response);
                     }
                     tracing::debug!(host = self.host(), %status, "retrying request");
+                    let delay = backoff(opts.initial_backoff, failures).max(retry_after(&response));
+                    tokio::time::sleep(delay).await;
+                    continue;
                 }
             }
             tokio::time::sleep(backoff(opts.initial_backoff, failures)).await;
@@ -241,6 +244,18 @@ impl Call<'_> {
             )
             .await
     }
+}
+
+/// A `Retry-After: <seconds>` the registry sent with a 429 or 503, capped
+/// at 10 s (an HTTP date is ignored).
+fn retry_after(response: &Response) -> Duration {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| Duration::from_secs(secs.min(10)))
+        .unwrap_or_default()
 }
 
 /// `initial`, doubled per failure after the first, capped at 10 s.

@@ -3,7 +3,6 @@
 //! state, and which hosts fell back from HTTPS to HTTP.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use berth_core::{Error, Result};
 use super::auth::Authorizer;
 use super::dockerconfig::{self, DockerConfig};
 use super::hosts::{configure_hosts, RegistryHost};
-use super::tls::client_config;
+use super::tls::{client_config, TlsSettings};
 use super::RegistryOptions;
 
 /// A host to send requests to, with the client for its TLS settings.
@@ -22,13 +21,11 @@ pub(crate) struct Endpoint {
     pub client: reqwest::Client,
 }
 
-type ClientKey = (bool, Vec<PathBuf>);
-
 #[derive(Debug)]
 pub(crate) struct Session {
     pub opts: RegistryOptions,
     pub auth: Authorizer,
-    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    clients: Mutex<HashMap<TlsSettings, reqwest::Client>>,
     /// Hosts (`host[:port]`) whose HTTPS handshake failed: HTTP from now on.
     http_hosts: Mutex<HashSet<String>>,
 }
@@ -64,10 +61,13 @@ impl Session {
     }
 
     fn client_for(&self, host: &RegistryHost) -> Result<reqwest::Client> {
-        let skip = host.skip_verify.unwrap_or(self.opts.skip_verify);
-        let mut cas = self.opts.ca_files.clone();
-        cas.extend(host.ca.iter().cloned());
-        let key = (skip, cas);
+        let mut ca_files = self.opts.ca_files.clone();
+        ca_files.extend(host.ca.iter().cloned());
+        let key = TlsSettings {
+            ca_files,
+            skip_verify: host.skip_verify.unwrap_or(self.opts.skip_verify),
+            client: host.client.first().cloned(),
+        };
         let mut clients = self
             .clients
             .lock()
@@ -75,7 +75,7 @@ impl Session {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let tls = client_config(&key.1, skip)?;
+        let tls = client_config(&key)?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .user_agent(self.opts.user_agent.clone())

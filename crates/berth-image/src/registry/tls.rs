@@ -8,7 +8,7 @@ use berth_core::{Error, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// The system's CA certificates, read once per process (reading
@@ -25,27 +25,61 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A rustls client config trusting the system roots and `ca_files`, or
-/// trusting anything when `skip_verify` is set.
-pub(crate) fn client_config(ca_files: &[PathBuf], skip_verify: bool) -> Result<ClientConfig> {
+/// TLS settings for one host; equal settings share one HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TlsSettings {
+    pub ca_files: Vec<PathBuf>,
+    pub skip_verify: bool,
+    /// The client certificate and its key (`None`: in the same file).
+    pub client: Option<(PathBuf, Option<PathBuf>)>,
+}
+
+/// A rustls client config trusting the system roots and the CA files, or
+/// trusting anything when `skip_verify` is set, and presenting the client
+/// certificate when there is one.
+pub(crate) fn client_config(tls: &TlsSettings) -> Result<ClientConfig> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::internal(format!("tls protocol versions: {e}")))?;
-    if skip_verify {
-        return Ok(builder
+    let verified = if tls.skip_verify {
+        builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth());
+    } else {
+        builder.with_root_certificates(roots(&tls.ca_files)?)
+    };
+    match &tls.client {
+        None => Ok(verified.with_no_client_auth()),
+        Some((cert, key)) => {
+            let certs = read_certs(cert)?;
+            let key_file = key.as_ref().unwrap_or(cert);
+            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+                Error::invalid_argument(format!(
+                    "unable to read client key {}: {e}",
+                    key_file.display()
+                ))
+            })?;
+            verified.with_client_auth_cert(certs, key).map_err(|e| {
+                Error::invalid_argument(format!("client certificate {}: {e}", cert.display()))
+            })
+        }
     }
+}
+
+fn read_certs(file: &PathBuf) -> Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_file_iter(file)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            Error::invalid_argument(format!("unable to read cert {}: {e}", file.display()))
+        })
+}
+
+fn roots(ca_files: &[PathBuf]) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(SYSTEM_ROOTS.iter().cloned());
     for file in ca_files {
-        let certs = CertificateDer::pem_file_iter(file)
-            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                Error::invalid_argument(format!("unable to read CA cert {}: {e}", file.display()))
-            })?;
+        let certs = read_certs(file).map_err(|e| e.context("CA"))?;
         let (added, _) = roots.add_parsable_certificates(certs);
         if added == 0 {
             return Err(Error::invalid_argument(format!(
@@ -54,7 +88,7 @@ pub(crate) fn client_config(ca_files: &[PathBuf], skip_verify: bool) -> Result<C
             )));
         }
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    Ok(roots)
 }
 
 /// Accepts any certificate (`skip_verify`), still checking that the
