@@ -16,10 +16,10 @@ use berth_testkit::{
 
 const IMAGE: &str = "example.com/berth/big:latest";
 
-/// Eight gzip layers of four 6 MiB files: applying one takes long enough
+/// Eight gzip layers of two 4 MiB files: applying one takes long enough
 /// that the kill lands inside an apply.
 fn big_image() -> LayeredImage {
-    LayeredImage::bulk(8, 4, 6 << 20)
+    LayeredImage::bulk(8, 2, 4 << 20)
 }
 
 /// (name, parent, kind) of every snapshot in the default namespace.
