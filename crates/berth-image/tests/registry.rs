@@ -754,3 +754,36 @@ async fn client_certificates_from_hosts_toml_are_presented() {
     let (_, desc) = resolver.resolve(reference).await.expect("resolve");
     assert_eq!(desc, image.manifest.0);
 }
+
+#[tokio::test]
+async fn mirrors_are_asked_with_the_namespace() {
+    let blob = b"mirrored bytes".to_vec();
+    let desc = descriptor(mediatypes::OCI_LAYER, &blob);
+    let blob2 = blob.clone();
+    let addr = serve(move |req| {
+        if req.path.ends_with("?ns=mirrored.invalid") {
+            (200, vec![], blob2.clone())
+        } else {
+            (400, vec![], req.path.into_bytes())
+        }
+    })
+    .await;
+    let dir = hosts_dir_for(
+        "mirrored.invalid",
+        "https://mirrored.invalid",
+        &format!("[host.\"http://{addr}\"]\n  capabilities = [\"pull\"]\n"),
+    );
+    let resolver = RegistryResolver::new(RegistryOptions {
+        hosts_dir: Some(dir.path().to_path_buf()),
+        ..opts()
+    })
+    .expect("resolver");
+    let fetcher = resolver
+        .fetcher("mirrored.invalid/test/ns:v1")
+        .await
+        .expect("fetcher");
+    let got = read_all(fetcher.fetch(&desc, 0).await.expect("fetch"))
+        .await
+        .expect("read");
+    assert_eq!(got, blob);
+}

@@ -18,7 +18,8 @@
 //!   manifest `PUT` under the tag or the digest.
 //!
 //! Each registry name maps to an ordered list of hosts ([`hosts`]): the
-//! mirrors of `<hosts_dir>/<host>/hosts.toml`, then the server itself
+//! mirrors of `<hosts_dir>/<host>/hosts.toml` (asked with `?ns=<name>`, as
+//! containerd does), then the server itself
 //! (`docker.io` is served by `registry-1.docker.io`). Requests carry
 //! credentials as the registry asks for them ([`auth`]): a bearer token
 //! fetched from the realm of a `WWW-Authenticate` challenge (anonymous, or

@@ -87,7 +87,12 @@ impl Call<'_> {
             Target::Api(path) => {
                 let scheme = self.session.scheme(&self.endpoint.host);
                 let text = self.endpoint.host.url(&scheme, path);
-                Url::parse(&text).map_err(|e| self.error_text(format!("invalid URL {text:?}: {e}")))
+                let mut url = Url::parse(&text)
+                    .map_err(|e| self.error_text(format!("invalid URL {text:?}: {e}")))?;
+                if let Some(ns) = &self.endpoint.namespace {
+                    url.query_pairs_mut().append_pair("ns", ns);
+                }
+                Ok(url)
             }
             Target::Location(location) => self.location_url(location),
         }

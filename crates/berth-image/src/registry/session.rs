@@ -19,6 +19,9 @@ use super::RegistryOptions;
 pub(crate) struct Endpoint {
     pub host: RegistryHost,
     pub client: reqwest::Client,
+    /// The registry name a mirror serves, sent as `?ns=` (containerd does
+    /// this for every host that is not the name itself).
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug)]
@@ -55,7 +58,14 @@ impl Session {
             .into_iter()
             .map(|host| {
                 let client = self.client_for(&host)?;
-                Ok(Endpoint { host, client })
+                let is_server = host.host == domain
+                    || (domain == "docker.io" && host.host == "registry-1.docker.io");
+                let namespace = (!is_server).then(|| domain.to_string());
+                Ok(Endpoint {
+                    host,
+                    client,
+                    namespace,
+                })
             })
             .collect()
     }
