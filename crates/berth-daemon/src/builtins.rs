@@ -7,8 +7,8 @@ use crate::local::content::{delete_publisher, ContentService};
 use crate::local::diff::DiffService;
 use crate::local::snapshots::{Snapshots, SnapshotterPlugin};
 use crate::local::streaming::StreamManager;
-use crate::local::transfer::TransferService;
 use crate::local::tasks::{Tasks, RUNTIME_PLUGIN};
+use crate::local::transfer::TransferService;
 use crate::local::{
     containers::Containers, images::Images, leases::Leases, namespaces::Namespaces,
 };
@@ -332,6 +332,7 @@ fn init_transfer(ctx: &mut InitContext<'_>) -> Result<Instance> {
         ctx.get::<DiffService>(DIFF)?,
         service::<Leases>(ctx)?,
         ctx.get::<StreamManager>(STREAMING)?,
+        ctx.root.join("tmpmounts"),
     )))
 }
 

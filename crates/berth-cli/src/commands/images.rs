@@ -26,6 +26,8 @@ use crate::output::{gotime, print, TabWriter};
 
 use super::{warn, Context, Reported};
 
+mod transfer;
+
 /// How long an import's lease lives if berth dies before deleting it.
 const IMPORT_LEASE: Duration = Duration::from_secs(24 * 3600);
 
@@ -91,6 +93,12 @@ enum Command {
     Import(ImportArgs),
     /// Export images to an OCI archive ("-": stdout)
     Export(ExportArgs),
+    /// Pull an image from a registry (in the daemon, through the transfer
+    /// service)
+    Pull(transfer::PullArgs),
+    /// Push an image to a registry (in the daemon, through the transfer
+    /// service)
+    Push(transfer::PushArgs),
     /// Unpack an image's layers into a snapshotter
     Unpack(UnpackArgs),
     /// Mount an image's rootfs on a directory (a view keyed by the
@@ -189,6 +197,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         Command::Import(args) => import(&client, args).await,
         Command::Export(args) => export(&client, args).await,
+        Command::Pull(args) => transfer::pull(&client, args).await,
+        Command::Push(args) => transfer::push(&client, args).await,
         Command::Unpack(args) => unpack(&client, args).await,
         Command::Mount(args) => mount(&client, args).await,
         Command::Unmount(args) => unmount(&client, args).await,

@@ -18,26 +18,33 @@
 
 use super::content::ContentService;
 use super::diff::DiffService;
-use super::images::Images;
+use super::images::{Images, NamespacedImages};
 use super::leases::Leases;
-use super::snapshots::{Snapshots, DEFAULT_SNAPSHOTTER};
+use super::snapshots::{Namespaced, Snapshots, DEFAULT_SNAPSHOTTER};
 use super::streaming::{receive_data, send_data, ServerStream, StreamManager};
 use berth_api::pb::services::v1::TransferRequest;
 use berth_api::pb::types::transfer::{
-    ImageExportStream, ImageImportStream, ImageStore as WireImageStore, OciRegistry, Progress,
+    AuthRequest, AuthResponse, AuthType, ImageExportStream, ImageImportStream,
+    ImageStore as WireImageStore, OciRegistry, Progress, UnpackConfiguration,
 };
 use berth_api::pb::types::Platform as WirePlatform;
 use berth_api::typeurl::{pack, unpack};
 use berth_core::diff::Applier;
 use berth_core::images::{Image, ImageStore};
 use berth_core::mount::Mount;
-use berth_core::{Descriptor as CoreDescriptor, Error, Result};
+use berth_core::{Descriptor as CoreDescriptor, Error, ErrorKind, Result};
 use berth_image::archive::{self, ExportOptions, ImportOptions, RefTranslator};
 use berth_image::platforms::{self, Matcher};
+use berth_image::pull::{self, ProgressUpdate, PullOptions, UnpackTarget};
+use berth_image::push;
+use berth_image::reference::{self, Reference};
+use berth_image::registry::{RegistryOptions, RegistryResolver};
 use berth_image::spec::{Descriptor, Platform};
 use berth_image::unpack::Unpacker;
+use berth_store::content::LocalContent;
 use prost_types::Any;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::BufReader;
@@ -58,6 +65,8 @@ pub struct TransferService {
     differ: Arc<DiffService>,
     leases: Arc<Leases>,
     streams: Arc<StreamManager>,
+    /// Where a pull mounts snapshots it cannot write directly.
+    scratch: PathBuf,
 }
 
 /// The services a transfer runs over, scoped to its namespace and lease.
@@ -67,7 +76,8 @@ struct Scope {
 }
 
 impl TransferService {
-    /// A transfer service over the daemon's local services.
+    /// A transfer service over the daemon's local services, mounting
+    /// under `scratch` when it must.
     pub fn new(
         content: Arc<ContentService>,
         images: Arc<Images>,
@@ -75,6 +85,7 @@ impl TransferService {
         differ: Arc<DiffService>,
         leases: Arc<Leases>,
         streams: Arc<StreamManager>,
+        scratch: PathBuf,
     ) -> Self {
         TransferService {
             content,
@@ -83,6 +94,7 @@ impl TransferService {
             differ,
             leases,
             streams,
+            scratch,
         }
     }
 
@@ -307,32 +319,104 @@ impl TransferService {
         Ok(())
     }
 
-    /// Pulls an image from a registry into the image store.
+    /// Pulls an image from a registry into the image store, unpacking it
+    /// into the first unpack configuration's snapshotter as it downloads
+    /// (and into any further ones after).
     async fn pull(
         &self,
-        _scope: &Scope,
+        scope: &Scope,
         src: OciRegistry,
-        _dst: WireImageStore,
-        _progress: &ProgressSink,
+        dst: WireImageStore,
+        progress: &ProgressSink,
     ) -> Result<()> {
-        Err(Error::not_implemented(format!(
-            "pull of {}: the registry client is not built yet",
-            src.reference
-        )))
+        let reference = reference::normalize(&src.reference)?;
+        let resolver = self.resolver(&scope.ns, &src, &reference).await?;
+        let job = PullJob {
+            content: self.content.store(&scope.ns, Some(&scope.lease))?,
+            images: self.images.namespaced(&scope.ns, Some(scope.lease.clone())),
+            unpack: match dst.unpacks.first() {
+                Some(config) => Some((
+                    self.snapshots.namespaced(
+                        &scope.ns,
+                        snapshotter_name(config),
+                        Some(scope.lease.clone()),
+                    )?,
+                    config.clone(),
+                )),
+                None => None,
+            },
+            applier: self.applier(scope),
+            scratch: self.scratch.clone(),
+            progress: progress.reporter(),
+            resolver,
+            reference,
+            store: dst.clone(),
+        };
+        let image = detached(move || job.run()).await?;
+        let rest = WireImageStore {
+            unpacks: dst.unpacks.iter().skip(1).cloned().collect(),
+            ..WireImageStore::default()
+        };
+        self.unpack_all(scope, &[image], &rest, progress).await
     }
 
     /// Pushes an image from the image store to a registry.
     async fn push(
         &self,
-        _scope: &Scope,
-        _src: WireImageStore,
+        scope: &Scope,
+        src: WireImageStore,
         dst: OciRegistry,
-        _progress: &ProgressSink,
+        progress: &ProgressSink,
     ) -> Result<()> {
-        Err(Error::not_implemented(format!(
-            "push to {}: the registry client is not built yet",
-            dst.reference
-        )))
+        let name = store_names(&src)
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::invalid_argument("no image to push"))?;
+        let image = self.images.namespaced(&scope.ns, None).get(&name).await?;
+        let reference = reference::normalize(&dst.reference)?;
+        let resolver = self.resolver(&scope.ns, &dst, &reference).await?;
+        let content = self.content.store(&scope.ns, None)?;
+        let platforms = if src.platforms.is_empty() {
+            Matcher::All
+        } else {
+            platform_matcher(&src.platforms)
+        };
+        let root = Descriptor::from_core(&image.target);
+        let reporter = progress.reporter();
+        detached(move || async move {
+            push::push(
+                &content, &resolver, &reference, &root, &platforms, &reporter,
+            )
+            .await
+        })
+        .await
+    }
+
+    /// A registry client as the request's resolver asks: plain HTTP for
+    /// `default_scheme = "http"`, `hosts.toml` from `host_dir`, and
+    /// credentials asked of the client over `auth_stream` for the
+    /// reference's host.
+    async fn resolver(
+        &self,
+        ns: &str,
+        registry: &OciRegistry,
+        reference: &str,
+    ) -> Result<RegistryResolver> {
+        let config = registry.resolver.clone().unwrap_or_default();
+        if !config.headers.is_empty() {
+            tracing::debug!("registry resolver headers are not supported; ignored");
+        }
+        let mut options = RegistryOptions {
+            plain_http: config.default_scheme == "http",
+            hosts_dir: (!config.host_dir.is_empty()).then(|| PathBuf::from(&config.host_dir)),
+            ..RegistryOptions::default()
+        };
+        if !config.auth_stream.is_empty() {
+            let stream = self.streams.get(ns, &config.auth_stream)?;
+            let host = Reference::parse_normalized(reference)?.domain;
+            options.credentials = ask_credentials(&stream, &host, reference).await?;
+        }
+        RegistryResolver::new(options)
     }
 
     /// Sets the requested labels on the images just stored.
@@ -367,11 +451,7 @@ impl TransferService {
                 Some(p) => Matcher::only(&platform_from_wire(p)),
                 None => Matcher::host(),
             };
-            let name = if config.snapshotter.is_empty() {
-                DEFAULT_SNAPSHOTTER
-            } else {
-                config.snapshotter.as_str()
-            };
+            let name = snapshotter_name(config);
             for image in images {
                 self.unpack(scope, image, name, &matcher, progress).await?;
             }
@@ -420,6 +500,138 @@ impl TransferService {
             lease: scope.lease.clone(),
         }
     }
+}
+
+/// Everything one pull needs, owned, so that it can run on a thread of
+/// its own (see [`detached`]).
+struct PullJob {
+    content: LocalContent,
+    images: NamespacedImages,
+    unpack: Option<(Namespaced, UnpackConfiguration)>,
+    applier: ScopedApplier,
+    scratch: PathBuf,
+    progress: Reporter,
+    resolver: RegistryResolver,
+    reference: String,
+    store: WireImageStore,
+}
+
+impl PullJob {
+    async fn run(self) -> Result<Image> {
+        let unpack = self
+            .unpack
+            .as_ref()
+            .map(|(snapshotter, config)| UnpackTarget {
+                snapshotter,
+                snapshotter_name: snapshotter_name(config),
+                applier: &self.applier,
+                local_scratch: Some(self.scratch.clone()),
+                platform: config
+                    .platform
+                    .as_ref()
+                    .map(|p| Matcher::only(&platform_from_wire(p))),
+            });
+        let options = PullOptions {
+            platforms: if self.store.all_metadata {
+                Matcher::All
+            } else {
+                platform_matcher(&self.store.platforms)
+            },
+            unpack,
+            labels: self.store.labels.clone(),
+            ..PullOptions::default()
+        };
+        let image = pull::pull(
+            &self.content,
+            &self.images,
+            &self.resolver,
+            &self.reference,
+            &options,
+            &self.progress,
+        )
+        .await?;
+        let name = &self.store.name;
+        if !name.is_empty() && *name != image.name {
+            let named = Image {
+                name: name.clone(),
+                ..image.clone()
+            };
+            put_image(&self.images, named).await?;
+        }
+        Ok(image)
+    }
+}
+
+/// Runs the future `make` builds on a blocking-pool thread, driven by this
+/// runtime's handle. The pull and push engines' futures are not provably
+/// `Send` (their per-blob closures borrow with higher-ranked lifetimes,
+/// rust-lang/rust#102211), so they cannot be awaited inside a gRPC
+/// handler; built and polled on one thread, they need not be.
+async fn detached<T, F, Fut>(make: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(make()))
+        .await
+        .map_err(|err| Error::internal(format!("transfer task failed: {err}")))?
+}
+
+/// The snapshotter an unpack configuration names (the default if none).
+fn snapshotter_name(config: &UnpackConfiguration) -> &str {
+    if config.snapshotter.is_empty() {
+        DEFAULT_SNAPSHOTTER
+    } else {
+        config.snapshotter.as_str()
+    }
+}
+
+/// Points image `image.name` at `image.target`: update, else create.
+async fn put_image(images: &dyn ImageStore, image: Image) -> Result<Image> {
+    match images.update(image.clone(), &["target".to_string()]).await {
+        Err(err) if err.kind() == ErrorKind::NotFound => images.create(image).await,
+        other => other,
+    }
+}
+
+/// Asks the client for credentials for `host` over its auth stream
+/// (containerd's `credCallback`): one `AuthRequest`, one `AuthResponse`.
+/// Only user name and password are used; a refresh token or a header is
+/// not supported yet.
+async fn ask_credentials(
+    stream: &ServerStream,
+    host: &str,
+    reference: &str,
+) -> Result<Option<(String, String)>> {
+    let request = AuthRequest {
+        host: host.to_string(),
+        reference: reference.to_string(),
+        wwwauthenticate: Vec::new(),
+    };
+    stream.send(pack(&request)).await?;
+    let answer = stream
+        .recv()
+        .await?
+        .ok_or_else(|| Error::unavailable(format!("auth stream {:?} closed", stream.id())))?;
+    let response = unpack::<AuthResponse>(&answer).ok_or_else(|| {
+        Error::invalid_argument(format!(
+            "auth stream {:?}: expected AuthResponse, got {}",
+            stream.id(),
+            answer.type_url
+        ))
+    })?;
+    Ok(match AuthType::try_from(response.auth_type) {
+        Ok(AuthType::Credentials) => Some((response.username, response.secret)),
+        Ok(AuthType::None) => None,
+        _ => {
+            return Err(Error::not_implemented(format!(
+                "registry credentials of type {}: not implemented",
+                response.auth_type
+            )))
+        }
+    })
 }
 
 /// The differ applying layers in one namespace, under one lease.
@@ -502,12 +714,39 @@ impl ProgressSink {
         }
     }
 
+    /// A handle reporting here.
+    pub fn reporter(&self) -> Reporter {
+        Reporter {
+            tx: self.tx.clone(),
+        }
+    }
+
     /// Sends what is queued and closes the stream.
     pub async fn finish(mut self) {
         self.tx.take();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// A handle that reports to a [`ProgressSink`] from elsewhere (the pull
+/// and push engines); the sink finishes once every handle is dropped.
+pub struct Reporter {
+    tx: Option<mpsc::UnboundedSender<Progress>>,
+}
+
+impl pull::Progress for Reporter {
+    fn report(&self, update: ProgressUpdate) {
+        let Some(tx) = &self.tx else { return };
+        let _ = tx.send(Progress {
+            event: update.event,
+            name: update.name,
+            parents: update.parents,
+            progress: update.progress,
+            total: update.total,
+            desc: update.desc.map(|d| descriptor_to_wire(&d.to_core())),
+        });
     }
 }
 
