@@ -59,8 +59,16 @@ impl BodyReader {
         Poll::Ready(Ok(()))
     }
 
+    /// The error with what was being read and the whole cause chain (an
+    /// `io::Error`'s `Display` shows only its outermost layer).
     fn wrap(&self, err: io::Error) -> io::Error {
-        io::Error::new(err.kind(), format!("{}: {err}", self.what))
+        let mut message = format!("{}: {err}", self.what);
+        let mut source = err.get_ref().and_then(|inner| inner.source());
+        while let Some(cause) = source {
+            message += &format!(": {cause}");
+            source = cause.source();
+        }
+        io::Error::new(err.kind(), message)
     }
 }
 
