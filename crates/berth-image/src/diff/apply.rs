@@ -71,6 +71,12 @@ pub struct ApplyStats {
     pub size: u64,
     /// Device nodes skipped because `devices` was off.
     pub skipped_devices: u64,
+    /// Directories (relative to the target) that the layer's entries
+    /// needed but the layer did not have: made with mode 0755 and root's
+    /// ownership, or with the attributes of the same directory in
+    /// [`ApplyOptions::parents`]. A layer applied before its lower layers
+    /// are known (a rebase unpack) gives them their attributes afterwards.
+    pub implicit_dirs: Vec<std::path::PathBuf>,
 }
 
 /// Applies the layer `reader` yields (a tar, gzip- or zstd-compressed, as
@@ -96,13 +102,13 @@ pub fn apply(
         let decoded = decoder
             .join()
             .map_err(|_| Error::internal("layer decoder thread panicked"))?;
-        let (skipped_devices, decoded) = match (extracted, decoded) {
+        let (extracted, decoded) = match (extracted, decoded) {
             (_, Err(DecodeError::Failed(err))) => return Err(err),
             (Err(err), _) => return Err(err),
             (Ok(_), Err(DecodeError::HungUp)) => {
                 return Err(Error::internal("layer extractor stopped reading"))
             }
-            (Ok(skipped), Ok(decoded)) => (skipped, decoded),
+            (Ok(extracted), Ok(decoded)) => (extracted, decoded),
         };
         if let Some(expected) = &options.expected_diff_id {
             if *expected != decoded.digest {
@@ -115,7 +121,8 @@ pub fn apply(
         Ok(ApplyStats {
             diff_id: decoded.digest,
             size: decoded.size,
-            skipped_devices,
+            skipped_devices: extracted.skipped_devices,
+            implicit_dirs: extracted.implicit_dirs,
         })
     })
 }

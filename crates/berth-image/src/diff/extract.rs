@@ -21,6 +21,16 @@ use std::path::Path;
 use std::rc::Rc;
 use tar::EntryType;
 
+/// What an extraction did beyond the files.
+pub(crate) struct Extracted {
+    /// Device nodes skipped.
+    pub skipped_devices: u64,
+    /// Directories that entries needed and the layer did not have, made
+    /// with default attributes (or, with [`ApplyOptions::parents`], those
+    /// of the lower layers).
+    pub implicit_dirs: Vec<std::path::PathBuf>,
+}
+
 /// State across the entries of one layer.
 pub(crate) struct Extractor<'a> {
     root: &'a Root,
@@ -34,6 +44,9 @@ pub(crate) struct Extractor<'a> {
     dir_times: Vec<(RelPath, Timestamps)>,
     buf: Vec<u8>,
     skipped_devices: u64,
+    /// Every parent directory entries were placed in, to tell the
+    /// directories the layer made implicitly (see [`Extracted`]).
+    parents_used: HashSet<RelPath>,
     /// The lower directories of [`ApplyOptions::parents`], open.
     parents: Vec<Root>,
 }
@@ -57,11 +70,12 @@ impl<'a> Extractor<'a> {
             dir_times: Vec::new(),
             buf: vec![0; 256 << 10],
             skipped_devices: 0,
+            parents_used: HashSet::new(),
         })
     }
 
-    /// Applies every entry of the tar `input`; the number of skipped devices.
-    pub(crate) fn run(mut self, input: &mut impl Read) -> Result<u64> {
+    /// Applies every entry of the tar `input`.
+    pub(crate) fn run(mut self, input: &mut impl Read) -> Result<Extracted> {
         let mut archive = tar::Archive::new(input);
         let entries = archive
             .entries()
@@ -75,7 +89,19 @@ impl<'a> Extractor<'a> {
             })?;
         }
         self.finish_dirs()?;
-        Ok(self.skipped_devices)
+        let mut implicit_dirs = std::collections::BTreeSet::new();
+        for dir in &self.parents_used {
+            for ancestor in dir.ancestors() {
+                if ancestor.as_os_str().is_empty() || self.unpacked.contains(ancestor) {
+                    continue;
+                }
+                implicit_dirs.insert(ancestor.to_path_buf());
+            }
+        }
+        Ok(Extracted {
+            skipped_devices: self.skipped_devices,
+            implicit_dirs: implicit_dirs.into_iter().collect(),
+        })
     }
 
     fn entry(&mut self, entry: &mut tar::Entry<'_, impl Read>, name: &[u8]) -> Result<()> {
@@ -150,6 +176,7 @@ impl<'a> Extractor<'a> {
                 return Ok(fd.clone());
             }
         }
+        self.parents_used.insert(rel.to_path_buf());
         let fd = Rc::new(self.root.dir_all(rel, &self.parents).map_err(|e| {
             Error::from(e).context(format!("parent directory {:?}", rel.display().to_string()))
         })?);
