@@ -16,7 +16,7 @@ use berth_core::{Digest, Error, ErrorKind, Result};
 use futures::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
@@ -111,11 +111,14 @@ pub(crate) async fn fetch_and_unpack(
         .iter()
         .filter(|d| !applying.contains(&d.digest))
         .collect();
-    let applied = if target.snapshotter.can_rebase() {
-        parallel(ctx, &todo, &others, target, max).await?
-    } else {
-        sequential(ctx, &todo, &others, target, max).await?
-    };
+    // Rebasing needs local paths: a layer's implicit directories get the
+    // attributes of its lower layers once they are known.
+    let applied =
+        if let (true, Some(scratch)) = (target.snapshotter.can_rebase(), &target.local_scratch) {
+            parallel(ctx, &todo, &others, target, scratch, max).await?
+        } else {
+            sequential(ctx, &todo, &others, target, max).await?
+        };
     for i in applied {
         super::documents::set_label(
             ctx.content,
@@ -146,8 +149,17 @@ impl LayerChain<'_> {
 }
 
 /// A finished job: the snapshot it prepared (layer index and key), if
-/// any, and how it went.
-type JobResult = (Option<(usize, String)>, Result<()>);
+/// any, and how it went (for an apply: the directory it wrote and the
+/// implicit directories it made there).
+type JobResult = (Option<(usize, String)>, Result<Option<Applied>>);
+
+/// A layer applied to a rebase snapshot.
+struct Applied {
+    /// The snapshot's upper directory.
+    upper: PathBuf,
+    /// Directories the layer needed but did not carry.
+    implicit_dirs: Vec<PathBuf>,
+}
 
 /// One unit of download work.
 enum Job<'p> {
@@ -165,6 +177,7 @@ async fn parallel(
     todo: &LayerChain<'_>,
     others: &[&Descriptor],
     target: &UnpackTarget<'_>,
+    scratch: &Path,
     max: usize,
 ) -> Result<Vec<usize>> {
     let jobs = (0..todo.layers.len())
@@ -173,14 +186,15 @@ async fn parallel(
     let results: Vec<JobResult> = stream::iter(jobs)
         .map(|job| async move {
             match job {
-                Job::Fetch(desc) => (None, ensure_blob(ctx, desc).await),
+                Job::Fetch(desc) => (None, ensure_blob(ctx, desc).await.map(|()| None)),
                 Job::Apply(i) => {
                     let key = unpack_key(&todo.chains[i]);
                     let labels = ref_labels(&todo.chains[i]);
                     let result = match target.snapshotter.prepare_rebase(&key, labels).await {
                         Ok(mounts) => {
-                            apply_layer(ctx, &todo.layers[i], &todo.diff_ids[i], mounts, target)
+                            apply_layer(ctx, &todo.layers[i], &todo.diff_ids[i], mounts, scratch)
                                 .await
+                                .map(Some)
                         }
                         Err(e) => return (None, Err(e)),
                     };
@@ -192,13 +206,19 @@ async fn parallel(
         .collect()
         .await;
     let mut keys: Vec<Option<String>> = vec![None; todo.layers.len()];
+    let mut layers: Vec<Option<Applied>> = (0..todo.layers.len()).map(|_| None).collect();
     let mut failure = None;
     for (prepared, result) in results {
-        if let Some((i, key)) = prepared {
+        let index = prepared.map(|(i, key)| {
             keys[i] = Some(key);
-        }
-        if let Err(e) = result {
-            failure.get_or_insert(e);
+            i
+        });
+        match (index, result) {
+            (Some(i), Ok(applied)) => layers[i] = applied,
+            (None, Ok(_)) => {}
+            (_, Err(e)) => {
+                failure.get_or_insert(e);
+            }
         }
     }
     if let Some(err) = failure {
@@ -210,10 +230,19 @@ async fn parallel(
             continue;
         };
         let chain = todo.chains[i].as_str();
-        let result = target
-            .snapshotter
-            .commit_rebase(chain, &key, &todo.parent_of(i), ref_labels(&todo.chains[i]))
-            .await;
+        let parent = todo.parent_of(i);
+        let mut result = Ok(());
+        if let Some(applied) = layers[i].take() {
+            if !applied.implicit_dirs.is_empty() && !parent.is_empty() {
+                result = inherit_dirs(target.snapshotter, &key, &parent, applied).await;
+            }
+        }
+        if result.is_ok() {
+            result = target
+                .snapshotter
+                .commit_rebase(chain, &key, &parent, ref_labels(&todo.chains[i]))
+                .await;
+        }
         match result {
             Ok(()) => applied.push(i),
             // Another pull committed it first: theirs is as good as ours.
@@ -307,56 +336,136 @@ async fn sequential(
 }
 
 /// Applies `layer` to the rebase snapshot `mounts`: while it downloads
-/// when the mounts are local and the download starts from scratch, else
-/// from the content store once it is there. Checks the diff ID.
+/// when the download starts from scratch, else from the content store once
+/// it is there. Checks the diff ID.
 async fn apply_layer(
     ctx: &Ctx<'_>,
     layer: &Descriptor,
     diff_id: &Digest,
     mounts: Vec<Mount>,
-    target: &UnpackTarget<'_>,
-) -> Result<()> {
-    if let Some(scratch) = &target.local_scratch {
-        if let Some(writer) = open_writer(ctx, layer).await? {
-            if writer.status().offset == 0 {
-                return stream_apply(ctx, layer, diff_id, writer, mounts, scratch.clone()).await;
-            }
-            download(ctx, layer, writer, None).await?;
-        }
-    } else {
-        ensure_blob(ctx, layer).await?;
-    }
-    let applied = target
-        .applier
-        .apply(&layer.to_core(), &mounts, HashMap::new())
-        .await?;
-    check_diff_id(layer, diff_id, &applied.digest)
-}
-
-/// Downloads `layer` into `writer` while a blocking thread applies the
-/// same bytes to `mounts`.
-async fn stream_apply(
-    ctx: &Ctx<'_>,
-    layer: &Descriptor,
-    diff_id: &Digest,
-    writer: Box<dyn ContentWriter>,
-    mounts: Vec<Mount>,
-    scratch: PathBuf,
-) -> Result<()> {
+    scratch: &Path,
+) -> Result<Applied> {
+    let upper = mounts
+        .first()
+        .and_then(|m| m.options.iter().find_map(|o| o.strip_prefix("upperdir=")))
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::internal("a rebase snapshot without an upperdir"))?;
     let (tx, rx) = mpsc::channel(QUEUE);
+    let scratch = scratch.to_path_buf();
     let applier = tokio::task::spawn_blocking(move || {
         apply_to_mounts(ChannelReader::new(rx), &mounts, &scratch)
     });
-    let downloaded = download(ctx, layer, writer, Some(tx)).await;
+    let fed = match open_writer(ctx, layer).await {
+        Ok(Some(writer)) if writer.status().offset == 0 => {
+            download(ctx, layer, writer, Some(tx)).await
+        }
+        Ok(Some(writer)) => match download(ctx, layer, writer, None).await {
+            Ok(()) => feed_from_store(ctx, layer, tx).await,
+            Err(e) => Err(e),
+        },
+        Ok(None) => feed_from_store(ctx, layer, tx).await,
+        Err(e) => Err(e),
+    };
     let applied = applier
         .await
         .map_err(|e| Error::internal(format!("layer apply task: {e}")))?;
     // A failed download explains a failed apply (a truncated or corrupt
     // stream), so it is the error to report.
-    downloaded?;
+    fed?;
     let stats =
         applied.map_err(|e| e.context(format!("failed to extract layer {}", layer.digest)))?;
-    check_diff_id(layer, diff_id, &stats.diff_id)
+    check_diff_id(layer, diff_id, &stats.diff_id)?;
+    Ok(Applied {
+        upper,
+        implicit_dirs: stats.implicit_dirs,
+    })
+}
+
+/// Sends a stored blob to an applier.
+async fn feed_from_store(
+    ctx: &Ctx<'_>,
+    layer: &Descriptor,
+    tx: mpsc::Sender<Vec<u8>>,
+) -> Result<()> {
+    let mut reader = ctx.content.reader(&layer.digest, 0).await?;
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        chunk.truncate(n);
+        if tx.send(chunk).await.is_err() {
+            return Ok(()); // the applier failed: its error is reported
+        }
+    }
+}
+
+/// Gives the directories a rebased layer made implicitly the attributes
+/// of the same directories in its lower layers (the nearest that has one),
+/// as an apply onto the parent would have (containerd's `WithParents`):
+/// an upper `tmp/` must not hide the lower `tmp/`'s mode and owner.
+async fn inherit_dirs(
+    snapshotter: &dyn Snapshotter,
+    key: &str,
+    parent: &str,
+    applied: Applied,
+) -> Result<()> {
+    let view = format!("{key} lowers");
+    let mounts = snapshotter.view(&view, parent, HashMap::new()).await?;
+    let lowers: Vec<PathBuf> = mounts
+        .iter()
+        .flat_map(
+            |m| match m.options.iter().find_map(|o| o.strip_prefix("lowerdir=")) {
+                Some(list) => list.split(':').map(PathBuf::from).collect(),
+                None => vec![PathBuf::from(&m.source)],
+            },
+        )
+        .collect();
+    let copied = tokio::task::spawn_blocking(move || {
+        for rel in &applied.implicit_dirs {
+            copy_dir_attrs(&lowers, rel, &applied.upper.join(rel))?;
+        }
+        Ok::<_, Error>(())
+    })
+    .await
+    .map_err(|e| Error::internal(format!("directory attributes task: {e}")));
+    let removed = snapshotter.remove(&view).await;
+    copied??;
+    removed
+}
+
+/// Copies mode, owner and times of `rel` in the first of `lowers` that
+/// has it onto `dir`, if that is a directory reached through directories.
+fn copy_dir_attrs(lowers: &[PathBuf], rel: &Path, dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for lower in lowers {
+        let mut path = lower.clone();
+        let mut found = None;
+        for component in rel.components() {
+            path.push(component);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => found = Some(m),
+                // Something else is there: it hides the layers below.
+                Ok(_) => return Ok(()),
+                Err(_) => {
+                    found = None;
+                    break;
+                }
+            }
+        }
+        let Some(meta) = found else {
+            continue;
+        };
+        std::os::unix::fs::lchown(dir, Some(meta.uid()), Some(meta.gid()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        let times = std::fs::FileTimes::new()
+            .set_accessed(meta.accessed()?)
+            .set_modified(meta.modified()?);
+        std::fs::File::open(dir)?.set_times(times)?;
+        return Ok(());
+    }
+    Ok(())
 }
 
 fn check_diff_id(layer: &Descriptor, want: &Digest, got: &Digest) -> Result<()> {
