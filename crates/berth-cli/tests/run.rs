@@ -406,8 +406,68 @@ fn run_with_a_terminal() {
     assert!(out.stdout.contains("/dev/pts/"), "{out}");
     // The pty turns "\n" into "\r\n".
     assert!(
-        out.stdout.lines().any(|l| l.trim_end_matches('\r') == "on-tty"),
+        out.stdout
+            .lines()
+            .any(|l| l.trim_end_matches('\r') == "on-tty"),
         "{out:?}"
+    );
+    assert!(h.containers().is_empty());
+    assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
+}
+
+#[test]
+fn foreground_run_forwards_signals() {
+    require_root!();
+    require_ctr!();
+    let h = harness();
+    let berth = berth_testkit::berth_bin().expect("berth binary");
+    let mut child = std::process::Command::new(berth)
+        .args(["--address", h.daemon.address().to_str().expect("utf-8")])
+        .args(["run", "--rm", "--fifo-dir", &h.fifo_dir, IMAGE, "trapper"])
+        .args([
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth run");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(30));
+    if ready.as_deref() != Ok("ready") {
+        let _ = child.kill();
+        panic!("container never got ready: {ready:?}");
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("berth run did not exit after SIGTERM");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(42));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).as_deref(),
+        Ok("got-term")
     );
     assert!(h.containers().is_empty());
     assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
