@@ -28,7 +28,7 @@ use crate::events::{pack, task_io, timestamp, Publisher};
 use crate::io::{ConsoleSocket, LogEnv, ProcessIo, StdioPaths};
 use crate::monitor::{Exit, Monitor};
 use crate::process::Process;
-use crate::runc::{Runc, RuncConfig};
+use crate::runc::{Runc, RuncConfig, RuncError};
 
 /// How long an exit waits for its output copies before it is reported.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -46,13 +46,45 @@ pub struct Container {
     rootfs: Option<crate::rootfs::MountedRootfs>,
     /// What the spec says about the end of the init process.
     on_exit: OnInitExit,
+    /// `runc delete`, when started early (see [`OnInitExit::clean_up`]).
+    runc_delete: Mutex<RuncDelete>,
     init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
     /// Serializes starts with exit reports (see the module docs).
     order: tokio::sync::Mutex<()>,
 }
 
+/// Where a container's `runc delete` stands.
+enum RuncDelete {
+    NotStarted,
+    Running(tokio::task::JoinHandle<std::result::Result<(), RuncError>>),
+    /// Delete took it over.
+    Claimed,
+}
+
 impl Container {
+    /// Starts `runc delete` in the background unless Delete already runs it.
+    fn start_runc_delete(&self) {
+        let mut state = lock(&self.runc_delete);
+        if matches!(*state, RuncDelete::NotStarted) {
+            let (runc, id) = (self.runc.clone(), self.id.clone());
+            let task = tokio::spawn(async move { runc.delete(&id, false).await });
+            *state = RuncDelete::Running(task);
+        }
+    }
+
+    /// `runc delete [--force]`, or the end of the one started early (run
+    /// again if that one failed).
+    async fn runc_delete(&self, force: bool) -> std::result::Result<(), RuncError> {
+        let early = std::mem::replace(&mut *lock(&self.runc_delete), RuncDelete::Claimed);
+        if let RuncDelete::Running(task) = early {
+            if let Ok(Ok(())) = task.await {
+                return Ok(());
+            }
+        }
+        self.runc.delete(&self.id, force).await
+    }
+
     fn process(&self, exec_id: &str) -> Result<Arc<Process>> {
         if exec_id.is_empty() {
             return Ok(self.init.clone());
@@ -72,10 +104,13 @@ struct OnInitExit {
     /// its own the kernel kills every process left once init dies
     /// (containerd's `ShouldKillAllOnExit`).
     kill_all: bool,
-    /// Start unmounting the rootfs at once: nothing can use it any more (no
-    /// process is left, and no poststop hook will run) — see
-    /// [`crate::rootfs::MountedRootfs`].
-    unmount: bool,
+    /// Clean up at once, in the background: unmount the rootfs (see
+    /// [`crate::rootfs::MountedRootfs`]) and `runc delete` the container.
+    /// Nothing can use either any more: no process is left, no poststop hook
+    /// will run, and requests on a stopped init are answered from the
+    /// shim's record or fail as before. So the work overlaps the client's Wait and Delete
+    /// round trips instead of following them; Delete waits for it to end.
+    clean_up: bool,
 }
 
 /// The shim's state, shared by every ttrpc call.
@@ -170,10 +205,11 @@ impl Shim {
         process: Arc<Process>,
         exit: Exit,
     ) {
-        if process.exec_id.is_empty() && container.on_exit.unmount {
+        if process.exec_id.is_empty() && container.on_exit.clean_up {
             if let Some(rootfs) = &container.rootfs {
                 rootfs.start_unmount();
             }
+            container.start_runc_delete();
         }
         process.io.lock().await.drained(DRAIN_LIMIT).await;
         let _order = container.order.lock().await;
@@ -235,6 +271,7 @@ impl Shim {
             runc,
             rootfs,
             on_exit,
+            runc_delete: Mutex::new(RuncDelete::NotStarted),
             init: init.clone(),
             execs: Mutex::new(HashMap::new()),
             order: tokio::sync::Mutex::new(()),
@@ -266,7 +303,7 @@ impl Shim {
         let own_pid_namespace = crate::rootfs::has_own_pid_namespace(&spec);
         let on_exit = OnInitExit {
             kill_all: !own_pid_namespace,
-            unmount: own_pid_namespace && !crate::rootfs::has_poststop_hooks(&spec),
+            clean_up: own_pid_namespace && !crate::rootfs::has_poststop_hooks(&spec),
         };
         let pid_file = bundle.join("init.pid");
         let env = LogEnv {
@@ -387,8 +424,7 @@ impl Shim {
                 st.status
             )));
         }
-        c.runc
-            .delete(id, st.status == Status::CREATED)
+        c.runc_delete(st.status == Status::CREATED)
             .await
             .map_err(unknown)?;
         if let Some(rootfs) = &c.rootfs {
@@ -508,12 +544,17 @@ impl Shim {
 
     async fn pids(&self, id: &str) -> Result<api::PidsResponse> {
         let c = self.container(id)?;
+        let mut r = api::PidsResponse::new();
+        if c.init.state().status == Status::STOPPED {
+            // Nothing is left in a stopped container (and runc may have
+            // deleted it already, see `OnInitExit::clean_up`).
+            return Ok(r);
+        }
         let pids = c.runc.ps(id).await.map_err(unknown)?;
         let execs: Vec<(u32, String)> = lock(&c.execs)
             .values()
             .map(|p| (p.pid(), p.exec_id.clone()))
             .collect();
-        let mut r = api::PidsResponse::new();
         for pid in pids {
             let mut info = api::ProcessInfo::new();
             info.pid = pid;
