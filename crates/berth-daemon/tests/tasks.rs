@@ -497,6 +497,19 @@ fn fifty_concurrent_containers_leak_nothing() {
         "fifos left: {:?}",
         fifos("many-")
     );
+    let runc_root = if testing_containerd() {
+        "/run/containerd/runc/default"
+    } else {
+        "/run/berth/runc/default"
+    };
+    let runc_left: Vec<_> = std::fs::read_dir(runc_root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("many-"))
+        .map(|e| e.path())
+        .collect();
+    assert!(runc_left.is_empty(), "runc state left: {runc_left:?}");
     assert!(
         berth_testkit::unmount_under(h.daemon.dir()).is_empty(),
         "mounts left"
