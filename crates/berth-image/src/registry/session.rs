@@ -35,13 +35,15 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(opts: RegistryOptions) -> Result<Arc<Session>> {
-        let config_path = opts
-            .docker_config
-            .clone()
-            .or_else(dockerconfig::default_path);
-        let docker_config = match config_path {
-            Some(path) => DockerConfig::load(&path)?,
-            None => DockerConfig::default(),
+        // A config named in the options must load; the default one only
+        // may, so a broken ~/.docker/config.json does not stop public pulls.
+        let docker_config = match (&opts.docker_config, dockerconfig::default_path()) {
+            (Some(path), _) => DockerConfig::load(path)?,
+            (None, Some(path)) => DockerConfig::load(&path).unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "ignoring the docker config");
+                DockerConfig::default()
+            }),
+            (None, None) => DockerConfig::default(),
         };
         let auth = Authorizer::new(opts.credentials.clone(), docker_config);
         Ok(Arc::new(Session {
