@@ -273,7 +273,7 @@ fn update_bar(multi: &MultiProgress, bars: &mut HashMap<String, ProgressBar>, p:
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:<24} {msg:<12} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} ETA {eta}",
+        "{prefix:<25} {msg:<12} {bytes:>9}/{total_bytes:<9} {bytes_per_sec:>11} ETA {eta:<3} [{wide_bar}]",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ")
