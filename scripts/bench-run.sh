@@ -2,23 +2,31 @@
 # Container start latency and memory: berthd next to Debian's containerd,
 # both driven by Debian's ctr, both running containers with runc.
 #
-# For each daemon, on a private socket, root and state:
-#   - `ctr run --rm --rootfs DIR id /bin/true`, RUNS times (default 30) after
-#     3 warm-up runs: mean, median and p90 wall-clock latency of the command;
-#   - 20 containers running `/bin/sleep` (`ctr run -d`): the daemon's RSS and
-#     the shims' total and per-container RSS, then every container is removed.
+# Both daemons run at once, each on a private socket, root and state, with the
+# same busybox image imported (`ctr images import`, unpacked into overlayfs):
+#   - `ctr run --rm IMAGE id /bin/true`, RUNS times (default 40) each after 3
+#     warm-up runs, the two daemons interleaved run by run (berthd first on odd
+#     runs, containerd first on even ones) so that load from other work on the
+#     machine hits both alike: mean, median and p90 wall-clock latency;
+#   - 20 containers running `/bin/sleep` (`ctr run -d`), one daemon at a time:
+#     the daemon's RSS and the shims' total and per-container RSS, then every
+#     container is removed.
+# The load average is printed before and after: compare runs taken under
+# similar load only.
 #
 # berthd serves io.containerd.runc.v2 with its own containerd-shim-berth-v2
 # (SHIM=berth, the default) or Debian's containerd-shim-runc-v2 (SHIM=runc);
 # containerd always uses Debian's containerd-shim-runc-v2.
 #
-# Usage: scripts/bench-run.sh   (env: RUNS=30, SHIM=berth|runc, SKIP_BUILD=1)
+# Usage: scripts/bench-run.sh   (env: RUNS=40, SHIM=berth|runc, SKIP_BUILD=1,
+#                                BERTHD_BIN, CTR_BIN, CONTAINERD_BIN)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-30}
+RUNS=${RUNS:-40}
 SHIM=${SHIM:-berth}
 RUNNING=20
+IMAGE=docker.io/library/bench-busybox:latest
 CTR=${CTR_BIN:-$(command -v ctr)}
 CONTAINERD=${CONTAINERD_BIN:-$(command -v containerd)}
 
@@ -29,103 +37,125 @@ fi
 BERTHD=${BERTHD_BIN:-$PWD/target/release/berthd}
 
 WORK=$(mktemp -d /tmp/berth-bench-run.XXXXXX)
-DAEMON_PID=
+declare -A PIDS=()
+declare -A SOCKS=()
 
 cleanup() {
-    if [[ -n $DAEMON_PID ]]; then
-        remove_all || true
-        kill "$DAEMON_PID" 2>/dev/null || true
-        wait "$DAEMON_PID" 2>/dev/null || true
-    fi
+    local name
+    for name in "${!PIDS[@]}"; do
+        remove_all "$name" || true
+        kill "${PIDS[$name]}" 2>/dev/null || true
+        wait "${PIDS[$name]}" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# A busybox rootfs, as the tests build it.
-ROOTFS=$WORK/rootfs
-mkdir -p "$ROOTFS"/{bin,dev,etc,proc,sys,tmp,run}
-cp /bin/busybox "$ROOTFS/bin/busybox"
-for applet in sh true sleep echo; do ln -s busybox "$ROOTFS/bin/$applet"; done
+# A one-layer OCI image archive of a busybox tree, as the tests build it.
+make_image() {
+    local rootfs=$WORK/rootfs dir=$WORK/image applet
+    mkdir -p "$rootfs"/{bin,dev,etc,proc,sys,tmp,run} "$dir/blobs/sha256"
+    cp /bin/busybox "$rootfs/bin/busybox"
+    for applet in sh true sleep echo; do ln -s busybox "$rootfs/bin/$applet"; done
+    tar -C "$rootfs" --numeric-owner -cf "$WORK/layer.tar" .
+    local layer layer_size config config_digest config_size manifest manifest_digest
+    layer=$(sha256sum "$WORK/layer.tar" | cut -d' ' -f1)
+    layer_size=$(stat -c %s "$WORK/layer.tar")
+    mv "$WORK/layer.tar" "$dir/blobs/sha256/$layer"
+    config=$(printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+        "$(dpkg --print-architecture)" "$layer")
+    config_digest=$(printf '%s' "$config" | sha256sum | cut -d' ' -f1)
+    config_size=${#config}
+    printf '%s' "$config" >"$dir/blobs/sha256/$config_digest"
+    manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%d}]}' \
+        "$config_digest" "$config_size" "$layer" "$layer_size")
+    manifest_digest=$(printf '%s' "$manifest" | sha256sum | cut -d' ' -f1)
+    printf '%s' "$manifest" >"$dir/blobs/sha256/$manifest_digest"
+    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"latest"}}]}' \
+        "$manifest_digest" "${#manifest}" "$IMAGE" >"$dir/index.json"
+    printf '{"imageLayoutVersion":"1.0.0"}' >"$dir/oci-layout"
+    tar -C "$dir" -cf "$WORK/image.tar" oci-layout index.json blobs
+}
 
-ctr_() { "$CTR" --address "$SOCK" "$@"; }
+ctr_() {
+    local name=$1
+    shift
+    "$CTR" --address "${SOCKS[$name]}" "$@"
+}
 
 wait_ready() {
+    local name=$1
     for _ in $(seq 100); do
-        ctr_ version >/dev/null 2>&1 && return 0
+        ctr_ "$name" version >/dev/null 2>&1 && return 0
         sleep 0.1
     done
-    echo "daemon at $SOCK did not come up" >&2
+    echo "$name at ${SOCKS[$name]} did not come up" >&2
     return 1
 }
 
 start_berthd() {
     local dir=$WORK/berthd
     mkdir -p "$dir"
-    SOCK=$dir/berth.sock
+    SOCKS[berthd]=$dir/berth.sock
     : >"$dir/config.toml"
     if [[ $SHIM == runc ]]; then
         printf '[runtime.shims]\n"io.containerd.runc.v2" = "/usr/bin/containerd-shim-runc-v2"\n' >"$dir/config.toml"
     fi
-    "$BERTHD" --address "$SOCK" --root "$dir/root" --state "$dir/state" \
+    "$BERTHD" --address "${SOCKS[berthd]}" --root "$dir/root" --state "$dir/state" \
         --config "$dir/config.toml" --log-level warn >"$dir/log" 2>&1 &
-    DAEMON_PID=$!
-    wait_ready
+    PIDS[berthd]=$!
+    wait_ready berthd
 }
 
 start_containerd() {
     local dir=$WORK/containerd
     mkdir -p "$dir"
-    SOCK=$dir/containerd.sock
+    SOCKS[containerd]=$dir/containerd.sock
     cat >"$dir/config.toml" <<TOML
 version = 2
 root = "$dir/root"
 state = "$dir/state"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
-  address = "$SOCK"
+  address = "${SOCKS[containerd]}"
 [ttrpc]
-  address = "$SOCK.ttrpc"
+  address = "${SOCKS[containerd]}.ttrpc"
 [debug]
   address = "$dir/debug.sock"
 TOML
     "$CONTAINERD" --config "$dir/config.toml" --log-level warn >"$dir/log" 2>&1 &
-    DAEMON_PID=$!
-    wait_ready
-}
-
-stop_daemon() {
-    kill "$DAEMON_PID"
-    wait "$DAEMON_PID" 2>/dev/null || true
-    DAEMON_PID=
+    PIDS[containerd]=$!
+    wait_ready containerd
 }
 
 remove_all() {
-    local id
-    for id in $(ctr_ tasks ls -q 2>/dev/null); do
-        ctr_ tasks kill -s KILL "$id" >/dev/null 2>&1 || true
+    local name=$1 id
+    for id in $(ctr_ "$name" tasks ls -q 2>/dev/null); do
+        ctr_ "$name" tasks kill -s KILL "$id" >/dev/null 2>&1 || true
     done
-    for id in $(ctr_ containers ls -q 2>/dev/null); do
+    for id in $(ctr_ "$name" containers ls -q 2>/dev/null); do
         for _ in $(seq 50); do
-            ctr_ tasks rm -f "$id" >/dev/null 2>&1 && break
-            ctr_ tasks ls -q | grep -qx "$id" || break
+            ctr_ "$name" tasks rm -f "$id" >/dev/null 2>&1 && break
+            ctr_ "$name" tasks ls -q | grep -qx "$id" || break
             sleep 0.1
         done
-        ctr_ containers rm "$id" >/dev/null 2>&1 || true
+        ctr_ "$name" containers rm "$id" >/dev/null 2>&1 || true
     done
 }
 
 now_ns() { date +%s%N; }
 
-# Prints "mean median p90" in milliseconds of RUNS `ctr run --rm … true`.
-latency() {
-    local i start samples=()
-    for i in 1 2 3; do ctr_ run --rm --rootfs "$ROOTFS" "warm-$i" /bin/true; done
-    for i in $(seq "$RUNS"); do
-        start=$(now_ns)
-        ctr_ run --rm --rootfs "$ROOTFS" "bench-$i" /bin/true
-        samples+=($(($(now_ns) - start)))
-    done
-    printf '%s\n' "${samples[@]}" | sort -n | awk '
+# Appends one `ctr run --rm` latency (ns) of daemon $1 to $WORK/$1.samples.
+run_once() {
+    local name=$1 id=$2 start
+    start=$(now_ns)
+    ctr_ "$name" run --rm "$IMAGE" "$id" /bin/true
+    echo $(($(now_ns) - start)) >>"$WORK/$name.samples"
+}
+
+# Prints "mean median p90" in milliseconds of the samples of daemon $1.
+summary() {
+    sort -n "$WORK/$1.samples" | awk '
         { v[NR] = $1; sum += $1 }
         END {
             p90 = int((NR * 9 + 9) / 10); if (p90 > NR) p90 = NR
@@ -135,41 +165,53 @@ latency() {
 
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# Prints "daemon_rss_mib shims_total_mib per_container_mib" with RUNNING containers up.
+# Prints "daemon_rss_mib shims_total_mib per_container_mib count" with
+# RUNNING containers up on daemon $1.
 memory() {
-    local i pid shims=0 count=0
+    local name=$1 i pid shims=0 count=0
     for i in $(seq "$RUNNING"); do
-        ctr_ run -d --rootfs "$ROOTFS" "idle-$i" /bin/sleep 1000
+        ctr_ "$name" run -d "$IMAGE" "idle-$i" /bin/sleep 1000
     done
     sleep 1
-    for pid in $(pgrep -f "containerd-shim.*-address $SOCK( |$)" || true); do
+    for pid in $(pgrep -f "containerd-shim.*-address ${SOCKS[$name]}( |$)" || true); do
         shims=$((shims + $(rss_kib "$pid")))
         count=$((count + 1))
     done
     local daemon
-    daemon=$(rss_kib "$DAEMON_PID")
-    remove_all
+    daemon=$(rss_kib "${PIDS[$name]}")
+    remove_all "$name"
     awk -v d="$daemon" -v s="$shims" -v n="$count" \
         'BEGIN { printf "%.1f %.1f %.2f %d", d / 1024, s / 1024, (n ? s / n / 1024 : 0), n }'
 }
 
-report() {
-    local name=$1 lat mem
-    lat=$(latency)
-    mem=$(memory)
-    read -r mean median p90 <<<"$lat"
-    read -r drss stotal sper count <<<"$mem"
-    printf '%-26s %8s %8s %8s %12s %14s %12s\n' "$name" "$mean" "$median" "$p90" "$drss" "$stotal" "$sper"
-    [[ $count == "$RUNNING" ]] || echo "  (found $count shims for $RUNNING containers)" >&2
-}
-
-printf 'ctr run --rm --rootfs DIR id /bin/true, %d runs; memory with %d running containers\n' "$RUNS" "$RUNNING"
-printf '%-26s %8s %8s %8s %12s %14s %12s\n' daemon "mean ms" "med ms" "p90 ms" "daemon MiB" "shims MiB" "MiB/shim"
-
+make_image
 start_berthd
-report "berthd (shim: $SHIM)"
-stop_daemon
-
 start_containerd
-report "containerd 1.6 (runc-v2)"
-stop_daemon
+for name in berthd containerd; do
+    ctr_ "$name" images import "$WORK/image.tar" >/dev/null
+    for i in 1 2 3; do ctr_ "$name" run --rm "$IMAGE" "warm-$i" /bin/true; done
+    : >"$WORK/$name.samples"
+done
+
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for i in $(seq "$RUNS"); do
+    if ((i % 2)); then
+        run_once berthd "bench-$i"
+        run_once containerd "bench-$i"
+    else
+        run_once containerd "bench-$i"
+        run_once berthd "bench-$i"
+    fi
+done
+echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+
+printf 'ctr run --rm IMAGE id /bin/true, %d interleaved runs each; memory with %d running containers\n' "$RUNS" "$RUNNING"
+printf '%-26s %8s %8s %8s %12s %14s %12s\n' daemon "mean ms" "med ms" "p90 ms" "daemon MiB" "shims MiB" "MiB/shim"
+for name in berthd containerd; do
+    read -r mean median p90 <<<"$(summary "$name")"
+    read -r drss stotal sper count <<<"$(memory "$name")"
+    label="berthd (shim: $SHIM)"
+    [[ $name == containerd ]] && label="containerd 1.6 (runc-v2)"
+    printf '%-26s %8s %8s %8s %12s %14s %12s\n' "$label" "$mean" "$median" "$p90" "$drss" "$stotal" "$sper"
+    [[ $count == "$RUNNING" ]] || echo "  (found $count shims for $RUNNING containers)" >&2
+done
