@@ -428,3 +428,51 @@ fn run_busybox_example_pulls_from_a_loopback_registry() {
         .assert_success();
     assert!(containers.stdout.trim().is_empty(), "{containers}");
 }
+
+#[test]
+fn user_names_are_resolved_in_the_snapshot() {
+    require_root!();
+    require_ctr!();
+    let h = Cleanup::start();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = h.client().await;
+        // The rootfs is mounted for a moment to read /etc/passwd, as
+        // containerd's WithUser does.
+        let container = client
+            .new_container(
+                "lib-user",
+                NewContainer::from_image(IMAGE)
+                    .user("root")
+                    .cwd("/tmp")
+                    .args(["true"]),
+            )
+            .await
+            .expect("new container");
+        let spec = container.spec().await.expect("spec");
+        let process = spec.process.as_ref().expect("process");
+        assert_eq!((process.user.uid, process.user.gid), (0, 0));
+        assert_eq!(process.cwd, "/tmp");
+        let err = client
+            .new_container(
+                "lib-nobody",
+                NewContainer::from_image(IMAGE).user("no-such-user"),
+            )
+            .await
+            .expect_err("unknown user");
+        assert!(err.message().contains("no-such-user"), "{err}");
+        // The failed create removed its snapshot.
+        let err = client
+            .snapshots()
+            .stat("overlayfs", "lib-nobody")
+            .await
+            .expect_err("no snapshot left");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        container.delete(true).await.expect("delete");
+    });
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mounts.contains("berth-mount-"),
+        "a temporary mount is left"
+    );
+}
