@@ -18,8 +18,9 @@ pub struct RegistryOptions {
     /// Basic credentials for every host (`--user name:password`); they win
     /// over the Docker config.
     pub credentials: Option<(String, String)>,
-    /// A Docker `config.json` to read `auths` from. `None` reads
-    /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json` when present.
+    /// A Docker `config.json` to read `auths` from (it must parse). `None`
+    /// reads `$DOCKER_CONFIG/config.json` or `~/.docker/config.json` when
+    /// present, ignoring it with a warning when it does not parse.
     pub docker_config: Option<PathBuf>,
     /// Extra CA certificate files (PEM) trusted for every host, beside the
     /// system roots.
