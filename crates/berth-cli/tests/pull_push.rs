@@ -10,6 +10,11 @@
 use std::process::Command;
 
 use berth_client::berth_core::content::{ContentStore, WriterOptions};
+use berth_client::berth_image::spec::{
+    json, Descriptor, Index, Manifest, Platform, ANNOTATION_REF_NAME,
+};
+use berth_client::berth_image::tar::{Header, TarWriter};
+use berth_client::berth_image::{mediatypes, Digest};
 use berth_client::Client;
 use berth_testkit::{
     busybox_oci_archive, require_ctr, require_registry, ArchiveNames, CmdOutput, Daemon,
@@ -321,4 +326,193 @@ fn tar_members(bytes: &[u8]) -> std::collections::HashMap<String, Vec<u8>> {
         at += size.div_ceil(512) * 512;
     }
     out
+}
+
+/// The other architecture of a two-platform index.
+fn other_arch() -> &'static str {
+    if berth_testkit::host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    }
+}
+
+/// A two-platform OCI archive: the busybox manifest for the host, and one
+/// for [`other_arch`] with its own config over the same layer. Returns
+/// the archive and the other platform's config digest.
+fn multi_platform_archive(archive: &OciArchive) -> (Vec<u8>, Digest) {
+    let members = tar_members(&archive.bytes);
+    let blob = |d: &Digest| members[&format!("blobs/sha256/{}", d.encoded())].clone();
+    let host_manifest = blob(&archive.manifest);
+    let host_config = blob(&archive.config);
+    let other_config = String::from_utf8(host_config.clone())
+        .expect("utf-8 config")
+        .replace(
+            &format!("\"architecture\":\"{}\"", berth_testkit::host_arch()),
+            &format!("\"architecture\":\"{}\"", other_arch()),
+        )
+        .into_bytes();
+    assert_ne!(other_config, host_config, "the config names the host arch");
+    let descriptor = |media: &str, bytes: &[u8]| {
+        Descriptor::new(media, Digest::sha256_of(bytes), bytes.len() as i64)
+    };
+    let mut manifest: Manifest = json_parse(&host_manifest);
+    manifest.config = descriptor(mediatypes::OCI_CONFIG, &other_config);
+    let other_manifest = json::to_vec(&manifest).expect("manifest");
+    let entry = |bytes: &[u8], arch: &str| {
+        let mut d = descriptor(mediatypes::OCI_MANIFEST, bytes);
+        d.platform = Some(Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            ..Platform::default()
+        });
+        d.annotations
+            .insert(ANNOTATION_REF_NAME.into(), "multi".into());
+        d
+    };
+    let index = Index {
+        schema_version: 2,
+        media_type: mediatypes::OCI_INDEX.into(),
+        manifests: vec![
+            entry(&host_manifest, berth_testkit::host_arch()),
+            entry(&other_manifest, other_arch()),
+        ],
+        ..Index::default()
+    };
+    // One image: the index, named by the ref name on its entries.
+    let index_bytes = json::to_vec(&Index {
+        manifests: vec![{
+            let bytes = json::to_vec(&index).expect("index");
+            let mut d = descriptor(mediatypes::OCI_INDEX, &bytes);
+            d.annotations
+                .insert(ANNOTATION_REF_NAME.into(), "multi".into());
+            d
+        }],
+        ..index.clone()
+    })
+    .expect("index.json");
+    let nested = json::to_vec(&index).expect("index");
+    let layer = blob(&archive.layer);
+    let blobs: Vec<&[u8]> = vec![
+        &layer,
+        &host_config,
+        &other_config,
+        &host_manifest,
+        &other_manifest,
+        &nested,
+    ];
+    let bytes = berth_testkit::block_on(async {
+        let mut tar = TarWriter::new(Vec::new());
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        tar.append(
+            &Header::file("oci-layout", 0o444, layout.len() as u64),
+            layout,
+        )
+        .await
+        .expect("oci-layout");
+        for b in &blobs {
+            let name = format!("blobs/sha256/{}", Digest::sha256_of(b).encoded());
+            tar.append(&Header::file(name, 0o444, b.len() as u64), b)
+                .await
+                .expect("blob");
+        }
+        tar.append(
+            &Header::file("index.json", 0o644, index_bytes.len() as u64),
+            &index_bytes,
+        )
+        .await
+        .expect("index.json");
+        tar.finish().await.expect("finish")
+    })
+    .expect("build the archive");
+    (bytes, Digest::sha256_of(&other_config))
+}
+
+fn json_parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+    serde_json::from_slice(bytes).expect("json")
+}
+
+#[test]
+fn multi_platform_index_pulls_the_platforms_asked_for() {
+    require_registry!();
+    let registry = Registry::start().expect("start docker-registry");
+    let daemon = Daemon::start().expect("start berthd");
+    let archive = busybox_oci_archive(&ArchiveNames::default()).expect("archive");
+    let (bytes, other_config) = multi_platform_archive(&archive);
+    let path = daemon.dir().join("multi.tar");
+    std::fs::write(&path, bytes).expect("write");
+    let base = format!("{}/test/multi", registry.host());
+    let name = format!("{base}:multi");
+    daemon
+        .berth_ns(
+            "src",
+            &[
+                "images",
+                "import",
+                "--no-unpack",
+                "--all-platforms",
+                "--base-name",
+                &base,
+                path.to_str().expect("utf-8"),
+            ],
+        )
+        .assert_success();
+    daemon
+        .berth_ns("src", &["images", "push", "--plain-http", &name])
+        .assert_success();
+    daemon
+        .berth_ns("src", &["images", "rm", "--sync", &name])
+        .assert_success();
+    let mut raw = Command::new("skopeo");
+    raw.args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{name}"));
+    let raw = berth_testkit::run_with_timeout(&mut raw, berth_testkit::DEFAULT_COMMAND_TIMEOUT)
+        .expect("skopeo")
+        .assert_success();
+    assert!(raw.stdout.contains(other_arch()), "both platforms: {raw}");
+
+    let has = |ns: &str, digest: &Digest| {
+        let out = daemon
+            .berth_ns(ns, &["content", "ls", "-q"])
+            .assert_success();
+        out.stdout.contains(&digest.to_string())
+    };
+    // The host's platform by default.
+    daemon
+        .berth_ns("host", &pull_args(&name, &[]))
+        .assert_success();
+    assert!(has("host", &archive.config) && !has("host", &other_config));
+    // One platform asked for (fetch only: it cannot run here).
+    let other = format!("linux/{}", other_arch());
+    daemon
+        .berth_ns(
+            "other",
+            &[
+                "images",
+                "pull",
+                "--plain-http",
+                "--no-unpack",
+                "--platform",
+                &other,
+                &name,
+            ],
+        )
+        .assert_success();
+    assert!(has("other", &other_config) && !has("other", &archive.config));
+    // Every platform.
+    daemon
+        .berth_ns(
+            "all",
+            &[
+                "images",
+                "pull",
+                "--plain-http",
+                "--no-unpack",
+                "--all-platforms",
+                &name,
+            ],
+        )
+        .assert_success();
+    assert!(has("all", &other_config) && has("all", &archive.config));
+    assert_eq!(image_names(&daemon, "all"), [name]);
 }
