@@ -327,12 +327,89 @@ impl Namespaced {
         Ok(p.backend_key)
     }
 
+    /// Commits `key` as `name`; with `rebase`, onto that parent (which
+    /// must be committed) through the backend's `commit_rebase`.
+    async fn commit_onto(
+        &self,
+        name: &str,
+        key: &str,
+        rebase: Option<&str>,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::invalid_argument(
+                "snapshot name must not be empty: invalid argument",
+            ));
+        }
+        berth_core::labels::validate_all(&labels)?;
+        let backend = self.backend()?;
+        let _shared = backend.lock.read().await;
+        let _committing = backend.commit.lock().await;
+        let active = self.get(key).await?;
+        if active.info.kind != Kind::Active {
+            return Err(Error::failed_precondition(format!(
+                "snapshot {key:?} is not active: failed precondition"
+            )));
+        }
+        if self.get(name).await.is_ok() {
+            return Err(Error::already_exists(format_args!("snapshot {name:?}")));
+        }
+        let backend_name = self.backend_key(name);
+        match rebase {
+            Some(parent) => {
+                let backend_parent = self.parent_backend_key(parent).await?;
+                backend
+                    .snapshotter
+                    .commit_rebase(
+                        &backend_name,
+                        &active.backend_key,
+                        &backend_parent,
+                        HashMap::new(),
+                    )
+                    .await?
+            }
+            None => {
+                backend
+                    .snapshotter
+                    .commit(&backend_name, &active.backend_key, HashMap::new())
+                    .await?
+            }
+        }
+        let committed = new_snapshot(
+            Kind::Committed,
+            name,
+            rebase.unwrap_or(&active.info.parent),
+            labels,
+            backend_name,
+        );
+        let (store, ns, ss, lease) = (
+            self.shared.store.clone(),
+            self.ns.clone(),
+            self.name.clone(),
+            self.lease.clone(),
+        );
+        let key_owned = key.to_owned();
+        blocking(move || store.commit_snapshot(&ns, &ss, &key_owned, &committed, lease.as_deref()))
+            .await?;
+        let event = SnapshotCommit {
+            key: key.to_owned(),
+            name: name.to_owned(),
+            snapshotter: self.name.clone(),
+        };
+        self.shared
+            .publish(&self.ns, "/snapshot/commit", pack(&event));
+        Ok(())
+    }
+
+    /// Creates `key`; with `rebase`, through the backend's
+    /// `prepare_rebase` (its parent is chosen at commit).
     async fn create(
         &self,
         kind: Kind,
         key: &str,
         parent: &str,
         labels: HashMap<String, String>,
+        rebase: bool,
     ) -> Result<Vec<Mount>> {
         if key.is_empty() {
             return Err(Error::invalid_argument(
@@ -349,6 +426,12 @@ impl Namespaced {
         let backend_key = self.backend_key(key);
         let none = HashMap::new();
         let mounts = match kind {
+            _ if rebase => {
+                backend
+                    .snapshotter
+                    .prepare_rebase(&backend_key, none)
+                    .await?
+            }
             Kind::View => {
                 backend
                     .snapshotter
@@ -430,7 +513,7 @@ impl Snapshotter for Namespaced {
         parent: &str,
         labels: HashMap<String, String>,
     ) -> Result<Vec<Mount>> {
-        self.create(Kind::Active, key, parent, labels).await
+        self.create(Kind::Active, key, parent, labels, false).await
     }
 
     async fn view(
@@ -439,57 +522,35 @@ impl Snapshotter for Namespaced {
         parent: &str,
         labels: HashMap<String, String>,
     ) -> Result<Vec<Mount>> {
-        self.create(Kind::View, key, parent, labels).await
+        self.create(Kind::View, key, parent, labels, false).await
     }
 
     async fn commit(&self, name: &str, key: &str, labels: HashMap<String, String>) -> Result<()> {
-        if name.is_empty() {
-            return Err(Error::invalid_argument(
-                "snapshot name must not be empty: invalid argument",
-            ));
-        }
-        berth_core::labels::validate_all(&labels)?;
-        let backend = self.backend()?;
-        let _shared = backend.lock.read().await;
-        let _committing = backend.commit.lock().await;
-        let active = self.get(key).await?;
-        if active.info.kind != Kind::Active {
-            return Err(Error::failed_precondition(format!(
-                "snapshot {key:?} is not active: failed precondition"
-            )));
-        }
-        if self.get(name).await.is_ok() {
-            return Err(Error::already_exists(format_args!("snapshot {name:?}")));
-        }
-        let backend_name = self.backend_key(name);
-        backend
-            .snapshotter
-            .commit(&backend_name, &active.backend_key, HashMap::new())
-            .await?;
-        let committed = new_snapshot(
-            Kind::Committed,
-            name,
-            &active.info.parent,
-            labels,
-            backend_name,
-        );
-        let (store, ns, ss, lease) = (
-            self.shared.store.clone(),
-            self.ns.clone(),
-            self.name.clone(),
-            self.lease.clone(),
-        );
-        let key_owned = key.to_owned();
-        blocking(move || store.commit_snapshot(&ns, &ss, &key_owned, &committed, lease.as_deref()))
-            .await?;
-        let event = SnapshotCommit {
-            key: key.to_owned(),
-            name: name.to_owned(),
-            snapshotter: self.name.clone(),
-        };
-        self.shared
-            .publish(&self.ns, "/snapshot/commit", pack(&event));
-        Ok(())
+        self.commit_onto(name, key, None, labels).await
+    }
+
+    fn can_rebase(&self) -> bool {
+        self.backend()
+            .map(|b| b.snapshotter.can_rebase())
+            .unwrap_or(false)
+    }
+
+    async fn prepare_rebase(
+        &self,
+        key: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<Vec<Mount>> {
+        self.create(Kind::Active, key, "", labels, true).await
+    }
+
+    async fn commit_rebase(
+        &self,
+        name: &str,
+        key: &str,
+        parent: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
+        self.commit_onto(name, key, Some(parent), labels).await
     }
 
     async fn remove(&self, key: &str) -> Result<()> {
