@@ -5,7 +5,8 @@
 //! client-side through the content, images, diff and snapshots services),
 //! pushed to and pulled from a registry that wants basic auth; a corrupted
 //! blob fails the pull and leaves no image; a pull that broke off resumes
-//! from its partial download.
+//! from its partial download; a two-platform index is pulled for the host,
+//! for one platform or for all; a `--hosts-dir` mirror serves a name.
 
 use std::process::Command;
 
@@ -515,4 +516,39 @@ fn multi_platform_index_pulls_the_platforms_asked_for() {
         .assert_success();
     assert!(has("all", &other_config) && has("all", &archive.config));
     assert_eq!(image_names(&daemon, "all"), [name]);
+}
+
+#[test]
+fn hosts_dir_sends_a_name_to_its_mirror() {
+    require_registry!();
+    let registry = Registry::start().expect("start docker-registry");
+    let daemon = Daemon::start().expect("start berthd");
+    let (pushed, archive) = pushed_and_forgotten(&daemon, &registry);
+    // A name no resolver knows, served by the loopback registry as its
+    // mirror (containerd's hosts.toml), read by the daemon.
+    let hosts = daemon.dir().join("certs.d");
+    let dir = hosts.join("mirror.invalid");
+    std::fs::create_dir_all(&dir).expect("hosts dir");
+    std::fs::write(
+        dir.join("hosts.toml"),
+        format!(
+            "server = \"https://mirror.invalid\"\n\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            registry.host()
+        ),
+    )
+    .expect("hosts.toml");
+    let name = pushed.replacen(&registry.host(), "mirror.invalid", 1);
+    let hosts = hosts.to_str().expect("utf-8");
+    daemon
+        .berth_ns("dst", &pull_args(&name, &["--hosts-dir", hosts]))
+        .assert_success();
+    assert_eq!(image_names(&daemon, "dst"), [name.clone()]);
+    let image = daemon.berth_ns("dst", &["images", "ls"]).assert_success();
+    assert!(
+        image.stdout.contains(&archive.manifest.to_string()),
+        "{image}"
+    );
+    // Without the hosts directory the name goes nowhere.
+    let out = daemon.berth_ns("none", &pull_args(&name, &[]));
+    assert!(!out.success(), "{out}");
 }
