@@ -542,7 +542,7 @@ fn hosts_dir_sends_a_name_to_its_mirror() {
     daemon
         .berth_ns("dst", &pull_args(&name, &["--hosts-dir", hosts]))
         .assert_success();
-    assert_eq!(image_names(&daemon, "dst"), [name.clone()]);
+    assert_eq!(image_names(&daemon, "dst"), std::slice::from_ref(&name));
     let image = daemon.berth_ns("dst", &["images", "ls"]).assert_success();
     assert!(
         image.stdout.contains(&archive.manifest.to_string()),
