@@ -343,19 +343,150 @@ fn ps(processes: &[ProcessInfo]) -> String {
     text
 }
 
-/// The metrics header: `ID TIMESTAMP`, then what the data is.
+/// `tasks metrics` as ctr prints it: `ID TIMESTAMP`, then for cgroups v1
+/// metrics the `METRIC VALUE` table ctr shows (memory, CPU, pids); other
+/// data is named by its type.
 fn metrics(metric: &Metric) -> String {
     let mut text = String::from("ID\tTIMESTAMP\t\n");
     text += &format!(
-        "{}\t{}\t\n",
+        "{}\t{}\t\n\n",
         metric.id,
         gotime::go_string(metric.timestamp.as_ref())
     );
-    let mut out = TabWriter::WIDE.format(&text);
-    if let Some(data) = &metric.data {
-        out += &format!("\n{} ({} bytes)\n", data.type_url, data.value.len());
+    match &metric.data {
+        Some(data) if data.type_url.ends_with("io.containerd.cgroups.v1.Metrics") => {
+            text += &cgroups_v1_table(&data.value);
+        }
+        Some(data) => text += &format!("DATA\t{}\t\n", data.type_url),
+        None => {}
     }
-    out
+    TabWriter::WIDE.format(&text)
+}
+
+/// ctr's `printCgroupMetricsTable` over `io.containerd.cgroups.v1.Metrics`
+/// (pids = 2, cpu = 3, memory = 4), read straight from the protobuf bytes:
+/// the message is not among `containerd-client`'s types.
+fn cgroups_v1_table(bytes: &[u8]) -> String {
+    let mut text = String::from("METRIC\tVALUE\t\n");
+    let metrics = proto::Message::parse(bytes);
+    if let Some(memory) = metrics.message(4) {
+        let usage = memory.message(33).unwrap_or_default();
+        text += &format!("memory.usage_in_bytes\t{}\t\n", usage.uint(2));
+        text += &format!("memory.limit_in_bytes\t{}\t\n", usage.uint(1));
+        text += &format!("memory.stat.cache\t{}\t\n", memory.uint(18));
+    }
+    if let Some(cpu) = metrics.message(3) {
+        let usage = cpu.message(1).unwrap_or_default();
+        let per_cpu: Vec<String> = usage.uints(4).iter().map(u64::to_string).collect();
+        text += &format!("cpuacct.usage\t{}\t\n", usage.uint(1));
+        text += &format!("cpuacct.usage_percpu\t[{}]\t\n", per_cpu.join(" "));
+    }
+    if let Some(pids) = metrics.message(2) {
+        text += &format!("pids.current\t{}\t\n", pids.uint(1));
+        text += &format!("pids.limit\t{}\t\n", pids.uint(2));
+    }
+    text
+}
+
+/// Just enough protobuf decoding for the metrics above: varint and
+/// length-delimited fields by number (fixed-width ones are skipped).
+mod proto {
+    /// One message's fields, in order.
+    #[derive(Default)]
+    pub struct Message<'a> {
+        fields: Vec<(u64, Value<'a>)>,
+    }
+
+    enum Value<'a> {
+        Varint(u64),
+        Bytes(&'a [u8]),
+    }
+
+    fn varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = bytes.split_first()?;
+            *bytes = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    impl<'a> Message<'a> {
+        /// The fields of `bytes`, up to the first malformed one.
+        pub fn parse(mut bytes: &'a [u8]) -> Message<'a> {
+            let mut fields = Vec::new();
+            while let Some(key) = varint(&mut bytes) {
+                let value = match key & 7 {
+                    0 => match varint(&mut bytes) {
+                        Some(v) => Value::Varint(v),
+                        None => break,
+                    },
+                    2 => {
+                        let Some(len) = varint(&mut bytes) else { break };
+                        let Ok(len) = usize::try_from(len) else { break };
+                        if len > bytes.len() {
+                            break;
+                        }
+                        let (value, rest) = bytes.split_at(len);
+                        bytes = rest;
+                        Value::Bytes(value)
+                    }
+                    1 if bytes.len() >= 8 => {
+                        bytes = &bytes[8..];
+                        continue;
+                    }
+                    5 if bytes.len() >= 4 => {
+                        bytes = &bytes[4..];
+                        continue;
+                    }
+                    _ => break,
+                };
+                fields.push((key >> 3, value));
+            }
+            Message { fields }
+        }
+
+        /// The last varint field `number` (0 when absent, as proto3 reads).
+        pub fn uint(&self, number: u64) -> u64 {
+            self.fields
+                .iter()
+                .rev()
+                .find_map(|(n, v)| match v {
+                    Value::Varint(x) if *n == number => Some(*x),
+                    _ => None,
+                })
+                .unwrap_or(0)
+        }
+
+        /// Every value of repeated varint field `number`, packed or not.
+        pub fn uints(&self, number: u64) -> Vec<u64> {
+            let mut out = Vec::new();
+            for (n, v) in &self.fields {
+                match v {
+                    _ if *n != number => {}
+                    Value::Varint(x) => out.push(*x),
+                    Value::Bytes(mut packed) => {
+                        while let Some(x) = varint(&mut packed) {
+                            out.push(x);
+                        }
+                    }
+                }
+            }
+            out
+        }
+
+        /// Embedded message field `number`, if present.
+        pub fn message(&self, number: u64) -> Option<Message<'a>> {
+            self.fields.iter().rev().find_map(|(n, v)| match v {
+                Value::Bytes(b) if *n == number => Some(Message::parse(b)),
+                _ => None,
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -386,6 +517,37 @@ mod tests {
             info: None,
         }];
         assert_eq!(ps(&procs), "PID       INFO\n12        -\n");
+    }
+
+    #[test]
+    fn cgroups_v1_metrics_print_as_ctr_does() {
+        // pids {current: 3, limit: 0}, cpu {usage {total: 300, per_cpu: [100, 200]}},
+        // memory {total_cache: 7, usage {limit: 9, usage: 8}}
+        let pids = [0x08, 3];
+        let usage = [0x08, 0xac, 0x02, 0x22, 3, 100, 0xc8, 0x01];
+        let mut cpu = vec![0x0a, usage.len() as u8];
+        cpu.extend_from_slice(&usage);
+        let entry = [0x08, 9, 0x10, 8];
+        let mut memory = vec![0x90, 0x01, 7, 0x8a, 0x02, entry.len() as u8];
+        memory.extend_from_slice(&entry);
+        let mut bytes = vec![0x12, pids.len() as u8];
+        bytes.extend_from_slice(&pids);
+        bytes.extend_from_slice(&[0x1a, cpu.len() as u8]);
+        bytes.extend_from_slice(&cpu);
+        bytes.extend_from_slice(&[0x22, memory.len() as u8]);
+        bytes.extend_from_slice(&memory);
+        let table = cgroups_v1_table(&bytes);
+        assert_eq!(
+            table,
+            "METRIC\tVALUE\t\n\
+             memory.usage_in_bytes\t8\t\n\
+             memory.limit_in_bytes\t9\t\n\
+             memory.stat.cache\t7\t\n\
+             cpuacct.usage\t300\t\n\
+             cpuacct.usage_percpu\t[100 200]\t\n\
+             pids.current\t3\t\n\
+             pids.limit\t0\t\n"
+        );
     }
 
     #[test]
