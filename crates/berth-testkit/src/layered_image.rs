@@ -53,6 +53,8 @@ pub enum Entry {
         gid: u32,
         /// Its bytes.
         data: Vec<u8>,
+        /// Extended attributes (PAX `SCHILY.xattr.*` records).
+        xattrs: Vec<(String, Vec<u8>)>,
     },
     /// A symbolic link.
     Symlink {
@@ -121,7 +123,17 @@ impl Entry {
             uid,
             gid,
             data: data.into(),
+            xattrs: Vec::new(),
         }
+    }
+
+    /// The same entry with extended attribute `key` = `value` (files only;
+    /// other entries are returned unchanged).
+    pub fn with_xattr(mut self, key: &str, value: &[u8]) -> Entry {
+        if let Entry::File { xattrs, .. } = &mut self {
+            xattrs.push((key.into(), value.to_vec()));
+        }
+        self
     }
 
     /// A symlink.
@@ -320,8 +332,20 @@ impl LayeredImage {
     }
 }
 
+/// A `security.capability` value (`vfs_cap_data` revision 2, effective)
+/// granting `CAP_NET_BIND_SERVICE`: the one xattr containerd's differ
+/// carries into a layer.
+pub const CAP_NET_BIND_SERVICE: [u8; 20] = [
+    0x01, 0, 0, 0x02, // magic: revision 2 | effective
+    0x00, 0x04, 0, 0, // permitted, low word: bit 10
+    0, 0, 0, 0, // inheritable, low word
+    0, 0, 0, 0, // permitted, high word
+    0, 0, 0, 0, // inheritable, high word
+];
+
 /// The unpack tests' image: three layers (gzip, gzip, plain) with owners,
-/// modes (setuid, sticky, private), a symlink and a hard link, files and
+/// modes (setuid, sticky, private), extended attributes (`user.*`, a file
+/// capability), a symlink and a hard link, files and
 /// whole directories deleted by whiteouts, a directory made opaque and a
 /// deleted directory made again.
 pub fn layered_test_image() -> LayeredImage {
@@ -331,8 +355,9 @@ pub fn layered_test_image() -> LayeredImage {
         Entry::hardlink("bin/tool-hard", "bin/tool"),
         Entry::dir("etc", 0o755),
         Entry::dir_owned("etc/app", 0o750, 1000, 1000),
-        Entry::file_owned("etc/app/config", 0o640, 1000, 100, "config v1"),
-        Entry::file("etc/keep", 0o644, "kept"),
+        Entry::file_owned("etc/app/config", 0o640, 1000, 100, "config v1")
+            .with_xattr("user.berth.origin", b"layer 1"),
+        Entry::file("etc/keep", 0o644, "kept").with_xattr("user.berth.kept", b"yes"),
         Entry::file("etc/gone", 0o644, "deleted in layer 2"),
         Entry::symlink("etc/link", "app/config"),
         Entry::dir("opt", 0o755),
@@ -363,7 +388,8 @@ pub fn layered_test_image() -> LayeredImage {
         Entry::whiteout("var/log"),
         Entry::dir("var/cache", 0o711),
         Entry::file("var/cache/fresh", 0o400, "recreated"),
-        Entry::file("bin/tool", 0o4755, "tool v3"),
+        Entry::file("bin/tool", 0o4755, "tool v3")
+            .with_xattr("security.capability", &CAP_NET_BIND_SERVICE),
         Entry::hardlink("bin/tool-hard", "bin/tool"),
     ]);
     LayeredImage::new(vec![base, middle, top])
@@ -391,6 +417,8 @@ pub enum Node {
         gid: u32,
         /// The sha256 of its bytes.
         digest: String,
+        /// Its `user.*` and `security.capability` extended attributes.
+        xattrs: BTreeMap<String, Vec<u8>>,
     },
     /// A symlink.
     Symlink {
@@ -487,6 +515,7 @@ impl Tree {
                 uid,
                 gid,
                 data,
+                xattrs,
             } => {
                 self.remove_under(path, true);
                 let node = Node::File {
@@ -494,6 +523,7 @@ impl Tree {
                     uid: *uid,
                     gid: *gid,
                     digest: Digest::sha256_of(data).to_string(),
+                    xattrs: xattrs.iter().cloned().collect(),
                 };
                 self.0.insert(path.clone(), node);
             }
@@ -540,6 +570,7 @@ fn read_into(root: &Path, dir: &Path, tree: &mut Tree) -> Result<()> {
                 uid,
                 gid,
                 digest,
+                xattrs: read_xattrs(&path)?,
             }
         } else {
             bail!(
@@ -597,7 +628,11 @@ fn layer_tar(entries: &[Entry]) -> Result<Vec<u8>> {
                 uid,
                 gid,
                 data,
+                xattrs,
             } => {
+                if !xattrs.is_empty() {
+                    append_pax_xattrs(&mut builder, xattrs)?;
+                }
                 header.set_entry_type(tar::EntryType::Regular);
                 set_owner(&mut header, *mode, *uid, *gid);
                 (path.clone(), data)
@@ -631,6 +666,73 @@ fn layer_tar(entries: &[Entry]) -> Result<Vec<u8>> {
             .with_context(|| format!("adding {path} to a layer"))?;
     }
     Ok(builder.into_inner()?)
+}
+
+/// A PAX extended header carrying `xattrs` for the entry that follows.
+fn append_pax_xattrs(
+    builder: &mut tar::Builder<Vec<u8>>,
+    xattrs: &[(String, Vec<u8>)],
+) -> Result<()> {
+    let mut body = Vec::new();
+    for (key, value) in xattrs {
+        // "LEN SCHILY.xattr.KEY=VALUE\n", LEN counting itself.
+        let rest = 1 + "SCHILY.xattr.".len() + key.len() + 1 + value.len() + 1;
+        let mut len = rest + 1;
+        while len != rest + len.to_string().len() {
+            len = rest + len.to_string().len();
+        }
+        body.extend_from_slice(format!("{len} SCHILY.xattr.{key}=").as_bytes());
+        body.extend_from_slice(value);
+        body.push(b'\n');
+    }
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::XHeader);
+    header.set_mode(0o644);
+    header.set_size(body.len() as u64);
+    builder.append_data(&mut header, "PaxHeaders/xattrs", &body[..])?;
+    Ok(())
+}
+
+/// The `user.*` and `security.capability` xattrs of `path` (not
+/// followed): what a layer may carry and the tests compare; others
+/// (SELinux labels, overlay's own) depend on the host.
+fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let names = match xattr_names(path) {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTSUP.raw_os_error()) => {
+            return Ok(out)
+        }
+        Err(e) => return Err(e).with_context(|| format!("listxattr {}", path.display())),
+    };
+    for name in names {
+        if name.starts_with("user.") || name == "security.capability" {
+            let value = xattr_value(path, &name)
+                .with_context(|| format!("getxattr {name} of {}", path.display()))?;
+            out.insert(name, value);
+        }
+    }
+    Ok(out)
+}
+
+fn xattr_names(path: &Path) -> std::io::Result<Vec<String>> {
+    let size = rustix::fs::llistxattr_query(path)?;
+    let mut buf = vec![0u8; size];
+    let n = rustix::fs::llistxattr(path, &mut buf[..])?;
+    buf.truncate(n);
+    Ok(buf
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect())
+}
+
+fn xattr_value(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    let size = rustix::fs::lgetxattr_query(path, name)?;
+    let mut buf = vec![0u8; size];
+    let n = rustix::fs::lgetxattr(path, name, &mut buf[..])?;
+    buf.truncate(n);
+    Ok(buf)
 }
 
 fn set_owner(header: &mut tar::Header, mode: u32, uid: u32, gid: u32) {

@@ -55,7 +55,7 @@ pub use guards::{in_ci, require_ctr, require_root};
 pub use image_archive::{busybox_oci_archive, host_arch, ArchiveNames, OciArchive};
 pub use layered_image::{
     layered_test_image, same_inode, Entry, Layer, LayerCompression, LayeredArchive, LayeredImage,
-    Node, Tree,
+    Node, Tree, CAP_NET_BIND_SERVICE,
 };
 pub use mounts::unmount_under;
 pub use registry::{require_registry, Registry, HTPASSWD_BIN, REGISTRY_BIN};
