@@ -219,10 +219,10 @@ impl Transfer {
     ) -> Result<()> {
         let (source, auth) = self.registry(reference, registry).await?;
         let mut store = ImageStore {
-            name: options
-                .name
-                .clone()
-                .unwrap_or_else(|| reference.to_string()),
+            name: options.name.clone().unwrap_or_else(|| {
+                berth_image::reference::normalize(reference)
+                    .unwrap_or_else(|_| reference.to_string())
+            }),
             labels: options.labels.clone(),
             platforms: options.platforms.iter().map(platform_to_wire).collect(),
             all_metadata: options.all_platforms,

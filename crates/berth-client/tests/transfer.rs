@@ -116,9 +116,10 @@ fn push_and_pull_report_progress() {
     require_registry!();
     let registry = Registry::start().expect("start docker-registry");
     let daemon = Daemon::start().expect("start berthd");
-    let name = format!("{}/client/busybox:1", registry.host());
+    let name = format!("{}/client/busybox:latest", registry.host());
+    let short = format!("{}/client/busybox", registry.host());
     let archive = busybox_oci_archive(&ArchiveNames {
-        ref_name: Some("1".into()),
+        ref_name: Some("latest".into()),
         image_name: Some(name.clone()),
     })
     .expect("archive");
@@ -150,7 +151,7 @@ fn push_and_pull_report_progress() {
             ..PullOptions::default()
         };
         dst.transfer()
-            .pull(&name, &registry_options, &options, Some(report))
+            .pull(&short, &registry_options, &options, Some(report))
             .await
             .expect("pull");
         assert_eq!(events_named(&events, "resolved").len(), 1);
@@ -160,5 +161,9 @@ fn push_and_pull_report_progress() {
         assert_eq!(desc.digest, archive.manifest);
         let image = ImageStore::get(&dst.images(), &name).await.expect("image");
         assert_eq!(image.target.digest, archive.manifest);
+        // The short reference names the one image, normalized.
+        let all = ImageStore::list(&dst.images(), &[]).await.expect("list");
+        let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, [name.as_str()]);
     });
 }

@@ -550,8 +550,11 @@ impl PullJob {
             &self.progress,
         )
         .await?;
+        // A store name that is the reference itself, spelled short
+        // (`busybox`), names the image already written.
         let name = &self.store.name;
-        if !name.is_empty() && *name != image.name {
+        let same = reference::normalize(name).is_ok_and(|n| n == image.name);
+        if !name.is_empty() && !same {
             let named = Image {
                 name: name.clone(),
                 ..image.clone()
