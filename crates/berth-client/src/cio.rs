@@ -138,8 +138,10 @@ impl Io {
     }
 
     /// FIFOs whose ends the caller takes from the task or process
-    /// ([`crate::task::Task::take_streams`]); nothing is copied. Dropping
-    /// the ends (or never taking them) leaves the FIFOs for a later
+    /// ([`crate::task::Task::take_streams`]); nothing is copied. Keep every
+    /// end open until the process has started: containerd's own shim waits
+    /// (with a deadline) for a reader on each output FIFO, where berth's
+    /// does not. Dropping the ends afterwards leaves the FIFOs for a later
     /// client, as a detached `ctr run -d` does.
     pub fn fifos() -> Io {
         Io::new(Kind::Fifos)

@@ -215,17 +215,17 @@ fn running_task_exec_pause_kill() {
             .exec("x1", echo, Io::fifos().stdin(false).fifo_dir(h.fifo_dir()))
             .await
             .expect("exec");
-        let mut stdout = exec
-            .take_streams()
-            .expect("streams")
-            .stdout
-            .expect("stdout");
+        // Keep every end open until the process is done: containerd's own
+        // shim waits for a reader on each output FIFO.
+        let mut streams = exec.take_streams().expect("streams");
+        let stdout = streams.stdout.as_mut().expect("stdout");
         let exec_exit = exec.wait().await.expect("wait exec");
         exec.start().await.expect("start exec");
         assert_eq!(exec_exit.await.expect("exec exit").code, 0);
         let mut out = String::new();
         stdout.read_to_string(&mut out).await.expect("read exec");
         assert_eq!(out, "from-exec\n");
+        drop(streams);
         exec.delete().await.expect("delete exec");
 
         task.pause().await.expect("pause");
@@ -356,6 +356,10 @@ fn run_busybox_example_pulls_from_a_loopback_registry() {
     require_root!();
     require_ctr!();
     if !berth_testkit::require_registry() {
+        return;
+    }
+    if berth_testkit::testing_containerd() {
+        eprintln!("skipping: containerd 1.6 has no transfer service to pull with");
         return;
     }
     let Some(bin) = example_bin() else {
