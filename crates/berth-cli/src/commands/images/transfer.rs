@@ -345,9 +345,10 @@ mod tests {
         let lines: Vec<String> = [
             event("resolving", "docker.io/library/x:1", 0, 0),
             event("waiting", layer, 0, 2048),
-            event("downloading", layer, 10, 2048),
+            event("downloading", layer, 0, 2048),
             event("downloading", layer, 20, 2048),
             event("complete", layer, 2048, 2048),
+            event("downloading", "layer-sha256:fe", 1024, 2048),
         ]
         .iter()
         .filter_map(|p| plain_line(&mut last, p))
@@ -359,6 +360,7 @@ mod tests {
                 "layer-sha256:0123456789abcdef: waiting",
                 "layer-sha256:0123456789abcdef: downloading",
                 "layer-sha256:0123456789abcdef: complete (2.0 KiB)",
+                "layer-sha256:fe: downloading (resuming at 1.0 KiB of 2.0 KiB)",
             ]
         );
     }
