@@ -8,6 +8,9 @@
 # layer with whiteouts and an opaque directory), copies it with skopeo into
 # Debian's docker-registry on 127.0.0.1, then RUNS times (default 3) each,
 # on a fresh private root every time:
+#   - berthd:     `berth images pull --plain-http` against a private berthd
+#                 (release): the pull runs inside the daemon's transfer
+#                 service, into its overlayfs snapshotter;
 #   - berth:      the `bench_pull` example of berth-daemon (release): the
 #                 pull engine over berth-store's content store and the
 #                 overlayfs snapshotter, as the daemon's transfer service
@@ -31,10 +34,12 @@ CONTAINERD=${CONTAINERD_BIN:-$(command -v containerd)}
 REGISTRY=${REGISTRY_BIN:-/usr/bin/docker-registry}
 
 if [[ -z ${SKIP_BUILD:-} ]]; then
-    echo "building bench_pull (release)…" >&2
-    cargo build --release -q -p berth-daemon --example bench_pull
+    echo "building berthd, berth and bench_pull (release)…" >&2
+    cargo build --release -q -p berth-daemon --bins --example bench_pull -p berth-cli
 fi
 BENCH_PULL=${BENCH_PULL_BIN:-$PWD/target/release/examples/bench_pull}
+BERTHD=${BERTHD_BIN:-$PWD/target/release/berthd}
+BERTH=${BERTH_BIN:-$PWD/target/release/berth}
 
 WORK=$(mktemp -d /var/tmp/berth-bench-pull.XXXXXX)
 DAEMON_PID=
@@ -155,6 +160,21 @@ skopeo copy -q "oci:$WORK/oci:latest" "docker://$IMAGE" --dest-tls-verify=false
 
 ctr_() { "$CTR" --address "$SOCK" "$@"; }
 
+start_berthd() {
+    local dir=$1
+    SOCK=$dir/berth.sock
+    : >"$dir/config.toml"
+    "$BERTHD" --address "$SOCK" --root "$dir/root" --state "$dir/state" \
+        --config "$dir/config.toml" --log-level warn >"$dir/log" 2>&1 &
+    DAEMON_PID=$!
+    for _ in $(seq 100); do
+        ctr_ version >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "berthd did not come up" >&2
+    return 1
+}
+
 start_containerd() {
     local dir=$1
     SOCK=$dir/containerd.sock
@@ -196,6 +216,15 @@ run_once() {
         "$BENCH_PULL" "$IMAGE" "$dir" --plain-http "${extra[@]}" >"$dir/out"
         end=$(now_ms)
         ;;
+    berthd)
+        start_berthd "$dir"
+        start=$(now_ms)
+        "$BERTH" --address "$SOCK" images pull --plain-http "$IMAGE" >/dev/null
+        end=$(now_ms)
+        kill "$DAEMON_PID"
+        wait "$DAEMON_PID" 2>/dev/null || true
+        DAEMON_PID=
+        ;;
     containerd)
         start_containerd "$dir"
         start=$(now_ms)
@@ -221,7 +250,7 @@ run_once() {
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 
 declare -A result
-for what in zcat berth berth-seq containerd; do
+for what in zcat berthd berth berth-seq containerd; do
     samples=()
     for i in $(seq "$RUNS"); do
         samples+=("$(run_once "$what" "$i")")
@@ -229,7 +258,8 @@ for what in zcat berth berth-seq containerd; do
     result[$what]=$(printf '%s\n' "${samples[@]}" | median)
     echo "$what: ${samples[*]} ms, median ${result[$what]} ms"
 done
-awk -v b="${result[berth]}" -v s="${result[berth-seq]}" -v c="${result[containerd]}" -v z="${result[zcat]}" 'BEGIN {
-    printf "containerd / berth = %.2fx (berth-seq: %.2fx)\n", c / b, c / s
-    printf "berth / zcat       = %.2fx (berth-seq: %.2fx)\n", b / z, s / z
+awk -v d="${result[berthd]}" -v b="${result[berth]}" -v s="${result[berth-seq]}" \
+    -v c="${result[containerd]}" -v z="${result[zcat]}" 'BEGIN {
+    printf "containerd / berthd = %.2fx (berth: %.2fx, berth-seq: %.2fx)\n", c / d, c / b, c / s
+    printf "berthd / zcat       = %.2fx (berth: %.2fx, berth-seq: %.2fx)\n", d / z, b / z, s / z
 }'
