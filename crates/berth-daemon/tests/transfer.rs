@@ -333,3 +333,49 @@ fn failures_close_the_streams_and_leave_nothing() {
     let images = daemon.ctr_ns(NS, &["images", "ls", "-q"]).assert_success();
     assert!(images.stdout.trim().is_empty(), "{images}");
 }
+
+/// Polls `check` until it holds (at most a minute): the daemon works on
+/// asynchronously after a call ends.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("never happened: {what}");
+}
+
+#[test]
+fn a_cancelled_transfer_gives_up_its_lease() {
+    require_ctr!();
+    let daemon = Daemon::start().expect("start berthd");
+    let rt = runtime();
+    let channel = rt.block_on(daemon.connect()).expect("connect");
+    let leases = || {
+        daemon
+            .ctr_ns(NS, &["leases", "ls", "-q"])
+            .assert_success()
+            .stdout
+            .lines()
+            .count()
+    };
+    // An import whose client never sends a byte: the daemon waits.
+    let data = rt.block_on(Stream::open(&channel, "import-stalled"));
+    let source = ImageImportStream {
+        stream: "import-stalled".into(),
+        ..ImageImportStream::default()
+    };
+    let call = {
+        let channel = channel.clone();
+        rt.spawn(async move {
+            transfer(&channel, pack(&source), pack(&ImageStore::default()), "").await
+        })
+    };
+    eventually("the transfer takes a lease", || leases() == 1);
+    call.abort();
+    eventually("the cancelled transfer's lease is deleted", || {
+        leases() == 0
+    });
+    drop(data);
+}

@@ -142,19 +142,25 @@ impl TransferService {
         let destination = request
             .destination
             .ok_or_else(|| Error::invalid_argument("destination must be set"))?;
-        let (lease, owned) = match lease {
-            Some(lease) => (lease, false),
-            None => (self.new_lease(ns).await?, true),
+        let (lease, mut owned) = match lease {
+            Some(lease) => (lease, None),
+            None => {
+                let id = self.new_lease(ns).await?;
+                let guard = LeaseGuard {
+                    leases: self.leases.clone(),
+                    ns: ns.to_owned(),
+                    id: Some(id.clone()),
+                };
+                (id, Some(guard))
+            }
         };
         let scope = Scope {
             ns: ns.to_owned(),
-            lease: lease.clone(),
+            lease,
         };
         let result = self.dispatch(&scope, &source, &destination, progress).await;
-        if owned {
-            if let Err(err) = self.leases.delete(ns.to_owned(), lease, false).await {
-                tracing::warn!(error = %err, "deleting a transfer's lease");
-            }
+        if let Some(guard) = owned.as_mut() {
+            guard.delete().await;
         }
         result
     }
@@ -570,6 +576,10 @@ impl PullJob {
 /// `Send` (their per-blob closures borrow with higher-ranked lifetimes,
 /// rust-lang/rust#102211), so they cannot be awaited inside a gRPC
 /// handler; built and polled on one thread, they need not be.
+///
+/// When the caller goes away (the client cancelled the Transfer call),
+/// the work is dropped too: a pull stops, keeping its partial downloads
+/// for the next one to resume.
 async fn detached<T, F, Fut>(make: F) -> Result<T>
 where
     T: Send + 'static,
@@ -577,9 +587,50 @@ where
     Fut: std::future::Future<Output = Result<T>>,
 {
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(make()))
-        .await
-        .map_err(|err| Error::internal(format!("transfer task failed: {err}")))?
+    let (_alive, gone) = tokio::sync::oneshot::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(async move {
+            tokio::select! {
+                result = make() => result,
+                _ = gone => Err(Error::new(ErrorKind::Canceled, "transfer cancelled")),
+            }
+        })
+    })
+    .await
+    .map_err(|err| Error::internal(format!("transfer task failed: {err}")))?
+}
+
+/// The lease a transfer made for itself: deleted when the transfer ends,
+/// or — when the call is dropped half way — by a task of its own.
+struct LeaseGuard {
+    leases: Arc<Leases>,
+    ns: String,
+    id: Option<String>,
+}
+
+impl LeaseGuard {
+    async fn delete(&mut self) {
+        if let Some(id) = self.id.take() {
+            if let Err(err) = self.leases.delete(self.ns.clone(), id, false).await {
+                tracing::warn!(error = %err, "deleting a transfer's lease");
+            }
+        }
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let (leases, ns) = (self.leases.clone(), self.ns.clone());
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    if let Err(err) = leases.delete(ns, id, false).await {
+                        tracing::warn!(error = %err, "deleting a cancelled transfer's lease");
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// The snapshotter an unpack configuration names (the default if none).
