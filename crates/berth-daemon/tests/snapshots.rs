@@ -160,6 +160,8 @@ async fn two_namespaces_use_the_same_key_apart() {
     assert_eq!(names(a.walk(&[]).await.expect("walk a")), ["base"]);
     assert_eq!(names(b.walk(&[]).await.expect("walk b")), ["k"]);
     a.remove("base").await.expect("remove a");
+    // Remove leaves the backend snapshot to a background prune; wait for it.
+    l.service.prune("overlayfs").await.expect("prune");
     assert_eq!(backend_keys(&l).await.len(), 1, "a's backend snapshot went");
     let err = l
         .service
@@ -197,6 +199,7 @@ async fn concurrent_prepares_and_commits_of_one_name_leave_one_whole_snapshot() 
     assert_eq!((prepared_shared, commits), (1, 1));
     let infos = ns.walk(&[]).await.expect("walk");
     assert_eq!(infos.len(), 2, "{infos:?}");
+    l.service.prune("overlayfs").await.expect("prune");
     assert_eq!(
         backend_keys(&l).await.len(),
         2,
@@ -406,10 +409,17 @@ fn ctr_prepares_commits_views_and_mounts_what_it_prints() {
         d.ctr(&["snapshots", "ls"]).assert_success().lines().len(),
         1
     );
-    let dirs = std::fs::read_dir(d.root().join("snapshots/overlayfs/snapshots"))
-        .expect("dirs")
-        .count();
-    assert_eq!(dirs, 0, "removing the snapshots removed their directories");
+    // Remove answers once the rows are gone; a background prune removes
+    // the directories.
+    let dirs = d.root().join("snapshots/overlayfs/snapshots");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&dirs).expect("dirs").count() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "removing the snapshots never removed their directories"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]

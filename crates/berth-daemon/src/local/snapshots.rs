@@ -21,6 +21,12 @@
 //! Each backend has a lock: creates hold it shared, prune holds it
 //! exclusively, so prune never sees a backend snapshot whose row is about
 //! to be written.
+//!
+//! Remove answers once the row is gone and leaves the backend snapshot to a
+//! prune scheduled in the background, as containerd's metadata snapshotter
+//! leaves it to its garbage collector: deleting a container's rootfs
+//! (`ctr run --rm`, `containers rm`) does not wait on the directory's
+//! removal. Removes that land while a prune is pending share it.
 
 use super::blocking;
 use crate::events::Exchange;
@@ -34,7 +40,7 @@ use berth_core::{Error, Result};
 use berth_store::snapshots::{new_snapshot, Snapshot};
 use berth_store::MetadataStore;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::RwLock;
@@ -58,6 +64,8 @@ struct Backend {
     /// commits to one name cannot both reach the backend: the loser would
     /// leave its active row naming a backend key that was committed away.
     commit: tokio::sync::Mutex<()>,
+    /// Set while a background prune is scheduled and has not started.
+    prune_pending: AtomicBool,
 }
 
 struct Shared {
@@ -82,6 +90,7 @@ impl Snapshots {
                     snapshotter: p.backend.clone(),
                     lock: RwLock::new(()),
                     commit: tokio::sync::Mutex::new(()),
+                    prune_pending: AtomicBool::new(false),
                 };
                 (p.name.clone(), backend)
             })
@@ -139,6 +148,8 @@ impl Snapshots {
     pub async fn prune(&self, name: &str) -> Result<usize> {
         let backend = self.shared.backend(name)?;
         let _exclusive = backend.lock.write().await;
+        // From here on, a remove whose row goes later schedules another prune.
+        backend.prune_pending.store(false, Ordering::SeqCst);
         let store = self.shared.store.clone();
         let owner = name.to_owned();
         let keep = blocking(move || store.snapshot_backend_keys(&owner)).await?;
@@ -284,6 +295,25 @@ impl Namespaced {
 
     fn backend(&self) -> Result<&Backend> {
         self.shared.backend(&self.name)
+    }
+
+    /// Removes, in the background, the backend snapshots whose rows are
+    /// gone (see the module docs); one prune serves every remove made
+    /// before it starts.
+    fn schedule_prune(&self, backend: &Backend) {
+        if backend.prune_pending.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let service = Snapshots {
+            shared: self.shared.clone(),
+        };
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            if let Err(err) = service.prune(&name).await {
+                // Left for the next prune (GC, Cleanup or a restart).
+                tracing::warn!(snapshotter = %name, error = %err, "pruning removed snapshots");
+            }
+        });
     }
 
     async fn get(&self, key: &str) -> Result<Snapshot> {
@@ -557,11 +587,8 @@ impl Snapshotter for Namespaced {
         let backend = self.backend()?;
         let _shared = backend.lock.read().await;
         let (store, ns, name, key_owned) = self.owned(key);
-        let removed = blocking(move || store.remove_snapshot(&ns, &name, &key_owned)).await?;
-        if let Err(err) = backend.snapshotter.remove(&removed.backend_key).await {
-            // The row is gone; the next prune removes the backend snapshot.
-            tracing::warn!(key = %removed.backend_key, error = %err, "removing backend snapshot");
-        }
+        blocking(move || store.remove_snapshot(&ns, &name, &key_owned)).await?;
+        self.schedule_prune(backend);
         let event = SnapshotRemove {
             key: key.to_owned(),
             snapshotter: self.name.clone(),
