@@ -83,21 +83,8 @@ pub async fn pull(client: &Client, args: PullArgs) -> anyhow::Result<()> {
         unpack: (!args.no_unpack).then(|| args.snapshotter.clone()),
         labels: crate::args::labels(&args.label),
     };
-    let display = Display::new();
-    let start = Instant::now();
-    let result = client
-        .transfer()
-        .pull(
-            &args.reference,
-            &registry,
-            &options,
-            Some(display.callback()),
-        )
-        .await;
-    display.finish();
-    result?;
-    println!("done: {:.1}s", start.elapsed().as_secs_f64());
-    Ok(())
+    let transfer = client.transfer();
+    shown(|progress| transfer.pull(&args.reference, &registry, &options, Some(progress))).await
 }
 
 /// Pushes an image through the daemon.
@@ -109,18 +96,21 @@ pub async fn push(client: &Client, args: PushArgs) -> anyhow::Result<()> {
     } else {
         parse_platforms(&args.platform)?
     };
+    let transfer = client.transfer();
+    shown(|progress| transfer.push(&local, &args.remote, &registry, &platforms, Some(progress)))
+        .await
+}
+
+/// Runs a transfer with its progress on display, then says how long it
+/// took.
+async fn shown<F, Fut>(run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(ProgressFn) -> Fut,
+    Fut: std::future::Future<Output = berth_client::Result<()>>,
+{
     let display = Display::new();
     let start = Instant::now();
-    let result = client
-        .transfer()
-        .push(
-            &local,
-            &args.remote,
-            &registry,
-            &platforms,
-            Some(display.callback()),
-        )
-        .await;
+    let result = run(display.callback()).await;
     display.finish();
     result?;
     println!("done: {:.1}s", start.elapsed().as_secs_f64());
