@@ -262,6 +262,7 @@ fn import_unpacks_as_the_image_store_asks() {
 
 #[test]
 fn failures_close_the_streams_and_leave_nothing() {
+    require_ctr!();
     let daemon = Daemon::start().expect("start berthd");
     let rt = runtime();
     let channel = rt.block_on(daemon.connect()).expect("connect");
