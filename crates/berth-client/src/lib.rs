@@ -16,8 +16,10 @@
 //! content store and the image records are berth's domain traits instead:
 //! [`Client::content`] is a `ContentStore` and [`Client::images`] an
 //! `ImageStore`, so `berth-image`'s archive import and export run over
-//! them. [`Client::with_lease`] makes every call work under a lease (the
-//! `containerd-lease` header). Errors are [`Error`]s whose [`ErrorKind`] comes
+//! them. [`Client::transfer`] runs pulls, pushes, imports and exports
+//! inside the daemon (containerd's transfer service), with progress and
+//! registry credentials over streams. [`Client::with_lease`] makes every
+//! call work under a lease (the `containerd-lease` header). Errors are [`Error`]s whose [`ErrorKind`] comes
 //! from the gRPC status code, so `err.kind() == ErrorKind::NotFound` works the
 //! same against any daemon.
 //!
