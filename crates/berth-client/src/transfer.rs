@@ -4,11 +4,13 @@
 //! `client.Transfer` does; archives are imported and exported through it
 //! too.
 //!
-//! A transfer names a source and a destination ([`registry`],
-//! [`image_store`], [`import_stream`], [`export_stream`] build them). What
-//! needs the client's help during the transfer goes over streams this
-//! module opens with [`Stream::open`] and names in the request: progress
-//! events ([`Progress`]), registry credentials ([`RegistryOptions::credentials`],
+//! A transfer names a source and a destination, containerd's transfer
+//! objects packed in `Any` ([`Transfer::pull`], [`Transfer::push`],
+//! [`Transfer::import`] and [`Transfer::export`] build them;
+//! [`Transfer::transfer`] takes any pair). What needs the client's help
+//! during the transfer goes over streams this module opens with
+//! [`Stream::open`] and names in the request: progress events
+//! ([`Progress`]), registry credentials ([`RegistryOptions::credentials`],
 //! answered here when the daemon asks) and archive bytes (flow controlled
 //! by the receiver with `WindowUpdate`, as containerd's
 //! `core/transfer/streaming` does).
