@@ -135,6 +135,25 @@ async fn push_then_resolve_by_tag_and_digest_and_fetch_with_offset() {
 }
 
 #[tokio::test]
+async fn concurrent_first_requests_to_loopback_all_fall_back_to_http() {
+    require_registry!();
+    let registry = Registry::start().expect("registry");
+    // One resolver, no plain_http: every request starts over TLS, and only
+    // one of them is the one that switches the host to HTTP.
+    let resolver = RegistryResolver::new(opts()).expect("resolver");
+    let pushes = (0..4u8).map(|seed| {
+        let resolver = resolver.clone();
+        let reference = format!("{}/test/concurrent{seed}:v1", registry.host());
+        async move {
+            push_image(&resolver, &reference, &test_image(10 + seed)).await;
+            resolver.resolve(&reference).await.expect("resolve")
+        }
+    });
+    let resolved = futures::future::join_all(pushes).await;
+    assert_eq!(resolved.len(), 4);
+}
+
+#[tokio::test]
 async fn missing_tag_is_not_found_naming_host_and_reference() {
     require_registry!();
     let registry = Registry::start().expect("registry");

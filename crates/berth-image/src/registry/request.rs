@@ -157,6 +157,7 @@ impl Call<'_> {
         let max_attempts = opts.max_attempts.max(1);
         let mut failures = 0;
         let mut challenged = false;
+        let mut fell_back = false;
         let context = format!("{} {}", self.action, self.reference);
         self.session
             .auth
@@ -187,8 +188,10 @@ impl Call<'_> {
                 Err(err) => {
                     if is_tls_handshake_error(&err)
                         && replayable
+                        && !fell_back
                         && self.session.fall_back_to_http(&self.endpoint.host)
                     {
+                        fell_back = true;
                         tracing::info!(
                             host = self.host(),
                             "TLS handshake failed, using plain HTTP"

@@ -114,13 +114,17 @@ impl Session {
         }
     }
 
-    /// Switches `host` to plain HTTP; false when it already was.
+    /// Switches `host` to plain HTTP; false when it may not fall back.
     pub(crate) fn fall_back_to_http(&self, host: &RegistryHost) -> bool {
+        // True also when a concurrent request switched the host first: the
+        // caller's request went out over TLS and must be sent again.
         host.http_fallback
             && self
                 .http_hosts
                 .lock()
-                .map(|mut set| set.insert(host.host.clone()))
-                .unwrap_or(false)
+                .map(|mut set| {
+                    set.insert(host.host.clone());
+                })
+                .is_ok()
     }
 }
