@@ -199,20 +199,25 @@ impl Io {
                 Ok(Attached::new(config, None))
             }
             kind => {
+                // Without a reader to copy from, stdin gets no FIFO. Output
+                // FIFOs always exist (containerd's shim opens whatever path
+                // it is given); one the caller does not want is drained.
+                let stdin = match &kind {
+                    Kind::Streams { stdin, .. } => stdin.is_some(),
+                    _ => true,
+                };
                 let dir = fifo_set_dir(&self.fifo_dir).await?;
-                let path = |stream: &str| dir.join(format!("{id}-{stream}"));
+                let path = |stream: &str, wanted: bool| {
+                    if wanted {
+                        path_string(&dir.join(format!("{id}-{stream}")))
+                    } else {
+                        String::new()
+                    }
+                };
                 let config = IoConfig {
-                    stdin: if self.stdin {
-                        path_string(&path("stdin"))
-                    } else {
-                        String::new()
-                    },
-                    stdout: path_string(&path("stdout")),
-                    stderr: if terminal {
-                        String::new()
-                    } else {
-                        path_string(&path("stderr"))
-                    },
+                    stdin: path("stdin", stdin && self.stdin),
+                    stdout: path("stdout", true),
+                    stderr: path("stderr", !terminal),
                     terminal,
                 };
                 let mut attached = Attached::new(config, Some(dir.clone()));
@@ -325,9 +330,12 @@ impl Attached {
             }
         };
         for (path, to) in [(&self.config.stdout, stdout), (&self.config.stderr, stderr)] {
-            let (Some(fifo), Some(to)) = (open_reader(path)?, to) else {
+            let Some(fifo) = open_reader(path)? else {
                 continue;
             };
+            // Output nobody wants is read anyway, so the process never
+            // blocks on a full FIFO.
+            let to = to.unwrap_or_else(|| Box::new(tokio::io::sink()));
             self.copies.push(tokio::spawn(copy_out(fifo, to)));
         }
         if let (Some(fifo), Some(from)) = (open_writer(&self.config.stdin)?, stdin) {

@@ -479,3 +479,37 @@ fn user_names_are_resolved_in_the_snapshot() {
     let ours = format!("berth-mount-{}-", std::process::id());
     assert!(!mounts.contains(&ours), "a temporary mount is left");
 }
+
+#[test]
+fn stdin_reaches_the_process_and_its_end_closes_it() {
+    require_root!();
+    require_ctr!();
+    let h = Cleanup::start();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = h.client().await;
+        let container = client
+            .new_container("lib-cat", NewContainer::from_image(IMAGE).args(["cat"]))
+            .await
+            .expect("new container");
+        let input: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("line{i}\n").into_bytes())
+            .collect();
+        let (out_w, out_r) = capture();
+        let io = Io::with_streams(
+            Some(Box::new(std::io::Cursor::new(input.clone()))),
+            Some(Box::new(out_w)),
+            None,
+        )
+        .fifo_dir(h.fifo_dir());
+        let task = container.new_task(io).await.expect("new task");
+        let exit = task.wait().await.expect("wait");
+        task.start().await.expect("start");
+        // cat ends only if the end of the input reached it (CloseIO).
+        assert_eq!(exit.await.expect("exit").code, 0);
+        task.delete().await.expect("delete task");
+        assert_eq!(read_all(out_r).await.into_bytes(), input);
+        assert!(h.fifos_left().is_empty(), "{:?}", h.fifos_left());
+        container.delete(true).await.expect("delete container");
+    });
+}
