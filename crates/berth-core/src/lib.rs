@@ -20,6 +20,7 @@ pub mod labels;
 pub mod mount;
 pub mod namespaces;
 pub mod snapshots;
+pub mod time;
 
 pub use descriptor::Descriptor;
 pub use digest::Digest;

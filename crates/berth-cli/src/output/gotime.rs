@@ -32,7 +32,7 @@ fn civil(ts: Option<&Timestamp>) -> Civil {
     };
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = berth_client::berth_core::time::civil_from_days(days);
     Civil {
         year,
         month,
@@ -42,21 +42,6 @@ fn civil(ts: Option<&Timestamp>) -> Civil {
         second: secs % 60,
         nanos,
     }
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a proleptic
-/// Gregorian date.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Go's `.999999999` fraction: a dot and the nanoseconds without trailing

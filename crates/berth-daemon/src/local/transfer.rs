@@ -46,7 +46,7 @@ use prost_types::Any;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use tokio::io::BufReader;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -205,7 +205,7 @@ impl TransferService {
     /// A lease for one transfer, expiring on its own if it is never
     /// deleted.
     async fn new_lease(&self, ns: &str) -> Result<String> {
-        let expire = rfc3339(SystemTime::now() + LEASE_EXPIRY);
+        let expire = berth_core::time::rfc3339_utc(SystemTime::now() + LEASE_EXPIRY);
         let labels = HashMap::from([("containerd.io/gc.expire".to_string(), expire)]);
         let lease = self
             .leases
@@ -896,48 +896,10 @@ fn platform_matcher(list: &[WirePlatform]) -> Matcher {
     }
 }
 
-/// `time` as RFC 3339 in UTC, for `containerd.io/gc.expire`.
-fn rfc3339(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard
-/// Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use berth_api::pb::types::transfer::ImageReference;
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096);
-        assert_eq!(rfc3339(t), "2024-02-29T12:34:56Z");
-    }
 
     #[test]
     fn image_store_maps_to_import_options() {

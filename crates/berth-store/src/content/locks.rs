@@ -110,7 +110,7 @@ pub(crate) fn go_time(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, mo, da) = civil_from_days(days);
+    let (y, mo, da) = berth_core::time::civil_from_days(days as i64);
     let mut out = format!(
         "{y:04}-{mo:02}-{da:02} {:02}:{:02}:{:02}",
         rem / 3600,
@@ -124,21 +124,6 @@ pub(crate) fn go_time(t: SystemTime) -> String {
     }
     out.push_str(" +0000 UTC");
     out
-}
-
-/// (year, month, day) of the day `days` after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
