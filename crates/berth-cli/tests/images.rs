@@ -332,17 +332,6 @@ fn import_without_matching_platform_is_filtered_out() {
     assert!(listed.stdout.contains("idx\n"), "{listed}");
 }
 
-#[test]
-fn unpacking_is_refused_until_snapshots_exist() {
-    let Some(daemon) = daemon() else { return };
-    let (path, _) = busybox_archive(&daemon);
-    daemon
-        .berth(&["images", "import", s(&path)])
-        .assert_failure_containing("--no-unpack");
-    let listed = daemon.berth(&["images", "ls", "-q"]).assert_success();
-    assert!(listed.stdout.is_empty(), "nothing imported: {listed}");
-}
-
 /// An archive with one hostile member.
 fn hostile_archive(header: Header, body: &[u8]) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -531,12 +531,19 @@ mod tests {
             .await
             .expect("streams");
         assert!(io.config.stdin.is_empty());
-        // Play the shim: write to the stdout FIFO and close it.
+        // Play the shim: it opens every output FIFO it is given (stderr too,
+        // which nobody asked for and the client drains), writes, and closes
+        // them. A FIFO reader sees end of file only after a writer has come
+        // and gone.
         let mut shim = pipe::OpenOptions::new()
             .open_sender(&io.config.stdout)
             .expect("shim end");
+        let shim_stderr = pipe::OpenOptions::new()
+            .open_sender(&io.config.stderr)
+            .expect("shim stderr end");
         shim.write_all(b"hello\n").await.expect("write");
         drop(shim);
+        drop(shim_stderr);
         io.wait().await;
         let mut out = String::new();
         tokio::io::AsyncReadExt::read_to_string(&mut reader, &mut out)
