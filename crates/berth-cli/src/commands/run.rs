@@ -267,8 +267,11 @@ impl Foreground for Process {
 /// Starts `process` and follows it to its exit.
 pub(crate) async fn foreground(process: &impl Foreground, tty: bool) -> anyhow::Result<ExitStatus> {
     let exit = process.waiter().await?;
+    // Listen before starting: a signal that arrives as soon as the process
+    // runs is forwarded, not taken by berth's default action.
+    let signals = Signals::new(tty)?;
     process.begin().await?;
-    follow(process, exit, tty).await
+    follow(process, exit, tty, signals).await
 }
 
 /// Follows a started process to its exit: with a terminal, raw mode and
@@ -277,9 +280,9 @@ pub(crate) async fn follow(
     process: &impl Foreground,
     exit: ExitWaiter,
     tty: bool,
+    mut signals: Signals,
 ) -> anyhow::Result<ExitStatus> {
     let raw = if tty { RawMode::enter() } else { None };
-    let mut signals = Signals::new(tty)?;
     if tty {
         resize(process).await;
     }
@@ -319,12 +322,13 @@ fn libc_sigwinch() -> u32 {
 
 /// The signals berth forwards (or, with a terminal, SIGWINCH alone: the
 /// terminal itself turns ^C into input).
-struct Signals {
+pub(crate) struct Signals {
     rx: mpsc::UnboundedReceiver<u32>,
 }
 
 impl Signals {
-    fn new(tty: bool) -> anyhow::Result<Signals> {
+    /// Starts listening; signals are queued until [`follow`] takes them.
+    pub(crate) fn new(tty: bool) -> anyhow::Result<Signals> {
         let kinds = if tty {
             vec![SignalKind::window_change()]
         } else {

@@ -9,7 +9,7 @@ use berth_client::pb::types::Metric;
 use berth_client::task::{parse_signal, Task, SIGKILL};
 use berth_client::{Client, ErrorKind};
 
-use super::run::{follow, foreground, stdio};
+use super::run::{follow, foreground, stdio, Signals};
 use super::{warn, Context, Exit, Reported};
 use crate::output::{gotime, print, TabWriter};
 
@@ -239,7 +239,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let task = container.task(Some(Io::inherit())).await?;
             let tty = task.io_config().terminal;
             let exit = task.wait().await?;
-            let status = follow(&task, exit, tty).await?;
+            let status = follow(&task, exit, tty, Signals::new(tty)?).await?;
             if status.code != 0 {
                 return Err(Exit(status.code).into());
             }
