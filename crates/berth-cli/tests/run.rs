@@ -13,7 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use berth_testkit::{
-    busybox_oci_archive, busybox_rootfs, require_ctr, require_root, ArchiveNames, CmdOutput, Daemon,
+    busybox_oci_archive, busybox_rootfs, require_ctr, require_root, task_rows, wait_task_status,
+    ArchiveNames, CmdOutput, Daemon, TaskRow,
 };
 
 const BASE: &str = "docker.io/library/busybox";
@@ -66,7 +67,7 @@ impl Harness {
     }
 
     /// `berth tasks ls` as (id, pid, status).
-    fn listed(&self) -> Vec<(String, u32, String)> {
+    fn rows(&self) -> Vec<TaskRow> {
         let out = self.tasks("ls", &[]).assert_success();
         assert_eq!(
             out.lines()
@@ -75,17 +76,13 @@ impl Harness {
             Some(vec!["TASK", "PID", "STATUS"]),
             "{out}"
         );
-        out.lines()
-            .iter()
-            .skip(1)
-            .filter_map(|line| {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                Some((
-                    f.first()?.to_string(),
-                    f.get(1)?.parse().ok()?,
-                    f.get(2)?.to_string(),
-                ))
-            })
+        task_rows(&out)
+    }
+
+    fn listed(&self) -> Vec<(String, u32, String)> {
+        self.rows()
+            .into_iter()
+            .map(|r| (r.id, r.pid, r.status))
             .collect()
     }
 
@@ -98,18 +95,7 @@ impl Harness {
 
     #[track_caller]
     fn wait_status(&self, id: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let status = self.status(id);
-            if status.as_ref().is_some_and(|(_, s)| s == want) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "task {id}: {status:?}, want {want}"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_task_status(|| self.rows(), id, want, Duration::from_secs(20));
     }
 
     fn fifos_left(&self) -> Vec<PathBuf> {

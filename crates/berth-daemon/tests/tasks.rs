@@ -19,7 +19,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use berth_testkit::{
-    busybox_rootfs, require_ctr, require_root, testing_containerd, CmdOutput, Daemon,
+    busybox_rootfs, require_ctr, require_root, task_rows, testing_containerd, wait_task_status,
+    CmdOutput, Daemon, TaskRow,
 };
 
 /// Debian's runc shim, used when `BERTH_TEST_SHIM=runc`.
@@ -73,20 +74,16 @@ impl Harness {
         self.ctr(&args).assert_success();
     }
 
+    /// `ctr tasks ls` as rows.
+    fn rows(&self) -> Vec<TaskRow> {
+        task_rows(&self.ctr(&["tasks", "ls"]).assert_success())
+    }
+
     /// `ctr tasks ls` as (id, pid, status).
     fn tasks(&self) -> Vec<(String, u32, String)> {
-        let out = self.ctr(&["tasks", "ls"]).assert_success();
-        out.lines()
-            .iter()
-            .skip(1)
-            .filter_map(|line| {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                Some((
-                    f.first()?.to_string(),
-                    f.get(1)?.parse().ok()?,
-                    f.get(2)?.to_string(),
-                ))
-            })
+        self.rows()
+            .into_iter()
+            .map(|r| (r.id, r.pid, r.status))
             .collect()
     }
 
@@ -99,18 +96,7 @@ impl Harness {
 
     #[track_caller]
     fn wait_status(&self, id: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let status = self.status(id);
-            if status.as_ref().is_some_and(|(_, s)| s == want) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "task {id}: {status:?}, want {want}"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_task_status(|| self.rows(), id, want, Duration::from_secs(15));
     }
 
     /// Kills and deletes `id`'s task and container.

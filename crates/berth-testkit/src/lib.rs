@@ -47,6 +47,7 @@ mod registry;
 mod rootfs;
 mod rpc;
 mod stream;
+mod tasks;
 
 pub use binaries::{berth_bin, berthd_bin, containerd_bin, ctr_bin};
 pub use command::{run_with_timeout, CmdOutput, DEFAULT_COMMAND_TIMEOUT};
@@ -64,6 +65,7 @@ pub use rpc::{
     block_on, connect, container_record, create_container, with_namespace, SPEC_TYPE_URL,
 };
 pub use stream::LineStream;
+pub use tasks::{task_rows, wait_task_status, TaskRow};
 
 /// containerd's protobuf messages and gRPC clients (re-exported from `berth-api`).
 pub use berth_api::pb;
