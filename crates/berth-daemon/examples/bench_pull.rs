@@ -9,44 +9,14 @@
 
 use anyhow::{bail, Context, Result};
 use berth_core::content::ContentStore;
-use berth_core::images::{Image, ImageStore};
 use berth_core::snapshots::Snapshotter;
 use berth_image::diff::LocalApplier;
 use berth_image::pull::{pull, NoProgress, PullOptions, UnpackTarget};
 use berth_image::registry::{RegistryOptions, RegistryResolver};
-use std::collections::HashMap;
+use berth_image::testing::MemImages;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
-
-/// The image record is not what is measured: keep it in memory.
-#[derive(Default)]
-struct Images(Mutex<HashMap<String, Image>>);
-
-#[async_trait::async_trait]
-impl ImageStore for Images {
-    async fn get(&self, name: &str) -> berth_core::Result<Image> {
-        let map = self.0.lock().expect("lock");
-        map.get(name)
-            .cloned()
-            .ok_or_else(|| berth_core::Error::not_found(name))
-    }
-    async fn list(&self, _: &[String]) -> berth_core::Result<Vec<Image>> {
-        Ok(self.0.lock().expect("lock").values().cloned().collect())
-    }
-    async fn create(&self, image: Image) -> berth_core::Result<Image> {
-        let mut map = self.0.lock().expect("lock");
-        map.insert(image.name.clone(), image.clone());
-        Ok(image)
-    }
-    async fn update(&self, image: Image, _: &[String]) -> berth_core::Result<Image> {
-        self.create(image).await
-    }
-    async fn delete(&self, name: &str, _: bool) -> berth_core::Result<()> {
-        self.0.lock().expect("lock").remove(name);
-        Ok(())
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -69,7 +39,7 @@ async fn main() -> Result<()> {
     let metadata = berth_store::MetadataStore::open(&root.join("metadata.redb"))?;
     let content = berth_store::content::Content::open(&root.join("content"), metadata)?;
     let content: Arc<dyn ContentStore> = Arc::new(content.namespace("default", None)?);
-    let images = Images::default();
+    let images = MemImages::default();
     let snapshotter: Box<dyn Snapshotter> = if native {
         Box::new(berth_snapshot::native::open(
             &root.join("snapshots/native"),

@@ -10,46 +10,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use berth_core::content::ContentStore;
-use berth_core::images::{Image, ImageStore};
 use berth_core::mount::TempMount;
 use berth_core::snapshots::Snapshotter;
 use berth_image::diff::LocalApplier;
 use berth_image::pull::{pull, Progress, ProgressUpdate, PullOptions, UnpackTarget};
 use berth_image::registry::{RegistryOptions, RegistryResolver};
+use berth_image::testing::MemImages;
 use berth_testkit::{layered_test_image, require_root, Registry, Tree};
-
-#[derive(Default)]
-struct Images(Mutex<HashMap<String, Image>>);
-
-#[async_trait::async_trait]
-impl ImageStore for Images {
-    async fn get(&self, name: &str) -> berth_core::Result<Image> {
-        let map = self.0.lock().expect("lock");
-        map.get(name)
-            .cloned()
-            .ok_or_else(|| berth_core::Error::not_found(name))
-    }
-    async fn list(&self, _: &[String]) -> berth_core::Result<Vec<Image>> {
-        Ok(self.0.lock().expect("lock").values().cloned().collect())
-    }
-    async fn create(&self, image: Image) -> berth_core::Result<Image> {
-        let mut map = self.0.lock().expect("lock");
-        if map.contains_key(&image.name) {
-            return Err(berth_core::Error::already_exists(&image.name));
-        }
-        map.insert(image.name.clone(), image.clone());
-        Ok(image)
-    }
-    async fn update(&self, image: Image, _: &[String]) -> berth_core::Result<Image> {
-        let mut map = self.0.lock().expect("lock");
-        map.insert(image.name.clone(), image.clone());
-        Ok(image)
-    }
-    async fn delete(&self, name: &str, _: bool) -> berth_core::Result<()> {
-        self.0.lock().expect("lock").remove(name);
-        Ok(())
-    }
-}
 
 /// Counts downloads.
 #[derive(Default)]
@@ -104,7 +71,7 @@ async fn pull_and_check(native: bool) {
     std::fs::create_dir_all(&scratch).expect("scratch");
     let applier = LocalApplier::new(content.clone(), &scratch);
     let resolver = RegistryResolver::new(RegistryOptions::default()).expect("resolver");
-    let images = Images::default();
+    let images = MemImages::default();
     let opts = PullOptions {
         unpack: Some(UnpackTarget {
             snapshotter: snapshotter.as_ref(),

@@ -31,8 +31,8 @@ pub mod registry;
 pub mod remotes;
 pub mod spec;
 pub mod tar;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod unpack;
 
 pub use berth_core::Digest;
