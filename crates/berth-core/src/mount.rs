@@ -43,8 +43,8 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Unmounts `target` (lazily detaching it if busy is not wanted: a plain
-/// unmount, as containerd's `mount.Unmount` with no flags).
+/// Unmounts `target`: a plain unmount (no lazy detach), retried while the
+/// mount is briefly busy, as containerd's `mount.Unmount` with no flags.
 pub fn unmount(target: &Path) -> Result<()> {
     sys::unmount(target)
 }
@@ -229,9 +229,26 @@ mod sys {
         .map_err(|e| fail("move_mount", e))
     }
 
+    /// Unmounts `target`, retrying while it is busy for up to 2.5 s, as
+    /// containerd's `mount.Unmount` does: a file held open in the tree by a
+    /// process that another thread has just forked (and that has not yet
+    /// exec'd, closing its CLOEXEC descriptors) keeps the mount busy briefly.
     pub(super) fn unmount(target: &Path) -> Result<()> {
-        umount2(target, MntFlags::empty())
-            .map_err(|e| Error::internal(format!("unmount {}: {e}", target.display())))
+        const ATTEMPTS: u32 = 50;
+        let mut attempt = 1;
+        loop {
+            match umount2(target, MntFlags::empty()) {
+                Err(nix::errno::Errno::EBUSY) if attempt < ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                result => {
+                    return result.map_err(|e| {
+                        Error::internal(format!("unmount {}: {e}", target.display()))
+                    });
+                }
+            }
+        }
     }
 
     /// Lazily detaches `target`, ignoring errors (cleanup paths).
