@@ -345,6 +345,44 @@ fn removal_racing_commits_in_another_namespace_never_loses_a_file() {
 }
 
 #[test]
+fn a_writer_offered_a_blob_that_collection_is_removing_still_commits() {
+    // The sweep has dropped namespace a's row; the collector is about to
+    // unlink the file just as namespace b opens a writer expecting the same
+    // digest. The writer either shares the file (which then stays) or finds
+    // it gone and takes the bytes itself: its commit never fails.
+    let (_dir, content) = fresh();
+    for round in 0..300u64 {
+        let (bytes, digest) = blob(4096, round);
+        let a = content.namespace("a", None).unwrap();
+        put(&a, "x", &bytes).unwrap();
+        content
+            .metadata()
+            .delete_content("a", &digest, None)
+            .unwrap();
+        let remover = {
+            let content = content.clone();
+            let digest = digest.clone();
+            std::thread::spawn(move || content.remove_if_unowned(&digest).unwrap())
+        };
+        let b = content.namespace("b", None).unwrap();
+        let mut w = b
+            .writer_blocking(options("y", 4096, Some(&digest)))
+            .unwrap();
+        if ContentWriter::status(&w).offset == 0 {
+            w.write_blocking(&bytes).unwrap();
+        }
+        w.commit_blocking(4096, Some(digest.clone()), HashMap::new())
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        remover.join().unwrap();
+        let (_, size) = b
+            .open_blob_blocking(&digest)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(size, 4096);
+        b.delete_blocking(&digest).unwrap();
+    }
+}
+
+#[test]
 fn concurrent_commits_of_one_digest_in_many_namespaces_store_one_file() {
     let (dir, content) = fresh();
     let (bytes, _) = blob(1 << 20, 7);

@@ -141,18 +141,26 @@ pub(super) fn open(lc: &LocalContent, options: WriterOptions) -> Result<LocalWri
 impl WriterState {
     /// Starts shared if the expected blob is on disk with the expected
     /// size (or no size was given); whether it did.
+    ///
+    /// The pin comes before the look at the file: a collection removing the
+    /// blob either sees the pin and keeps the file, or finished unlinking
+    /// it before the pin (it holds the pin table while it unlinks), and then
+    /// the file is seen gone. Looking first would let the file go between
+    /// the look and the pin, and the commit would find nothing to record.
     fn try_share(&mut self) -> bool {
         let Some(digest) = self.expected.clone() else {
             return false;
         };
-        let blobs = &self.content.inner.blobs;
-        let Ok(size) = blobs.path(&digest).and_then(|p| file_len(&p)) else {
-            return false;
-        };
-        if self.total != 0 && u64::try_from(self.total) != Ok(size) {
-            return false;
-        }
         self.content.pin(&digest);
+        let blobs = &self.content.inner.blobs;
+        let size = blobs.path(&digest).and_then(|p| file_len(&p));
+        let size = match size {
+            Ok(size) if self.total == 0 || u64::try_from(self.total) == Ok(size) => size,
+            _ => {
+                self.content.unpin(&digest);
+                return false;
+            }
+        };
         self.total = i64::try_from(size).unwrap_or(i64::MAX);
         self.offset = size;
         self.shared = Some(SharedBlob { digest, size });
