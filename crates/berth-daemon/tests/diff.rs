@@ -48,8 +48,11 @@ fn import_unpacks_through_diff_apply_and_snapshots_diff_writes_a_layer() {
     std::fs::write(std::path::Path::new(&upper).join("hello"), "diff me").expect("write");
 
     let mut ctr = daemon.ctr_command(None).expect("ctr");
+    // `--keep` labels the layer `containerd.io/gc.root`: without it the
+    // layer is held only by ctr's lease, and a collection after ctr deletes
+    // the lease may take it before the listing below.
     let out = ctr
-        .args(["snapshots", "diff", "work"])
+        .args(["snapshots", "diff", "--keep", "work"])
         .output()
         .expect("ctr snapshots diff");
     assert!(
@@ -66,6 +69,11 @@ fn import_unpacks_through_diff_apply_and_snapshots_diff_writes_a_layer() {
         .lines()
         .filter(|l| l.contains("containerd.io/uncompressed="))
         .count();
+    assert!(
+        content.stdout.contains("containerd.io/gc.root="),
+        "the kept layer is a root: {}",
+        content.stdout
+    );
     assert_eq!(labelled, 2, "imported layer and diff: {}", content.stdout);
 }
 
