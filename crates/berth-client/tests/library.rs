@@ -164,6 +164,36 @@ fn container_from_image_runs_and_cleans_up() {
 }
 
 #[test]
+fn a_task_is_created_again_the_moment_the_last_one_is_deleted() {
+    // The shim of a deleted task may still be running `runc delete` when
+    // Delete returns; the next task of the container must not meet runc's
+    // "container with id exists". No client is faster than one in-process.
+    require_root!();
+    require_ctr!();
+    let h = Cleanup::start();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = h.client().await;
+        let container = client
+            .new_container("lib-again", NewContainer::from_image(IMAGE).args(["true"]))
+            .await
+            .expect("new container");
+        for round in 0..5 {
+            let io = Io::null().fifo_dir(h.fifo_dir());
+            let task = container
+                .new_task(io)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: new task: {e}"));
+            let exit = task.wait().await.expect("wait");
+            task.start().await.expect("start");
+            assert_eq!(exit.await.expect("exit").code, 0);
+            task.delete().await.expect("delete task");
+        }
+        container.delete(true).await.expect("delete container");
+    });
+}
+
+#[test]
 fn running_task_exec_pause_kill() {
     require_root!();
     require_ctr!();

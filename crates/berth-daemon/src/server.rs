@@ -84,6 +84,9 @@ pub async fn run(
         let _ = server.shutdown().await;
         let _ = std::fs::remove_file(&ttrpc_address);
     }
+    for manager in plugins.all::<berth_runtime::TaskManager>(crate::local::tasks::RUNTIME_PLUGIN) {
+        manager.settle().await;
+    }
     drop(plugins);
     if let Err(err) = std::fs::remove_file(&address) {
         tracing::warn!(error = %err, "remove socket");

@@ -47,6 +47,10 @@ pub struct TaskManager {
     tasks: Mutex<HashMap<Key, Arc<Task>>>,
     /// Ids being created, so two creates of one id cannot both start shims.
     creating: Mutex<HashSet<Key>>,
+    /// Shims of deleted tasks still shutting down (their `runc delete` may
+    /// be running), by (namespace, id): a new task of the same id waits
+    /// for its predecessor's, and the daemon for all of them as it stops.
+    retiring: Mutex<HashMap<Key, tokio::task::JoinHandle<()>>>,
 }
 
 impl TaskManager {
@@ -64,6 +68,7 @@ impl TaskManager {
             publisher,
             tasks: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashSet::new()),
+            retiring: Mutex::new(HashMap::new()),
         })
     }
 
@@ -131,6 +136,7 @@ impl TaskManager {
                 return Err(Error::already_exists(format!("task {id}")));
             }
         }
+        self.wait_retired(&key).await;
         let result = self.create_inner(namespace, id, runtime, spec, opts).await;
         self.creating
             .lock()
@@ -200,21 +206,63 @@ impl TaskManager {
         }
     }
 
-    /// Deletes a stopped task: the shim's Delete, Shutdown, then the bundle.
+    /// Deletes a stopped task: the shim's Delete, then the bundle; the
+    /// shim's Shutdown goes on in the background (see [`TaskManager::retire`]).
     pub async fn delete(&self, namespace: &str, id: &str) -> Result<Exit> {
         let began = std::time::Instant::now();
         let task = self.get(namespace, id)?;
         let exit = task.shim_delete("").await?;
         tracing::debug!(id, elapsed = ?began.elapsed(), "shim deleted the task");
-        self.lock().remove(&Self::key(namespace, id));
+        let key = Self::key(namespace, id);
+        self.lock().remove(&key);
         task.stop_log();
         // The shim is done with the bundle once Delete returned (its socket
-        // lives elsewhere): remove it while the shim shuts down.
+        // lives elsewhere, its rootfs is unmounted).
         let bundle = task.bundle.clone();
-        let (_, removed) = tokio::join!(task.shutdown(), blocking(move || bundle.delete()));
+        let removed = blocking(move || bundle.delete()).await;
+        self.retire(key, task);
         removed?;
         tracing::debug!(id, elapsed = ?began.elapsed(), "task deleted");
         Ok(exit)
+    }
+
+    /// Shuts a deleted task's shim down in the background. The shim answers
+    /// Shutdown once its `runc delete` is over (it starts when the init
+    /// exits), which the client need not wait for: only a new task of the
+    /// same id must (runc refuses an id it still has), and it does, in
+    /// [`TaskManager::create`].
+    fn retire(&self, key: Key, task: Arc<Task>) {
+        let shutdown = tokio::spawn(async move { task.shutdown().await });
+        let mut retiring = self.retiring.lock().unwrap_or_else(|e| e.into_inner());
+        retiring.retain(|_, handle| !handle.is_finished());
+        retiring.insert(key, shutdown);
+    }
+
+    /// Waits until the shim of a deleted task `key` has shut down.
+    async fn wait_retired(&self, key: &Key) {
+        let pending = self
+            .retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        if let Some(shutdown) = pending {
+            let _ = shutdown.await;
+        }
+    }
+
+    /// Waits for every deleted task's shim to shut down: the daemon calls it
+    /// as it stops, so no shim is left without its Shutdown.
+    pub async fn settle(&self) {
+        let pending: Vec<_> = self
+            .retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, handle)| handle)
+            .collect();
+        for shutdown in pending {
+            let _ = shutdown.await;
+        }
     }
 
     /// Watches the task's shim; a dropped connection means a dead shim.

@@ -30,6 +30,42 @@ pub fn socket_path(address: &str) -> &str {
     address.strip_prefix("unix://").unwrap_or(address)
 }
 
+/// The socket file a serving shim listens on, removed only while it is
+/// still this shim's: a shim that has answered Shutdown may live on briefly
+/// while a new shim of the same id binds the same path.
+#[derive(Debug, Clone)]
+pub struct OwnSocket {
+    path: std::path::PathBuf,
+    /// (device, inode) of the bound socket.
+    identity: Option<(u64, u64)>,
+}
+
+impl OwnSocket {
+    /// The socket this shim has just bound at `path`.
+    pub fn new(path: &Path) -> OwnSocket {
+        use std::os::unix::fs::MetadataExt;
+        let identity = std::fs::symlink_metadata(path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        OwnSocket {
+            path: path.to_path_buf(),
+            identity,
+        }
+    }
+
+    /// Unlinks the socket file if it is still the one this shim bound, so
+    /// no new client can reach this shim.
+    pub fn remove(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let current = std::fs::symlink_metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if current.is_some() && current == self.identity {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

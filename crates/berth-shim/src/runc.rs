@@ -106,12 +106,19 @@ impl Runc {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.arg("--root")
-            .arg(&self.config.root)
-            .arg("--log")
+        let mut cmd = self.command_without_log(&[]);
+        cmd.arg("--log")
             .arg(&self.log)
-            .args(["--log-format", "json"]);
+            .args(["--log-format", "json"])
+            .args(args);
+        cmd
+    }
+
+    /// A runc command that logs to its stderr (runc's default) instead of
+    /// the bundle's `log.json`.
+    fn command_without_log(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("--root").arg(&self.config.root);
         if self.config.systemd_cgroup {
             cmd.arg("--systemd-cgroup");
         }
@@ -175,12 +182,17 @@ impl Runc {
 
     /// `delete [--force] ID`.
     pub async fn delete(&self, id: &str, force: bool) -> Result<(), RuncError> {
-        let args: &[&str] = if force {
-            &["delete", "--force", id]
-        } else {
-            &["delete", id]
-        };
-        self.output(self.command(args)).await.map(drop)
+        self.output(self.command(&delete_args(id, force)))
+            .await
+            .map(drop)
+    }
+
+    /// `delete [--force] ID` logging to its stderr: for a delete that may
+    /// outlive the bundle (errors come from the captured stderr).
+    pub async fn delete_unlogged(&self, id: &str, force: bool) -> Result<(), RuncError> {
+        self.output(self.command_without_log(&delete_args(id, force)))
+            .await
+            .map(drop)
     }
 
     pub async fn pause(&self, id: &str) -> Result<(), RuncError> {
@@ -267,6 +279,14 @@ impl Runc {
             stdout,
             stderr,
         })
+    }
+}
+
+fn delete_args(id: &str, force: bool) -> Vec<&str> {
+    if force {
+        vec!["delete", "--force", id]
+    } else {
+        vec!["delete", id]
     }
 }
 

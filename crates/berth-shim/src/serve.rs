@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use ttrpc::asynchronous::transport::Listener;
 use ttrpc::asynchronous::Server;
 
-use crate::address::{socket_address, socket_path};
+use crate::address::{socket_address, socket_path, OwnSocket};
 use crate::args::Args;
 use crate::events::{Publisher, Target};
 use crate::monitor::Monitor;
@@ -29,9 +29,10 @@ pub fn run(args: &Args, listener: std::os::unix::net::UnixListener) -> Result<()
         .enable_all()
         .build()
         .map_err(|e| format!("building the runtime: {e}"))?;
-    let result = rt.block_on(serve(args, listener));
     let address = socket_address(&args.address, &args.namespace, &args.id);
-    let _ = std::fs::remove_file(socket_path(&address));
+    let socket = OwnSocket::new(std::path::Path::new(socket_path(&address)));
+    let result = rt.block_on(serve(args, listener, socket.clone()));
+    socket.remove();
     if let Err(err) = result {
         eprintln!("containerd-shim-berth-v2: {err}");
         std::process::exit(1);
@@ -55,7 +56,11 @@ fn redirect_stderr_to_log() {
     }
 }
 
-async fn serve(args: &Args, listener: std::os::unix::net::UnixListener) -> Result<(), String> {
+async fn serve(
+    args: &Args,
+    listener: std::os::unix::net::UnixListener,
+    socket: OwnSocket,
+) -> Result<(), String> {
     let (monitor, mut exits) = Monitor::new();
     tokio::spawn(monitor.clone().run());
     let target = Target {
@@ -72,6 +77,7 @@ async fn serve(args: &Args, listener: std::os::unix::net::UnixListener) -> Resul
         monitor,
         events.clone(),
         shutdown.clone(),
+        socket,
     ));
     let reaped = shim.clone();
     tokio::spawn(async move {

@@ -23,6 +23,7 @@ use containerd_shim_protos::shim_async::Task;
 use tokio::sync::Notify;
 use ttrpc::asynchronous::TtrpcContext;
 
+use crate::address::OwnSocket;
 use crate::error::{to_ttrpc, unknown, Result};
 use crate::events::{pack, task_io, timestamp, Publisher};
 use crate::io::{ConsoleSocket, LogEnv, ProcessIo, StdioPaths};
@@ -54,35 +55,44 @@ pub struct Container {
     order: tokio::sync::Mutex<()>,
 }
 
+type RuncDeleteTask = tokio::task::JoinHandle<std::result::Result<(), RuncError>>;
+
 /// Where a container's `runc delete` stands.
 enum RuncDelete {
     NotStarted,
-    Running(tokio::task::JoinHandle<std::result::Result<(), RuncError>>),
+    Running(RuncDeleteTask),
     /// Delete took it over.
     Claimed,
 }
 
+/// A deleted container whose early `runc delete` may still be running:
+/// Shutdown waits for it (and retries it forced if it failed) before the
+/// shim exits, so the daemon may answer Delete without waiting for runc.
+struct Retiring {
+    id: String,
+    runc: Runc,
+    task: RuncDeleteTask,
+}
+
 impl Container {
     /// Starts `runc delete` in the background unless Delete already runs it.
+    /// It logs to its own stderr, not to the bundle's `log.json`: it may
+    /// outlive the task's Delete, after which the daemon removes the bundle.
     fn start_runc_delete(&self) {
         let mut state = lock(&self.runc_delete);
         if matches!(*state, RuncDelete::NotStarted) {
             let (runc, id) = (self.runc.clone(), self.id.clone());
-            let task = tokio::spawn(async move { runc.delete(&id, false).await });
+            let task = tokio::spawn(async move { runc.delete_unlogged(&id, false).await });
             *state = RuncDelete::Running(task);
         }
     }
 
-    /// `runc delete [--force]`, or the end of the one started early (run
-    /// again if that one failed).
-    async fn runc_delete(&self, force: bool) -> std::result::Result<(), RuncError> {
-        let early = std::mem::replace(&mut *lock(&self.runc_delete), RuncDelete::Claimed);
-        if let RuncDelete::Running(task) = early {
-            if let Ok(Ok(())) = task.await {
-                return Ok(());
-            }
+    /// Takes over the `runc delete` started early, if one was.
+    fn claim_runc_delete(&self) -> Option<RuncDeleteTask> {
+        match std::mem::replace(&mut *lock(&self.runc_delete), RuncDelete::Claimed) {
+            RuncDelete::Running(task) => Some(task),
+            _ => None,
         }
-        self.runc.delete(&self.id, force).await
     }
 
     fn process(&self, exec_id: &str) -> Result<Arc<Process>> {
@@ -122,7 +132,11 @@ pub struct Shim {
     /// Exits of pids not yet known (an exec that exited before its pid file
     /// was read), with when they were reaped.
     unclaimed: Mutex<HashMap<i32, Exit>>,
+    /// Deleted containers whose `runc delete` Shutdown waits for.
+    retiring: Mutex<Vec<Retiring>>,
     shutdown: Arc<Notify>,
+    /// The socket file, unlinked as Shutdown is answered.
+    socket: OwnSocket,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -135,6 +149,7 @@ impl Shim {
         monitor: Monitor,
         events: Publisher,
         shutdown: Arc<Notify>,
+        socket: OwnSocket,
     ) -> Self {
         Shim {
             namespace,
@@ -142,7 +157,9 @@ impl Shim {
             events,
             containers: Mutex::new(HashMap::new()),
             unclaimed: Mutex::new(HashMap::new()),
+            retiring: Mutex::new(Vec::new()),
             shutdown,
+            socket,
         }
     }
 
@@ -151,6 +168,21 @@ impl Shim {
             .get(id)
             .cloned()
             .ok_or_else(|| Error::not_found(format!("container {id}")))
+    }
+
+    /// Waits for the `runc delete`s of deleted containers; one that failed
+    /// runs again, forced. Failures are the shim's to log: the task is
+    /// gone from the daemon's view already.
+    async fn finish_retiring(&self) {
+        let retiring = std::mem::take(&mut *lock(&self.retiring));
+        for r in retiring {
+            if let Ok(Ok(())) = r.task.await {
+                continue;
+            }
+            if let Err(err) = r.runc.delete_unlogged(&r.id, true).await {
+                eprintln!("containerd-shim-berth-v2: runc delete {}: {err}", r.id);
+            }
+        }
     }
 
     /// Routes one reaped exit (from the monitor's channel) to its process.
@@ -424,9 +456,23 @@ impl Shim {
                 st.status
             )));
         }
-        c.runc_delete(st.status == Status::CREATED)
-            .await
-            .map_err(unknown)?;
+        match c.claim_runc_delete() {
+            // Started when the init exited, and needing nothing the daemon
+            // removes after Delete: Shutdown waits for it instead, so the
+            // daemon's Delete does not wait for runc.
+            Some(task) => lock(&self.retiring).push(Retiring {
+                id: c.id.clone(),
+                runc: c.runc.clone(),
+                task,
+            }),
+            None => c
+                .runc
+                .delete(&c.id, st.status == Status::CREATED)
+                .await
+                .map_err(unknown)?,
+        }
+        // The daemon removes the bundle, `rootfs` included, once Delete
+        // answers: the unmount cannot wait.
         if let Some(rootfs) = &c.rootfs {
             rootfs.unmount().await;
         }
@@ -787,7 +833,12 @@ impl Task for TaskService {
     }
 
     async fn shutdown(&self, _: &TtrpcContext, req: api::ShutdownRequest) -> TtrpcResult<Empty> {
+        self.0.finish_retiring().await;
         if req.now || lock(&self.0.containers).is_empty() {
+            // Before the answer: a new shim of this id, started once the
+            // daemon has it, must bind its own socket rather than find this
+            // one still listening for the moments this shim has left.
+            self.0.socket.remove();
             self.0.shutdown.notify_one();
         }
         Ok(Empty::new())
