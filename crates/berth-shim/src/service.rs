@@ -238,6 +238,11 @@ impl Shim {
         exit: Exit,
     ) {
         if process.exec_id.is_empty() && container.on_exit.clean_up {
+            // Not before a Start in flight has finished: `runc start` removes
+            // the exec FIFO from runc's state directory after the process
+            // has run (and runs poststart hooks), and fails if `runc delete`
+            // took the directory first, as a fast-exiting init allows.
+            drop(container.order.lock().await);
             if let Some(rootfs) = &container.rootfs {
                 rootfs.start_unmount();
             }
