@@ -8,8 +8,10 @@
 //!   statuses, both directions.
 //! - [`typeurl`]: packing messages into `Any` with containerd's type URLs.
 //! - [`metadata`]: the namespace and lease request headers.
+//! - [`flow`]: flow-controlled bytes on a transfer stream, for both ends.
 #![warn(missing_docs)]
 
+pub mod flow;
 pub mod metadata;
 pub mod server;
 pub mod status;

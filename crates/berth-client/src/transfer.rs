@@ -41,7 +41,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use berth_core::{Descriptor, Digest, Error, Result};
 use berth_image::Platform;
 use prost_types::Any;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -50,18 +50,14 @@ use crate::pb::services::v1::streaming_client::StreamingClient;
 use crate::pb::services::v1::transfer_client::TransferClient;
 use crate::pb::services::v1::{StreamInit, TransferOptions, TransferRequest};
 use crate::pb::types::transfer::{
-    AuthRequest, AuthResponse, AuthType, Data, ImageExportStream, ImageImportStream,
-    ImageReference, ImageStore, OciRegistry, Progress as WireProgress, RegistryResolver,
-    UnpackConfiguration, WindowUpdate,
+    AuthRequest, AuthResponse, AuthType, ImageExportStream, ImageImportStream, ImageReference,
+    ImageStore, OciRegistry, Progress as WireProgress, RegistryResolver, UnpackConfiguration,
 };
 use crate::pb::types::Platform as WirePlatform;
 use crate::typeurl::{pack, unpack};
 use crate::Client;
+use berth_api::flow::{self, MessageStream};
 
-/// The most bytes one `Data` message carries (containerd's `maxRead`).
-const MAX_DATA: usize = 32 * 1024;
-/// The window a receiver keeps open (containerd's `windowSize`).
-const WINDOW: i32 = 2 * MAX_DATA as i32;
 /// How long progress events may trail the end of the transfer call.
 const PROGRESS_DRAIN: Duration = Duration::from_secs(30);
 
@@ -586,64 +582,34 @@ impl Stream {
     }
 }
 
-/// Sends `reader`'s bytes within the windows the daemon grants, then
-/// closes the sending side.
-async fn send_data(stream: &Stream, reader: &mut (impl AsyncRead + Unpin)) -> Result<u64> {
-    let mut buf = vec![0u8; MAX_DATA];
-    let mut window: i64 = 0;
-    let mut total = 0u64;
-    loop {
-        while window <= 0 {
-            let message = stream.recv().await?.ok_or_else(|| {
-                Error::unavailable(format!(
-                    "stream {:?}: the daemon stopped reading after {total} bytes",
-                    stream.id()
-                ))
-            })?;
-            if let Some(update) = unpack::<WindowUpdate>(&message) {
-                window += i64::from(update.update);
-            }
-        }
-        let max = MAX_DATA.min(usize::try_from(window).unwrap_or(MAX_DATA));
-        let n = reader.read(&mut buf[..max]).await?;
-        if n == 0 {
-            // Half-close, then wait for the daemon to end the stream: going
-            // away now would cancel the call under data it has not read.
-            stream.close_send();
-            while stream.recv().await?.is_some() {}
-            return Ok(total);
-        }
-        let data = Data {
-            data: buf[..n].to_vec(),
-        };
-        stream.send(pack(&data)).await?;
-        window -= n as i64;
-        total += n as u64;
+impl MessageStream for Stream {
+    fn id(&self) -> &str {
+        Stream::id(self)
+    }
+
+    async fn send(&self, message: Any) -> Result<()> {
+        Stream::send(self, message).await
+    }
+
+    async fn recv(&self) -> Result<Option<Any>> {
+        Stream::recv(self).await
     }
 }
 
+/// Sends `reader`'s bytes within the windows the daemon grants, then
+/// half-closes and waits for the daemon to end the stream: going away at
+/// once would cancel the call under data it has not read.
+async fn send_data(stream: &Stream, reader: &mut (impl AsyncRead + Unpin)) -> Result<u64> {
+    let total = flow::send_data(stream, reader).await?;
+    stream.close_send();
+    while stream.recv().await?.is_some() {}
+    Ok(total)
+}
+
 /// Receives bytes into `writer` until the daemon closes the stream,
-/// granting windows as they are used.
+/// granting windows as they are used, then closes this side.
 async fn receive_data(stream: &Stream, writer: &mut (impl AsyncWrite + Unpin)) -> Result<u64> {
-    let mut window: i64 = 0;
-    let mut total = 0u64;
-    loop {
-        if window < i64::from(WINDOW) {
-            // The daemon may have finished and closed: a failed grant is
-            // not an error, the end of the stream says how it went.
-            let _ = stream.send(pack(&WindowUpdate { update: WINDOW })).await;
-            window += i64::from(WINDOW);
-        }
-        let Some(message) = stream.recv().await? else {
-            break;
-        };
-        if let Some(data) = unpack::<Data>(&message) {
-            writer.write_all(&data.data).await?;
-            window -= data.data.len() as i64;
-            total += data.data.len() as u64;
-        }
-    }
-    writer.flush().await?;
+    let total = flow::receive_data(stream, writer).await?;
     stream.close_send();
     Ok(total)
 }

@@ -10,19 +10,17 @@
 //! `Any`-wrapped messages on it: `Progress` events, `AuthRequest` /
 //! `AuthResponse` for registry credentials, and archive bytes as `Data`.
 //!
-//! Archive bytes are flow controlled by the receiver: it grants a window
-//! with `WindowUpdate{update}` and the sender sends at most that many bytes
-//! of `Data` before waiting for more. The receiver grants [`WINDOW`] bytes
-//! whenever less than that is outstanding; the sender sends [`MAX_DATA`]
-//! at most per message. The sender ends the data by closing its side: the
-//! client half-closes its request stream, the daemon ends the RPC.
+//! Archive bytes are flow controlled by the receiver, as
+//! [`berth_api::flow`] implements for both ends. The sender ends the data
+//! by closing its side: the client half-closes its request stream, the
+//! daemon ends the RPC.
 //!
 //! Closing a stream on the daemon side ([`ServerStream::close`]) ends the
 //! RPC and forgets the registration; so does the client going away.
 
-use berth_api::pb::types::transfer::{Data, WindowUpdate};
+use berth_api::flow::MessageStream;
 use berth_api::status::from_status;
-use berth_api::typeurl::{pack, unpack};
+use berth_api::typeurl::pack;
 use berth_core::{Error, Result};
 use futures::{Stream, StreamExt};
 use prost_types::Any;
@@ -30,14 +28,8 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tonic::Status;
-
-/// The most bytes one `Data` message carries (containerd's `maxRead`).
-pub const MAX_DATA: usize = 32 * 1024;
-/// The window a receiver keeps open (containerd's `windowSize`).
-pub const WINDOW: i32 = 2 * MAX_DATA as i32;
 
 /// What the client sends on a stream.
 pub type Inbound = Pin<Box<dyn Stream<Item = std::result::Result<Any, Status>> + Send>>;
@@ -208,89 +200,29 @@ impl ServerStream {
     }
 }
 
-/// Receives archive bytes on `stream` into `writer` until the client
-/// closes its side, granting windows as they are used. Returns how many
-/// bytes arrived.
-pub async fn receive_data(
-    stream: &ServerStream,
-    writer: &mut (impl AsyncWrite + Unpin),
-) -> Result<u64> {
-    let mut window: i64 = 0;
-    let mut total = 0u64;
-    loop {
-        // A grant may fail because the client has sent everything and
-        // gone; only if more data then arrives is that an error.
-        let mut granted = Ok(());
-        if window < i64::from(WINDOW) {
-            let grant = WindowUpdate { update: WINDOW };
-            granted = stream.send(pack(&grant)).await;
-            window += i64::from(WINDOW);
-        }
-        let Some(message) = stream.recv().await? else {
-            break;
-        };
-        granted?;
-        match unpack::<Data>(&message) {
-            Some(data) => {
-                writer.write_all(&data.data).await?;
-                window -= data.data.len() as i64;
-                total += data.data.len() as u64;
-            }
-            None => tracing::warn!(
-                stream = stream.id(),
-                type_url = %message.type_url,
-                "ignoring unexpected message on a data stream"
-            ),
-        }
+/// Archive bytes on a stream, within the client's windows: the shared
+/// flow control ([`berth_api::flow`]). The daemon ends its side with
+/// [`ServerStream::close`].
+impl MessageStream for ServerStream {
+    fn id(&self) -> &str {
+        ServerStream::id(self)
     }
-    writer.flush().await?;
-    Ok(total)
-}
 
-/// Sends the bytes of `reader` on `stream` as `Data`, within the windows
-/// the client grants. Returns how many bytes were sent. The caller closes
-/// the stream afterwards, which tells the client the data is complete.
-pub async fn send_data(
-    stream: &ServerStream,
-    reader: &mut (impl AsyncRead + Unpin),
-) -> Result<u64> {
-    let mut buf = vec![0u8; MAX_DATA];
-    let mut window: i64 = 0;
-    let mut total = 0u64;
-    loop {
-        while window <= 0 {
-            let message = stream.recv().await?.ok_or_else(|| {
-                Error::unavailable(format!(
-                    "stream {:?}: the receiver went away after {total} bytes",
-                    stream.id()
-                ))
-            })?;
-            match unpack::<WindowUpdate>(&message) {
-                Some(update) => window += i64::from(update.update),
-                None => tracing::warn!(
-                    stream = stream.id(),
-                    type_url = %message.type_url,
-                    "ignoring unexpected message on a data stream"
-                ),
-            }
-        }
-        let max = MAX_DATA.min(usize::try_from(window).unwrap_or(MAX_DATA));
-        let n = reader.read(&mut buf[..max]).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        let data = Data {
-            data: buf[..n].to_vec(),
-        };
-        stream.send(pack(&data)).await?;
-        window -= n as i64;
-        total += n as u64;
+    async fn send(&self, message: Any) -> Result<()> {
+        ServerStream::send(self, message).await
+    }
+
+    async fn recv(&self) -> Result<Option<Any>> {
+        ServerStream::recv(self).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_api::flow::{receive_data, send_data, MAX_DATA, WINDOW};
+    use berth_api::pb::types::transfer::{Data, WindowUpdate};
+    use berth_api::typeurl::unpack;
     use berth_core::ErrorKind;
 
     /// A client side for tests: what it sends and the daemon's handle.
@@ -373,7 +305,7 @@ mod tests {
             while response.next().await.is_some() {}
         });
         let mut got = Vec::new();
-        let n = receive_data(&stream, &mut got).await.expect("receive");
+        let n = receive_data(&*stream, &mut got).await.expect("receive");
         stream.close();
         client.await.expect("client");
         assert_eq!(n as usize, payload.len());
@@ -386,7 +318,7 @@ mod tests {
             let stream = stream.clone();
             let body = payload.clone();
             tokio::spawn(async move {
-                let n = send_data(&stream, &mut body.as_slice())
+                let n = send_data(&*stream, &mut body.as_slice())
                     .await
                     .expect("send");
                 stream.close();

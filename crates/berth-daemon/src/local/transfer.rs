@@ -21,7 +21,8 @@ use super::diff::DiffService;
 use super::images::{Images, NamespacedImages};
 use super::leases::Leases;
 use super::snapshots::{Namespaced, Snapshots, DEFAULT_SNAPSHOTTER};
-use super::streaming::{receive_data, send_data, ServerStream, StreamManager};
+use super::streaming::{ServerStream, StreamManager};
+use berth_api::flow::{receive_data, send_data};
 use berth_api::pb::services::v1::TransferRequest;
 use berth_api::pb::types::transfer::{
     AuthRequest, AuthResponse, AuthType, ImageExportStream, ImageImportStream,
@@ -229,7 +230,7 @@ impl TransferService {
         let options = import_options(&dst)?;
         let (mut writer, reader) = tokio::io::duplex(PIPE);
         let receive = async {
-            let received = receive_data(&stream, &mut writer).await;
+            let received = receive_data(&*stream, &mut writer).await;
             drop(writer);
             received
         };
