@@ -213,21 +213,6 @@ fn run_rm_prints_output_and_returns() {
 }
 
 #[test]
-fn an_id_runs_again_as_soon_as_its_task_is_deleted() {
-    // The shim of a deleted task may still be finishing `runc delete` when
-    // the client's Delete returns; a new task of the same id must wait for
-    // it rather than meet runc's "container with id exists".
-    require_root!();
-    require_ctr!();
-    let h = harness();
-    for round in 0..8 {
-        let out = h.run_rm("same-id", &["/bin/echo", &format!("round-{round}")]);
-        assert_eq!(out.assert_success().stdout, format!("round-{round}\n"));
-    }
-    assert!(h.tasks().is_empty());
-}
-
-#[test]
 fn exit_code_is_propagated() {
     require_root!();
     require_ctr!();
