@@ -14,12 +14,19 @@
 # The load average is printed before and after: compare runs taken under
 # similar load only.
 #
+# With PHASES=1 the timed runs are recorded with `perf record -a` (process
+# exec and exit tracepoints only, which cost little) and each daemon's mean
+# time is split into phases: `ctr` start to the shim's exec (ctr itself and
+# the image, lease, snapshot and container calls), to `runc`'s exec (shim
+# start), to the container's `/bin/true` (runc create and start), and from
+# its exit to `ctr`'s (Wait, Delete, cleanup).
+#
 # berthd serves io.containerd.runc.v2 with its own containerd-shim-berth-v2
 # (SHIM=berth, the default) or Debian's containerd-shim-runc-v2 (SHIM=runc);
 # containerd always uses Debian's containerd-shim-runc-v2.
 #
 # Usage: scripts/bench-run.sh   (env: RUNS=40, SHIM=berth|runc, SKIP_BUILD=1,
-#                                BERTHD_BIN, CTR_BIN, CONTAINERD_BIN)
+#                                PHASES=1, BERTHD_BIN, CTR_BIN, CONTAINERD_BIN)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +49,7 @@ declare -A SOCKS=()
 
 cleanup() {
     local name
+    [[ -z ${PERF:-} ]] || kill -INT "$PERF" 2>/dev/null || true
     for name in "${!PIDS[@]}"; do
         remove_all "$name" || true
         kill "${PIDS[$name]}" 2>/dev/null || true
@@ -148,6 +156,7 @@ now_ns() { date +%s%N; }
 # Appends one `ctr run --rm` latency (ns) of daemon $1 to $WORK/$1.samples.
 run_once() {
     local name=$1 id=$2 start
+    echo "$name" >>"$WORK/order"
     start=$(now_ns)
     ctr_ "$name" run --rm "$IMAGE" "$id" /bin/true
     echo $(($(now_ns) - start)) >>"$WORK/$name.samples"
@@ -193,6 +202,13 @@ for name in berthd containerd; do
     : >"$WORK/$name.samples"
 done
 
+if [[ -n ${PHASES:-} ]]; then
+    perf record -q -a -e sched:sched_process_exec,sched:sched_process_exit \
+        -o "$WORK/sched.data" -- sleep 100000 >/dev/null 2>&1 &
+    PERF=$!
+    sleep 1
+fi
+: >"$WORK/order"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq "$RUNS"); do
     if ((i % 2)); then
@@ -204,6 +220,10 @@ for i in $(seq "$RUNS"); do
     fi
 done
 echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -n ${PHASES:-} ]]; then
+    kill -INT "$PERF"
+    wait "$PERF" || true
+fi
 
 printf 'ctr run --rm IMAGE id /bin/true, %d interleaved runs each; memory with %d running containers\n' "$RUNS" "$RUNNING"
 printf '%-26s %8s %8s %8s %12s %14s %12s\n' daemon "mean ms" "med ms" "p90 ms" "daemon MiB" "shims MiB" "MiB/shim"
@@ -215,3 +235,37 @@ for name in berthd containerd; do
     printf '%-26s %8s %8s %8s %12s %14s %12s\n' "$label" "$mean" "$median" "$p90" "$drss" "$stotal" "$sper"
     [[ $count == "$RUNNING" ]] || echo "  (found $count shims for $RUNNING containers)" >&2
 done
+
+if [[ -n ${PHASES:-} ]]; then
+    echo
+    echo "phases, mean ms: ctr + calls | shim start | runc create + start | wait, delete, cleanup | total"
+    perf script -i "$WORK/sched.data" 2>/dev/null | awk -v order="$WORK/order" '
+        BEGIN { while ((getline d < order) > 0) daemons[++n] = d }
+        function field(key,   i) {
+            for (i = 1; i <= NF; i++) if (index($i, key "=") == 1) return substr($i, length(key) + 2)
+            return ""
+        }
+        { sub(/:$/, "", $4); t = $4 * 1000 }
+        /sched_process_exec/ {
+            f = field("filename")
+            if (f ~ /\/ctr$/) { run++; start[run] = t; pid[run] = field("pid"); next }
+            if (f ~ /containerd-shim/ && !(run in shim)) shim[run] = t
+            else if (f ~ /\/runc$/ && !(run in runc)) runc[run] = t
+            else if (f == "/bin/true") trueexec[run] = t
+        }
+        /sched_process_exit/ {
+            if (field("comm") == "true") trueexit[run] = t
+            else if (field("pid") == pid[run] && !(run in end)) end[run] = t
+        }
+        END {
+            for (r = 1; r <= run; r++) {
+                if (!(r in end) || !(r in shim) || !(r in runc) || !(r in trueexec) || !(r in trueexit)) continue
+                d = daemons[r]; count[d]++
+                a[d] += shim[r] - start[r]; b[d] += runc[r] - shim[r]
+                c[d] += trueexec[r] - runc[r]; e[d] += end[r] - trueexit[r]; tot[d] += end[r] - start[r]
+            }
+            for (d in count)
+                printf "%-10s %3d runs: %6.1f | %6.1f | %6.1f | %6.1f | %6.1f\n", d, count[d],
+                    a[d] / count[d], b[d] / count[d], c[d] / count[d], e[d] / count[d], tot[d] / count[d]
+        }'
+fi
