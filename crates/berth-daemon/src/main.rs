@@ -93,7 +93,9 @@ fn init_logging(config: &Config) -> Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(log_filter(&config.debug.level)?)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // At debug level each call's span ends with its time.busy/time.idle.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE);
     match config.debug.format.as_str() {
         "json" => builder.json().init(),
         "text" => builder.init(),
