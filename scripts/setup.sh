@@ -12,7 +12,8 @@ set -euo pipefail
 # as the compatibility client and benchmark baseline, runc, a static busybox
 # for test images, a real registry (with apache2-utils' htpasswd for basic
 # auth and openssl for test certificates), image tools, CNI plugins, ip and
-# mount).
+# mount), and containerd's other real clients: Go with containerd 1.6's Go
+# client as source, and Docker Engine (dockerd and its CLI).
 packages=(
     protobuf-compiler
     containerd
@@ -28,6 +29,9 @@ packages=(
     build-essential
     iproute2
     util-linux
+    golang-go
+    golang-github-containerd-containerd-dev
+    docker.io
 )
 
 missing=()

@@ -167,6 +167,12 @@ pub fn registrations() -> Vec<Registration> {
         },
         Registration {
             plugin_type: types::GRPC,
+            id: "healthcheck",
+            requires: &[],
+            init: |ctx| grpc_service!(ctx, services::health::server()),
+        },
+        Registration {
+            plugin_type: types::GRPC,
             id: "namespaces",
             requires: &[types::SERVICE],
             init: |ctx| grpc_service!(ctx, services::namespaces::server(service(ctx)?)),

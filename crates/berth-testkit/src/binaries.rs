@@ -45,7 +45,7 @@ fn workspace_bin(name: &str, var: &str) -> Result<PathBuf> {
     if let Some(path) = env::var_os(var) {
         return existing(PathBuf::from(path), var);
     }
-    let dir = target_dir()?;
+    let dir = profile_dir()?;
     let path = dir.join(name);
     if is_executable(&path) {
         return Ok(path);
@@ -59,7 +59,7 @@ fn workspace_bin(name: &str, var: &str) -> Result<PathBuf> {
 /// The profile directory (`target/debug`) holding the running executable.
 /// Test executables live in `target/debug/deps`, examples in
 /// `target/debug/examples`; both sit one level below it.
-fn target_dir() -> Result<PathBuf> {
+pub(crate) fn profile_dir() -> Result<PathBuf> {
     let exe = env::current_exe().context("locating the running test executable")?;
     let parent = exe
         .parent()
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn target_dir_is_the_profile_directory() {
-        let dir = target_dir().expect("target dir");
+        let dir = profile_dir().expect("target dir");
         assert!(dir.join("deps").is_dir(), "{}", dir.display());
     }
 }

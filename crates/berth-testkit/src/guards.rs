@@ -37,7 +37,7 @@ pub fn require_ctr() -> bool {
 }
 
 #[track_caller]
-fn unmet(reason: &str) -> bool {
+pub(crate) fn unmet(reason: &str) -> bool {
     let at = std::panic::Location::caller();
     assert!(!in_ci(), "test at {at} {reason}, and CI must not skip it");
     eprintln!("skipping test at {at}: {reason}");

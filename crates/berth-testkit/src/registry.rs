@@ -133,6 +133,28 @@ impl Registry {
         (dir.join("client.pem"), dir.join("client.key"))
     }
 
+    /// Pushes testkit's busybox image (for the host's architecture, with a
+    /// one-platform index) as `repo:tag` with `skopeo`, and returns the full
+    /// reference, `127.0.0.1:PORT/repo:tag`.
+    pub fn push_busybox(&self, repo_tag: &str) -> Result<String> {
+        let archive = crate::busybox_oci_archive(&crate::ArchiveNames {
+            ref_name: Some("latest".into()),
+            image_name: None,
+        })?;
+        let path = self.dir.path().join("busybox-seed.tar");
+        fs::write(&path, &archive.bytes).context("write the busybox archive")?;
+        let reference = format!("{}/{repo_tag}", self.host());
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci-archive:{}:latest", path.display()))
+            .arg(format!("docker://{reference}"));
+        let out = crate::run_with_timeout(&mut cmd, Duration::from_secs(120))?;
+        if !out.success() {
+            bail!("skopeo copy to {reference} failed:\n{out}");
+        }
+        Ok(reference)
+    }
+
     /// The port the registry listens on.
     pub fn port(&self) -> u16 {
         self.port

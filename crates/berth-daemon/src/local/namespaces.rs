@@ -19,10 +19,20 @@ impl Namespaces {
         Namespaces { store, events }
     }
 
-    /// Gets one namespace.
+    /// Gets one namespace. As in containerd, a valid name with no record is
+    /// answered with that name and no labels, not NotFound: clients read
+    /// their namespace's default labels before they create anything in it.
     pub async fn get(&self, name: String) -> Result<Namespace> {
+        berth_core::identifiers::validate(&name)?;
         let store = self.store.clone();
-        blocking(move || store.get_namespace(&name)).await
+        let key = name.clone();
+        match blocking(move || store.get_namespace(&key)).await {
+            Err(err) if err.is_not_found() => Ok(Namespace {
+                name,
+                labels: Default::default(),
+            }),
+            other => other,
+        }
     }
 
     /// Lists all namespaces.
