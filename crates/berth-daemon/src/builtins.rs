@@ -287,6 +287,12 @@ fn init_metadata(ctx: &mut InitContext<'_>) -> Result<Instance> {
         .with_context(|| format!("create root {}", ctx.config.root.display()))?;
     let path = ctx.config.root.join("metadata.redb");
     let store = MetadataStore::open(&path).with_context(|| format!("open {}", path.display()))?;
+    // Containers' specs (and the secrets in their environment) are root's.
+    std::fs::set_permissions(
+        &path,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .with_context(|| format!("chmod {}", path.display()))?;
     ctx.exports
         .insert("path".into(), path.display().to_string());
     Ok(Arc::new(store))
@@ -370,7 +376,9 @@ fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let events = (*ctx.get::<Exchange>(types::EVENT)?).clone();
     let config = ctx.config;
     let dir = config.state.join(berth_runtime::TASK_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    // 0711 as containerd: a remapped container root must traverse it.
+    crate::dirs::create_with_mode(&dir, 0o711)
+        .with_context(|| format!("create {}", dir.display()))?;
     let exe = std::env::current_exe().context("locate berthd")?;
     let address = std::path::absolute(&config.grpc.address).context("socket path")?;
     let resolver = Resolver {
@@ -407,6 +415,9 @@ fn init_snapshotter(
     open: fn(&std::path::Path) -> berth_core::Result<Arc<dyn berth_core::snapshots::Snapshotter>>,
 ) -> Result<Instance> {
     let root = ctx.config.root.join("snapshots").join(name);
+    // 0700 as containerd: layers and containers' upper directories are root's.
+    crate::dirs::create_with_mode(&root, 0o700)
+        .with_context(|| format!("create {}", root.display()))?;
     let backend = open(&root).with_context(|| format!("open {}", root.display()))?;
     ctx.exports
         .insert("root".into(), root.display().to_string());

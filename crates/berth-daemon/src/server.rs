@@ -27,10 +27,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    std::fs::create_dir_all(&config.root)
-        .with_context(|| format!("create root {}", config.root.display()))?;
-    std::fs::create_dir_all(&config.state)
-        .with_context(|| format!("create state {}", config.state.display()))?;
+    crate::dirs::prepare(&config.root, &config.state)?;
     let _lock = lock_root(&config)?;
     let address = config.grpc.address.clone();
     let listener = socket::bind(&address, config.grpc.uid, config.grpc.gid)?;
