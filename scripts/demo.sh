@@ -39,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 heading() { printf '\n\033[1m## %s\033[0m\n' "$*"; }
-step() { printf '\033[1m$ %s\033[0m\n' "${*@Q}"; "$@"; }
+step() { printf '\033[1m$'; printf ' %s' "${@@Q}"; printf '\033[0m\n'; "$@"; }
 berth() { target/debug/berth --address "$sock" -n "$ns" "$@"; }
 ctr() { command ctr --address "$sock" -n "$ns" "$@"; }
 wait_for() { # wait_for SECONDS COMMAND...
