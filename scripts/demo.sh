@@ -39,7 +39,14 @@ cleanup() {
 trap cleanup EXIT
 
 heading() { printf '\n\033[1m## %s\033[0m\n' "$*"; }
-step() { printf '\033[1m$'; printf ' %s' "${@@Q}"; printf '\033[0m\n'; "$@"; }
+step() { # shows the command as one would type it, then runs it
+    local arg line='$'
+    for arg in "$@"; do
+        if [[ $arg =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then line+=" $arg"; else line+=" ${arg@Q}"; fi
+    done
+    printf '\033[1m%s\033[0m\n' "$line"
+    "$@"
+}
 berth() { target/debug/berth --address "$sock" -n "$ns" "$@"; }
 ctr() { command ctr --address "$sock" -n "$ns" "$@"; }
 wait_for() { # wait_for SECONDS COMMAND...
