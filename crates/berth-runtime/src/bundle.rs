@@ -177,6 +177,8 @@ fn read_dir_names(dir: &Path) -> Vec<String> {
         .flatten()
         .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
         .filter_map(|e| e.file_name().into_string().ok())
+        // Identifiers never start with a dot; `.retiring` is not a namespace.
+        .filter(|name| !name.starts_with('.'))
         .collect()
 }
 
