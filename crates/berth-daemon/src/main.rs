@@ -150,13 +150,7 @@ fn run(args: &Args) -> Result<()> {
     }
     init_logging(&config)?;
     for warning in &warnings {
-        tracing::warn!(
-            file = %warning.origin.file.display(),
-            line = warning.origin.line,
-            key = %warning.key,
-            "config: {}",
-            warning.message
-        );
+        tracing::warn!("config: {warning}");
     }
     apply_process_settings(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
