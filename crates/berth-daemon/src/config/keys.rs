@@ -169,7 +169,6 @@ impl Document {
             .filter(|k| k.len() > prefix.len() && k.iter().zip(prefix).all(|(a, b)| a == b))
             .map(|k| k[prefix.len()].clone())
             .collect();
-        names.dedup();
         names.sort();
         names.dedup();
         names

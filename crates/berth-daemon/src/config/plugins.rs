@@ -178,9 +178,10 @@ fn normalize_names(doc: &mut Document, version: i64, known: &[String]) -> Result
         }
         let path = owned(&["plugins", &name]);
         if version >= 2 {
+            // `children` found the name, so it has a table or a key.
             let origin = doc
                 .table_origin(&path)
-                .unwrap_or_else(|| super::keys::file_origin(std::path::Path::new("?")));
+                .expect("a named plugin section has an origin");
             return Err(bad_value(
                 &origin,
                 &path,
