@@ -330,4 +330,133 @@ mod tests {
             .key
             .contains("io.containerd.cri.v1.images"));
     }
+
+    /// A version 3 file shaped like containerd 2.x's `config default`
+    /// output (written for this test): CRI split in two, the streaming
+    /// keys left in `io.containerd.grpc.v1.cri`, 2.x's extra keys.
+    const CONTAINERD_2X: &str = r#"
+version = 3
+root = '/var/lib/containerd'
+state = '/run/containerd'
+temp = ''
+disabled_plugins = []
+required_plugins = []
+oom_score = 0
+imports = []
+
+[grpc]
+  address = '/run/containerd/containerd.sock'
+  tcp_address = ''
+  uid = 0
+  gid = 0
+  max_recv_message_size = 16777216
+  max_send_message_size = 16777216
+
+[ttrpc]
+  address = ''
+  uid = 0
+  gid = 0
+
+[debug]
+  address = ''
+  uid = 0
+  gid = 0
+  level = ''
+  format = ''
+
+[metrics]
+  address = ''
+  grpc_histogram = false
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    max_concurrent_downloads = 3
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = 'registry.k8s.io/pause:3.10'
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_selinux = false
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['/opt/cni/bin']
+      conf_dir = '/etc/cni/net.d'
+  [plugins.'io.containerd.gc.v1.scheduler']
+    pause_threshold = 0.02
+    deletion_threshold = 0
+    mutation_threshold = 100
+    schedule_delay = '0s'
+    startup_delay = '100ms'
+  [plugins.'io.containerd.grpc.v1.cri']
+    disable_tcp_service = true
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+    stream_idle_timeout = '4h0m0s'
+  [plugins.'io.containerd.internal.v1.opt']
+    path = '/opt/containerd'
+  [plugins.'io.containerd.metadata.v1.bolt']
+    content_sharing_policy = 'shared'
+    no_sync = false
+  [plugins.'io.containerd.nri.v1.nri']
+    disable = false
+  [plugins.'io.containerd.runtime.v2.task']
+    platforms = ['linux/ARCH']
+  [plugins.'io.containerd.service.v1.tasks-service']
+    blockio_config_file = ''
+    rdt_config_file = ''
+  [plugins.'io.containerd.snapshotter.v1.native']
+    root_path = ''
+  [plugins.'io.containerd.snapshotter.v1.overlayfs']
+    root_path = ''
+    upperdir_label = false
+    sync_remove = false
+    slow_chown = false
+    mount_options = []
+
+[cgroup]
+  path = ''
+
+[timeouts]
+  'io.containerd.timeout.bolt.open' = '0s'
+  'io.containerd.timeout.cri.defercleanup' = '1m0s'
+  'io.containerd.timeout.metrics.shimstats' = '2s'
+  'io.containerd.timeout.shim.cleanup' = '5s'
+  'io.containerd.timeout.shim.load' = '5s'
+  'io.containerd.timeout.shim.shutdown' = '3s'
+  'io.containerd.timeout.task.state' = '2s'
+"#;
+
+    #[test]
+    fn a_containerd_2x_file_warns_only_about_plugins_berth_lacks() {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        let loaded = parse(&CONTAINERD_2X.replace("ARCH", arch)).expect("parse");
+        let config = loaded.config;
+        assert_eq!(config.version, 3);
+        assert_eq!(config.root, PathBuf::from("/var/lib/containerd"));
+        assert_eq!(
+            config.grpc.address,
+            PathBuf::from("/run/containerd/containerd.sock")
+        );
+        assert_eq!(config.debug, DebugConfig::default());
+        assert_eq!(config.plugins, PluginConfigs::default());
+        let warned: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(
+            warned,
+            [
+                "plugins.\"io.containerd.cri.v1.images\"",
+                "plugins.\"io.containerd.cri.v1.runtime\"",
+                "plugins.\"io.containerd.grpc.v1.cri\"",
+                "plugins.\"io.containerd.metadata.v1.bolt\"",
+                "plugins.\"io.containerd.nri.v1.nri\"",
+            ]
+        );
+    }
 }
