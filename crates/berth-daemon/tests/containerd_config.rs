@@ -294,6 +294,8 @@ fn gc_mutation_threshold_takes_effect() {
     drop(daemon);
 
     let daemon = Daemon::start().unwrap_or_else(|e| panic!("start: {e:#}"));
+    // Past the collection every start runs (startup_delay, 100 ms).
+    std::thread::sleep(Duration::from_millis(500));
     let digest = ingest(&daemon, b"collect me after one write");
     std::thread::sleep(Duration::from_secs(3));
     assert!(
