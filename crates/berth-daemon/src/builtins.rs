@@ -2,7 +2,7 @@
 //! the plugins it requires. Implementations do not know the registry exists.
 
 use crate::events::Exchange;
-use crate::gc::{Cleanup, GcScheduler, SchedulerConfig};
+use crate::gc::{Cleanup, GcScheduler};
 use crate::local::content::{delete_publisher, ContentService};
 use crate::local::diff::DiffService;
 use crate::local::snapshots::{Snapshots, SnapshotterPlugin};
@@ -40,6 +40,12 @@ macro_rules! grpc_service {
 /// Every plugin berthd registers, in registration order.
 pub fn registrations() -> Vec<Registration> {
     vec![
+        Registration {
+            plugin_type: types::INTERNAL,
+            id: "opt",
+            requires: &[],
+            init: init_opt,
+        },
         Registration {
             plugin_type: types::EVENT,
             id: "exchange",
@@ -132,7 +138,8 @@ pub fn registrations() -> Vec<Registration> {
             id: "overlayfs",
             requires: &[],
             init: |ctx| {
-                init_snapshotter(ctx, "overlayfs", |root| {
+                let root_path = ctx.config.plugins.overlayfs.root_path.clone();
+                init_snapshotter(ctx, "overlayfs", root_path, |root| {
                     Ok(Arc::new(berth_snapshot::overlay::open(root)?))
                 })
             },
@@ -142,7 +149,8 @@ pub fn registrations() -> Vec<Registration> {
             id: "native",
             requires: &[],
             init: |ctx| {
-                init_snapshotter(ctx, "native", |root| {
+                let root_path = ctx.config.plugins.native.root_path.clone();
+                init_snapshotter(ctx, "native", root_path, |root| {
                     Ok(Arc::new(berth_snapshot::native::open(root)?))
                 })
             },
@@ -276,6 +284,24 @@ fn service<T: Send + Sync + 'static>(ctx: &InitContext<'_>) -> Result<Arc<T>> {
         .next()
         .with_context(|| format!("no {} is loaded", std::any::type_name::<T>()))
 }
+/// containerd's opt plugin: `<path>/bin` goes first in `PATH` and
+/// `<path>/lib` in `LD_LIBRARY_PATH`, so shims and runtimes installed there
+/// are found. It loads first, before anything looks up a binary.
+fn init_opt(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let path = ctx.config.plugins.opt.path.clone();
+    for (dir, var) in [("bin", "PATH"), ("lib", "LD_LIBRARY_PATH")] {
+        let dir = path.join(dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let mut paths = vec![dir];
+        paths.extend(std::env::var_os(var).iter().flat_map(std::env::split_paths));
+        let joined = std::env::join_paths(paths).with_context(|| format!("set {var}"))?;
+        std::env::set_var(var, joined);
+    }
+    ctx.exports
+        .insert("path".into(), path.display().to_string());
+    Ok(Arc::new(path))
+}
+
 fn init_exchange(_: &mut InitContext<'_>) -> Result<Instance> {
     Ok(Arc::new(Exchange::default()))
 }
@@ -304,12 +330,13 @@ fn metadata_and_events(ctx: &InitContext<'_>) -> Result<(MetadataStore, Exchange
     Ok(((*store).clone(), (*events).clone()))
 }
 
-/// containerd's GC scheduler with its default settings, removing blob files
-/// through the content store.
+/// containerd's GC scheduler with the settings of
+/// `[plugins."io.containerd.gc.v1.scheduler"]`, removing blob files through
+/// the content store.
 fn init_gc_scheduler(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let (store, events) = metadata_and_events(ctx)?;
     let content = ctx.get::<Content>(types::CONTENT)?;
-    let scheduler = GcScheduler::start(store, events, SchedulerConfig::default())?;
+    let scheduler = GcScheduler::start(store, events, ctx.config.plugins.gc.clone())?;
     scheduler.set_cleanup(Cleanup {
         content: Some((*content).clone()),
         snapshots: None,
@@ -382,11 +409,11 @@ fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let exe = std::env::current_exe().context("locate berthd")?;
     let address = std::path::absolute(&config.grpc.address).context("socket path")?;
     let resolver = Resolver {
-        overrides: config.runtime.shims.clone().into_iter().collect(),
+        overrides: config.plugins.task.shims.clone().into_iter().collect(),
         berth_dir: exe.parent().map(Into::into),
     };
     let daemon = DaemonAddresses {
-        ttrpc_address: crate::shim_events::ttrpc_address(&address),
+        ttrpc_address: std::path::absolute(config.ttrpc_address()).context("ttrpc socket path")?,
         address,
         publish_binary: exe,
     };
@@ -408,13 +435,15 @@ fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
     Ok(manager)
 }
 
-/// A snapshotter plugin rooted at `<root>/snapshots/<name>`.
+/// A snapshotter plugin rooted at its configured `root_path`, by default
+/// `<root>/snapshots/<name>`.
 fn init_snapshotter(
     ctx: &mut InitContext<'_>,
     name: &str,
+    root_path: Option<std::path::PathBuf>,
     open: fn(&std::path::Path) -> berth_core::Result<Arc<dyn berth_core::snapshots::Snapshotter>>,
 ) -> Result<Instance> {
-    let root = ctx.config.root.join("snapshots").join(name);
+    let root = root_path.unwrap_or_else(|| ctx.config.root.join("snapshots").join(name));
     // 0700 as containerd: layers and containers' upper directories are root's.
     crate::dirs::create_with_mode(&root, 0o700)
         .with_context(|| format!("create {}", root.display()))?;

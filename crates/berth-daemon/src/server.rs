@@ -46,7 +46,7 @@ pub async fn run(
     }
     unbuilt::add_missing(&mut routes, &served);
     let exchanges = plugins.all::<Exchange>(types::EVENT);
-    let ttrpc_address = shim_events::ttrpc_address(&address);
+    let ttrpc_address = config.ttrpc_address();
     let mut shim_server = match exchanges.first() {
         Some(exchange) => Some(shim_events::serve(&ttrpc_address, (**exchange).clone()).await?),
         None => None,
