@@ -24,6 +24,7 @@ fn run(scenario: &str) {
         "{out}\n--- berthd log ---\n{}",
         daemon.log()
     );
+    println!("{out}");
 }
 
 #[test]
@@ -48,4 +49,20 @@ fn go_client_failed_exec_leaves_nothing_behind() {
     require_go_client!();
     require_registry!();
     run("shim-exec-fail");
+}
+
+#[test]
+fn go_client_shim_cmdline_has_no_start() {
+    require_root!();
+    require_go_client!();
+    require_registry!();
+    run("shim-cmdline");
+}
+
+#[test]
+fn go_client_shim_cgroup_holds_the_shim() {
+    require_root!();
+    require_go_client!();
+    require_registry!();
+    run("shim-cgroup");
 }

@@ -48,9 +48,17 @@ type shimTask struct {
 // shimRun creates container id from image running `sleep 300` and starts
 // its task (no stdio). opts are added to the task's create options.
 func shimRun(ctx context.Context, env *Env, image containerd.Image, id string, opts ...containerd.NewTaskOpts) (*shimTask, error) {
-	container, err := env.Client.NewContainer(ctx, id,
+	return shimRunContainer(ctx, env, image, id, nil, opts...)
+}
+
+// shimRunContainer is shimRun with more container options (after the
+// snapshot and spec).
+func shimRunContainer(ctx context.Context, env *Env, image containerd.Image, id string, extra []containerd.NewContainerOpts, opts ...containerd.NewTaskOpts) (*shimTask, error) {
+	copts := append([]containerd.NewContainerOpts{
 		containerd.WithNewSnapshot(id+"-snapshot", image),
-		containerd.WithNewSpec(oci.WithImageConfig(image), oci.WithProcessArgs("sleep", "300")))
+		containerd.WithNewSpec(oci.WithImageConfig(image), oci.WithProcessArgs("sleep", "300")),
+	}, extra...)
+	container, err := env.Client.NewContainer(ctx, id, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("new container %s: %w", id, err)
 	}
