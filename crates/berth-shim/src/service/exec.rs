@@ -110,9 +110,24 @@ impl Shim {
                 )
                 .await
                 .map_err(exec_failed)?;
-            let master = console.receive_master().map_err(unknown)?;
-            *p.io.lock().await = ProcessIo::console(master, &p.stdio).map_err(unknown)?;
-            return Ok(());
+            let io = console
+                .receive_master()
+                .and_then(|master| ProcessIo::console(master, &p.stdio));
+            return match io {
+                Ok(io) => {
+                    *p.io.lock().await = io;
+                    Ok(())
+                }
+                Err(err) => {
+                    // runc started it: a process nobody can talk to must
+                    // not outlive the failed Start.
+                    if let Ok(pid) = read_pid(pid_file) {
+                        let pid = nix::unistd::Pid::from_raw(pid as i32);
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    Err(unknown(format!("exec terminal: {err}")))
+                }
+            };
         }
         let env = LogEnv {
             namespace: &self.namespace,
