@@ -114,9 +114,14 @@ func shimResize(ctx context.Context, env *Env) error {
 		return fmt.Errorf("resize of an exec without a terminal: %w", err)
 	}
 	logf("resize without a terminal: ok")
+	plainExit, err := plain.Wait(ctx)
+	if err != nil {
+		return fmt.Errorf("wait exec: %w", err)
+	}
 	if err := plain.Kill(ctx, 9); err != nil {
 		return fmt.Errorf("kill exec: %w", err)
 	}
+	<-plainExit
 
 	// With a terminal: the shell waits for a line, then prints its size.
 	out := &bytes.Buffer{}
