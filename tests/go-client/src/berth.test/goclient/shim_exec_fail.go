@@ -83,6 +83,11 @@ func shimExecFail(ctx context.Context, env *Env) error {
 		case <-time.After(10 * time.Second):
 			return fmt.Errorf("%s: a Wait made before the failed start is still waiting", c.name)
 		}
+		// The client removed its FIFOs as Start failed: the shim must not
+		// keep them open until the exec is deleted.
+		if err := shimNothingLeft(shim, t.task.Pid(), fifoDir); err != nil {
+			return fmt.Errorf("%s: after the failed start: %w", c.name, err)
+		}
 		if _, err := p.Delete(ctx, containerd.WithProcessKill); err != nil {
 			return fmt.Errorf("%s: delete of the failed exec: %w", c.name, err)
 		}
