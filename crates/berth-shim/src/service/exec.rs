@@ -20,10 +20,10 @@ use crate::io::{ConsoleSocket, LogEnv, ProcessIo, StdioPaths};
 use crate::monitor::Exit;
 use crate::process::Process;
 
-/// The status Wait reports for an exec whose start failed: it never ran.
-/// (runc exits 255 when it cannot start a process; containerd's shim
-/// releases such a waiter with status 0.)
-pub const START_FAILED_STATUS: u32 = 255;
+/// The status Wait reports for an exec whose start failed: it never ran,
+/// and containerd 1.6's shim releases such a waiter with its zero status
+/// (the Start call itself carries the error).
+pub const START_FAILED_STATUS: u32 = 0;
 
 impl Shim {
     /// Records an exec process; Start runs it.
