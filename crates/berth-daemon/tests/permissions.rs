@@ -138,6 +138,7 @@ fn other_users_cannot_read_containers_secrets() {
     let address = fs::read_to_string(bundle.join("address")).expect("the shim's address");
     let shim_socket = PathBuf::from(address.trim().trim_start_matches("unix://"));
     assert!(shim_socket.exists(), "{} exists", shim_socket.display());
+    assert_eq!(mode(&shim_socket), 0o600, "the shim's socket is root's");
     let mut probes: Vec<PathBuf> = vec![
         db.clone(),
         blob,

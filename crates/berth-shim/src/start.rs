@@ -14,6 +14,7 @@
 //! the daemon retries a start).
 
 use std::io::{ErrorKind, Read};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -26,7 +27,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     let address = socket_address(&args.address, &args.namespace, &args.id);
     let path = Path::new(socket_path(&address));
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // Root's alone, as containerd's shims make theirs.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
     let listener = match UnixListener::bind(path) {
         Ok(l) => l,
@@ -40,6 +46,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         Err(e) => return Err(format!("binding {}: {e}", path.display())),
     };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))?;
     let mut child = match spawn_server(args, &listener) {
         Ok(child) => child,
         Err(err) => {
