@@ -421,3 +421,34 @@ fn docker_live_restore_keeps_containers_across_a_dockerd_restart() {
     e.docker.docker(&["stop", "-t", "1", &id]).assert_success();
     assert_eq!(e.status(&id), "exited");
 }
+
+#[test]
+fn docker_learns_of_an_exit_that_happened_while_berthd_was_down() {
+    require_docker!();
+    let mut e = engine(false);
+    let id = e.run_detached(&[], "until [ -f /tmp/go ]; do sleep 0.1; done; exit 9");
+    let pid = e.pid(&id);
+
+    e.daemon.kill9().expect("kill -9 berthd");
+    // The container exits now, while no daemon listens to its shim.
+    std::fs::write(format!("/proc/{pid}/root/tmp/go"), "").expect("let the container exit");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "the container did not exit");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // The shim retries the exit event 1, 3, 6, 10 and 15 seconds after its
+    // first try, as containerd's does. berthd comes back just after the
+    // third retry, so dockerd (whose gRPC reconnect backs off up to 3 s) has
+    // subscribed again well before the fourth delivers the event.
+    thread::sleep(Duration::from_millis(6300));
+    e.daemon.restart().expect("restart berthd");
+
+    e.wait_inspect(&id, "{{.State.Status}}", "exited");
+    assert_eq!(e.docker.inspect(&id, "{{.State.ExitCode}}"), "9");
+    let tasks = e.berth_tasks();
+    assert!(
+        !tasks.iter().any(|(t, _, s)| *t == id && s == "RUNNING"),
+        "{tasks:?}"
+    );
+}
