@@ -201,6 +201,44 @@ fn docker_runs_foreground_containers_with_stdin_and_exit_status() {
 }
 
 #[test]
+fn docker_reports_runtime_errors_as_with_containerd() {
+    require_docker!();
+    let e = engine(false);
+    // dockerd turns "executable file not found" naming the command into
+    // exit status 127, and shows containerd's wording.
+    let out = e
+        .docker
+        .docker(&["run", "--rm", "--network", "none", &e.image, "no-such-cmd"]);
+    assert_eq!(out.code(), Some(127), "{out}");
+    assert!(
+        out.stderr.contains(
+            "failed to create shim task: OCI runtime create failed: runc create failed: \
+             unable to start container process: exec: \"no-such-cmd\": executable file not found in $PATH"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.stderr.contains("--root"),
+        "no runc command line: {out}"
+    );
+
+    let id = e.run_detached(&[], "exec sleep 1000");
+    let out = e.docker.docker(&["exec", &id, "no-such-cmd"]);
+    assert_eq!(out.code(), Some(126), "{out}");
+    assert!(
+        out.stdout.contains(
+            "OCI runtime exec failed: exec failed: unable to start container process: \
+             exec: \"no-such-cmd\": executable file not found in $PATH"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.stdout.contains("--root"),
+        "no runc command line: {out}"
+    );
+}
+
+#[test]
 fn docker_exec_and_logs_follow_a_detached_container() {
     require_docker!();
     let e = engine(false);
