@@ -126,7 +126,13 @@ impl Engine {
     }
 }
 
-/// Runs `docker ARGS` inside a pseudo-terminal made by util-linux
+/// Shell that waits (up to 10 s) until its terminal is 33x120, then prints
+/// the size: the CLI resizes the container's terminal only after it started.
+const WAIT_SIZE: &str =
+    "i=0; until [ \"$(stty size 2>/dev/null)\" = '33 120' ] || [ $i -gt 100 ]; \
+                         do sleep 0.1; i=$((i+1)); done; echo size $(stty size)";
+
+/// Runs `docker ARGS` inside a 33x120 pseudo-terminal made by util-linux
 /// `script`, typing `input` into it; returns what the terminal showed.
 fn docker_in_pty(docker: &Dockerd, args: &[&str], input: &str) -> String {
     let mut base = docker.docker_command();
@@ -136,6 +142,7 @@ fn docker_in_pty(docker: &Dockerd, args: &[&str], input: &str) -> String {
         .map(|word| shell_quote(&word.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ");
+    let line = format!("stty rows 33 cols 120 && {line}");
     let mut script = Command::new("script");
     script.args(["-qec", &line, "/dev/null"]);
     for (key, value) in base.get_envs() {
@@ -304,12 +311,35 @@ fn docker_exec_and_logs_follow_a_detached_container() {
             &id,
             "sh",
             "-c",
-            "test -t 0 && test -t 1 && echo is-a-tty; read line; echo got-$line",
+            &format!(
+                "test -t 0 && test -t 1 && echo is-a-tty; read line; echo got-$line; {WAIT_SIZE}"
+            ),
         ],
         "hello\n",
     );
     assert!(shown.contains("is-a-tty"), "{shown:?}");
     assert!(shown.contains("got-hello"), "{shown:?}");
+    // The terminal's size reached the container (Tasks.ResizePty).
+    assert!(shown.contains("size 33 120"), "{shown:?}");
+
+    // `run -it`: the container's own terminal, resized once it started.
+    let shown = docker_in_pty(
+        &e.docker,
+        &[
+            "run",
+            "--rm",
+            "-it",
+            "--network",
+            "none",
+            &e.image,
+            "sh",
+            "-c",
+            &format!("read line; echo run-got-$line; {WAIT_SIZE}"),
+        ],
+        "there\n",
+    );
+    assert!(shown.contains("run-got-there"), "{shown:?}");
+    assert!(shown.contains("size 33 120"), "{shown:?}");
 }
 
 #[test]
@@ -348,6 +378,21 @@ fn docker_controls_a_container_lifecycle() {
         "memory in use: {stats}"
     );
 
+    // `update` changes the running container's cgroup (Tasks.Update).
+    e.docker
+        .docker(&["update", "--memory", "64m", "--memory-swap", "128m", &id])
+        .assert_success();
+    let limit = e
+        .docker
+        .docker(&[
+            "exec",
+            &id,
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+        .assert_success();
+    assert_eq!(limit.stdout.trim(), "67108864", "{limit}");
+
     // `stop -t 1`: sleep as PID 1 ignores SIGTERM, so the engine kills it.
     e.docker.docker(&["stop", "-t", "1", &id]).assert_success();
     assert_eq!(e.status(&id), "exited");
@@ -379,6 +424,15 @@ fn docker_controls_a_container_lifecycle() {
         .assert_success();
     assert_eq!(e.status(&id), "running");
     assert_ne!(e.pid(&id), first, "restart gives a new process");
+
+    // A container that outgrows its memory limit is reported OOM-killed
+    // (the shim's /tasks/oom event).
+    let hog = e.run_detached(
+        &["--memory", "16m", "--memory-swap", "16m"],
+        "x=a; while true; do x=$x$x; done",
+    );
+    e.wait_inspect(&hog, "{{.State.Status}}", "exited");
+    assert_eq!(e.docker.inspect(&hog, "{{.State.OOMKilled}}"), "true");
 
     // `rm -f` of a running container removes it from berthd too.
     e.docker.docker(&["rm", "-f", &id]).assert_success();
