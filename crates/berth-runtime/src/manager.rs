@@ -190,7 +190,9 @@ impl TaskManager {
                 }
                 Err(err) => {
                     task.shutdown().await;
-                    Err(err)
+                    // containerd's wording (runtime/v2/manager.go), which
+                    // clients such as dockerd show.
+                    Err(err.context("failed to create shim task"))
                 }
             }
         }

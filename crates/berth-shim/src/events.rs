@@ -7,10 +7,17 @@
 //! `TTRPC_ADDRESS`, or `<address>.ttrpc`); if that cannot be reached, the
 //! shim runs `<publish-binary> --address A publish --topic T --namespace NS`
 //! with the event's protobuf `Any` on stdin, as containerd's older shims do.
+//!
+//! When neither reaches the daemon — it crashed or is restarting — the event
+//! is tried again after 1, 2, 3, 4 and 5 seconds, as containerd 1.6's shim
+//! requeues it (`runtime/v2/shim/publisher.go`), and dropped after that.
+//! So a container that exits while the daemon is down is still reported to
+//! the daemon, and to clients such as dockerd, once it is back. Later
+//! events wait behind the one being retried, which keeps the order.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::events::task::TaskIO;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
@@ -33,6 +40,11 @@ pub struct Target {
     pub address: String,
     pub publish_binary: String,
 }
+
+/// How often an event the daemon did not take is tried again (containerd's
+/// `maxRequeue`), and the delay before the n-th retry is n times this.
+const MAX_RETRIES: u32 = 5;
+const RETRY_STEP: Duration = Duration::from_secs(1);
 
 /// A queue of events; cheap to clone.
 #[derive(Clone)]
@@ -108,21 +120,45 @@ async fn forward_all(target: Target, monitor: Monitor, mut rx: mpsc::UnboundedRe
                 continue;
             }
         };
-        if client.is_none() && !target.ttrpc_address.is_empty() {
-            let addr = format!("unix://{}", target.ttrpc_address);
-            client = Client::connect(&addr).await.ok().map(EventsClient::new);
-        }
-        if let Some(c) = &client {
-            if forward(c, &target.namespace, topic, event.clone())
-                .await
-                .is_ok()
-            {
-                continue;
+        for retry in 0..=MAX_RETRIES {
+            if retry > 0 {
+                tokio::time::sleep(RETRY_STEP * retry).await;
             }
-            client = None;
+            if deliver(&target, &monitor, &mut client, topic, &event).await {
+                break;
+            }
+            if retry == MAX_RETRIES {
+                eprintln!(
+                    "containerd-shim-berth-v2: dropping {topic}: the daemon did not take it after {MAX_RETRIES} retries"
+                );
+            }
         }
-        publish_binary(&target, &monitor, topic, &event).await;
     }
+}
+
+/// One attempt: ttrpc Forward (connecting first if needed), else the
+/// publish binary. True when the daemon took the event.
+async fn deliver(
+    target: &Target,
+    monitor: &Monitor,
+    client: &mut Option<EventsClient>,
+    topic: &str,
+    event: &Any,
+) -> bool {
+    if client.is_none() && !target.ttrpc_address.is_empty() {
+        let addr = format!("unix://{}", target.ttrpc_address);
+        *client = Client::connect(&addr).await.ok().map(EventsClient::new);
+    }
+    if let Some(c) = client.as_ref() {
+        if forward(c, &target.namespace, topic, event.clone())
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        *client = None;
+    }
+    publish_binary(target, monitor, topic, event).await
 }
 
 async fn forward(c: &EventsClient, namespace: &str, topic: &str, event: Any) -> ttrpc::Result<()> {
@@ -137,9 +173,10 @@ async fn forward(c: &EventsClient, namespace: &str, topic: &str, event: Any) -> 
     c.forward(ctx, &req).await.map(drop)
 }
 
-async fn publish_binary(target: &Target, monitor: &Monitor, topic: &str, event: &Any) {
+/// Runs the publish binary; true when it exited 0.
+async fn publish_binary(target: &Target, monitor: &Monitor, topic: &str, event: &Any) -> bool {
     if target.publish_binary.is_empty() {
-        return;
+        return false;
     }
     let mut cmd = Command::new(&target.publish_binary);
     if !target.address.is_empty() {
@@ -156,13 +193,13 @@ async fn publish_binary(target: &Target, monitor: &Monitor, topic: &str, event: 
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     let Ok((mut child, exit)) = monitor.spawn(&mut cmd) else {
-        return;
+        return false;
     };
     if let Some(mut stdin) = child.stdin.take() {
         // An Any is small; the pipe buffer holds it without blocking.
         let _ = stdin.write_all(&event.write_to_bytes().unwrap_or_default());
     }
-    let _ = exit.await;
+    exit.await.is_ok_and(|exit| exit.status == 0)
 }
 
 #[cfg(test)]

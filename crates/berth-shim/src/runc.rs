@@ -85,6 +85,20 @@ impl fmt::Display for RuncError {
 
 impl std::error::Error for RuncError {}
 
+impl RuncError {
+    /// containerd's wording for a failed `create`, `start` or `exec`
+    /// (`runtimeError` in its `pkg/process`): `OCI runtime create failed: `
+    /// and runc's own last error, the whole failure only when runc said
+    /// nothing. Docker shows this text and matches on it (an "executable
+    /// file not found" naming the command makes `docker run` exit 127).
+    pub fn oci(&self, action: &str) -> String {
+        match self.detail() {
+            "" => format!("OCI runtime {action} failed: {self}"),
+            said => format!("OCI runtime {action} failed: {said}"),
+        }
+    }
+}
+
 /// The standard streams a `create` or `exec` hands to the container.
 #[derive(Debug, Default)]
 pub struct ChildStdio {
@@ -396,6 +410,28 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "runc start c (exit status 1): container not found"
+        );
+    }
+
+    #[test]
+    fn oci_errors_read_as_containerds() {
+        let said = RuncError {
+            command: "runc --root /r create --bundle /b c".into(),
+            status: 1,
+            stdout: String::new(),
+            stderr: "runc create failed: exec: \"x\": executable file not found in $PATH".into(),
+        };
+        assert_eq!(
+            said.oci("create"),
+            "OCI runtime create failed: runc create failed: exec: \"x\": executable file not found in $PATH"
+        );
+        let silent = RuncError {
+            stderr: String::new(),
+            ..said
+        };
+        assert_eq!(
+            silent.oci("start"),
+            "OCI runtime start failed: runc --root /r create --bundle /b c (exit status 1): "
         );
     }
 

@@ -19,6 +19,8 @@ use crate::service::{Shim, TaskService};
 const TASK_V3: &str = "containerd.task.v3.Task";
 /// The name containerd 1.6 calls; same methods and messages.
 const TASK_V2: &str = "containerd.task.v2.Task";
+/// How long an exiting shim waits for its queued events to be delivered.
+const FLUSH_ON_EXIT: Duration = Duration::from_secs(3);
 
 /// Serves on `listener` until Shutdown; exits the process.
 pub fn run(args: &Args, listener: std::os::unix::net::UnixListener) -> Result<(), String> {
@@ -96,7 +98,10 @@ async fn serve(
         .register_service(services);
     server.start().await.map_err(|e| e.to_string())?;
     shutdown.notified().await;
-    events.flush().await;
+    // The last events (`/tasks/delete`) go out before the shim exits; an
+    // event the daemon keeps refusing is retried for up to 15 s, which must
+    // not hold the exit that long (containerd's shim drops its retries too).
+    let _ = tokio::time::timeout(FLUSH_ON_EXIT, events.flush()).await;
     // Let the Shutdown reply leave; then exit without waiting for the
     // daemon to hang up (as containerd's shims do).
     tokio::time::sleep(Duration::from_millis(20)).await;

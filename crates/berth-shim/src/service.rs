@@ -359,7 +359,7 @@ impl Shim {
                 Default::default(),
             )
             .await
-            .map_err(unknown)?;
+            .map_err(|e| unknown(e.oci("create")))?;
             let master = console.receive_master().map_err(unknown)?;
             *init.io.lock().await = ProcessIo::console(master, &init.stdio).map_err(unknown)?;
         } else {
@@ -367,7 +367,7 @@ impl Shim {
             *init.io.lock().await = io;
             runc.create(id, bundle, &pid_file, None, child)
                 .await
-                .map_err(unknown)?;
+                .map_err(|e| unknown(e.oci("create")))?;
         }
         Ok((read_pid(&pid_file)?, on_exit))
     }
@@ -383,7 +383,10 @@ impl Shim {
             )));
         }
         if exec_id.is_empty() {
-            c.runc.start(id).await.map_err(unknown)?;
+            c.runc
+                .start(id)
+                .await
+                .map_err(|e| unknown(e.oci("start")))?;
             p.set_status(Status::RUNNING);
             let mut e = TaskStart::new();
             e.container_id = id.to_string();

@@ -56,7 +56,12 @@ fn bundle() -> Bundle {
         .tempdir()
         .expect("tempdir");
     let b = Bundle {
-        ns: format!("shimttrpc-{}", std::process::id()),
+        // One namespace (runc root) per bundle: the tests run side by side.
+        ns: format!(
+            "shimttrpc-{}-{}",
+            std::process::id(),
+            dir.path().file_name().unwrap_or_default().to_string_lossy()
+        ),
         dir,
     };
     let base = b.dir.path();
@@ -81,7 +86,8 @@ fn bundle() -> Bundle {
     std::fs::write(
         &publish,
         format!(
-            "#!/bin/sh\necho \"$@\" >> {}\ncat > /dev/null\n",
+            "#!/bin/sh\n[ -e {} ] && exit 1\necho \"$@\" >> {}\ncat > /dev/null\n",
+            base.join("down").display(),
             log.display()
         ),
     )
@@ -92,6 +98,97 @@ fn bundle() -> Bundle {
         .status()
         .expect("chmod");
     b
+}
+
+/// The topics the publish binary took, in order.
+fn published(b: &Bundle) -> Vec<String> {
+    let log = std::fs::read_to_string(b.dir.path().join("events.log")).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "--topic").nth(1))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn events_the_daemon_refuses_are_retried_in_order_and_do_not_hold_the_exit() {
+    require_root!();
+    let b = bundle();
+    let down = b.dir.path().join("down");
+    let first = b.shim("start");
+    assert!(first.status.success(), "{first:?}");
+    let address = String::from_utf8(first.stdout).expect("utf8");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let shim_pid = rt.block_on(async {
+        let client = Client::connect(&address).await.expect("connect");
+        let task = TaskClient::new(client);
+        let ctx = || ttrpc::context::with_timeout(30_000_000_000);
+        let mut connect = api::ConnectRequest::new();
+        connect.id = "t1".into();
+        let shim_pid = task
+            .connect(ctx(), &connect)
+            .await
+            .expect("connect")
+            .shim_pid;
+        let mut create = api::CreateTaskRequest::new();
+        create.id = "t1".into();
+        create.bundle = b.path().display().to_string();
+        let mut m = api::Mount::new();
+        m.type_ = "bind".into();
+        m.source = b.dir.path().join("image").display().to_string();
+        m.options = vec!["rbind".into(), "rw".into()];
+        create.rootfs.push(m);
+        task.create(ctx(), &create).await.expect("create");
+
+        // The "daemon" is down while the task starts and exits.
+        std::fs::write(&down, "").expect("take the daemon down");
+        let mut start = api::StartRequest::new();
+        start.id = "t1".into();
+        task.start(ctx(), &start).await.expect("start");
+        let mut wait = api::WaitRequest::new();
+        wait.id = "t1".into();
+        assert_eq!(task.wait(ctx(), &wait).await.expect("wait").exit_status, 7);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(published(&b), ["/tasks/create"]);
+
+        // Back up: the retries deliver both, in order.
+        std::fs::remove_file(&down).expect("bring the daemon back");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while published(&b).len() < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "not retried: {:?}",
+                published(&b)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            published(&b),
+            ["/tasks/create", "/tasks/start", "/tasks/exit"]
+        );
+
+        // Down again for Delete and Shutdown: the undelivered /tasks/delete
+        // must not keep the shim alive for its 15 s of retries.
+        std::fs::write(&down, "").expect("take the daemon down");
+        let mut delete = api::DeleteRequest::new();
+        delete.id = "t1".into();
+        task.delete(ctx(), &delete).await.expect("delete");
+        let mut shutdown = api::ShutdownRequest::new();
+        shutdown.id = "t1".into();
+        let _ = task.shutdown(ctx(), &shutdown).await;
+        shim_pid
+    });
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while Path::new(&format!("/proc/{shim_pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "shim held its exit for undelivered events"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(published(&b).len(), 3, "{:?}", published(&b));
 }
 
 fn mkfifo(path: &Path) {

@@ -1,7 +1,7 @@
 //! Running a client program with a deadline and keeping everything it said.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -119,6 +119,47 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<CmdOutpu
     Ok(out)
 }
 
+/// Like [`run_with_timeout`], with `input` written to the command's stdin
+/// (from a thread, so a command that answers as it reads cannot deadlock),
+/// which is then closed.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Result<CmdOutput> {
+    let command = describe(cmd);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning `{command}`"))?;
+    let stdin = child.stdin.take();
+    let input = input.to_vec();
+    let writer = thread::spawn(move || {
+        if let Some(mut stdin) = stdin {
+            let _ = stdin.write_all(&input);
+        }
+    });
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let finished = wait_deadline(&mut child, timeout)?;
+    let status = match finished {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            child.wait().context("reaping a timed-out command")?
+        }
+    };
+    let _ = writer.join();
+    let out = CmdOutput {
+        command,
+        status,
+        stdout: join(stdout),
+        stderr: join(stderr),
+    };
+    if finished.is_none() {
+        anyhow::bail!("timed out after {timeout:?}, killed:\n{out}");
+    }
+    Ok(out)
+}
+
 /// Polls `child` until it exits or `timeout` passes; `None` means still running.
 pub(crate) fn wait_deadline(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
     let deadline = Instant::now() + timeout;
@@ -173,6 +214,17 @@ mod tests {
         assert_eq!(out.stdout, "out\n");
         assert_eq!(out.stderr, "err\n");
         out.assert_failure_containing("ERR");
+    }
+
+    #[test]
+    fn feeds_input_to_stdin() {
+        let out = run_with_input(
+            Command::new("sh").args(["-c", "tr a-z A-Z"]),
+            b"hello\n",
+            Duration::from_secs(10),
+        )
+        .expect("run tr");
+        assert_eq!(out.stdout, "HELLO\n");
     }
 
     #[test]

@@ -39,6 +39,7 @@
 mod binaries;
 mod command;
 mod daemon;
+mod dockerd;
 mod go_client;
 mod guards;
 mod image_archive;
@@ -51,8 +52,9 @@ mod stream;
 mod tasks;
 
 pub use binaries::{berth_bin, berthd_bin, containerd_bin, ctr_bin};
-pub use command::{run_with_timeout, CmdOutput, DEFAULT_COMMAND_TIMEOUT};
+pub use command::{run_with_input, run_with_timeout, CmdOutput, DEFAULT_COMMAND_TIMEOUT};
 pub use daemon::{default_config, testing_containerd, Daemon, DaemonBuilder};
+pub use dockerd::{docker_bin, require_docker, Dockerd, DockerdBuilder, DOCKERD_BIN};
 pub use go_client::{
     go_client_bin, go_client_gopath, require_go_client, CONTAINERD_GO_SOURCE, GO_BIN,
 };

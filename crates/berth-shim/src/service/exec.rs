@@ -181,7 +181,7 @@ impl Shim {
 /// containerd's wording for a process runc could not start, with what runc
 /// said (the client sees this, e.g. `exec: "x": … no such file or directory`).
 fn exec_failed(err: crate::runc::RuncError) -> Error {
-    unknown(format!("OCI runtime exec failed: {}", err.detail()))
+    unknown(err.oci("exec"))
 }
 
 /// The exec's OCI process as runc gets it. The request's terminal flag wins
