@@ -3,7 +3,7 @@
 //! namespace, loopback, the chosen network, rollback, teardown.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_core::{Error, Result};
@@ -693,11 +693,6 @@ fn with_cleanup(err: Error, cleanup: Vec<Error>) -> Error {
             text.join("; ")
         ),
     )
-}
-
-/// Whether `path` exists (for tests and diagnostics).
-pub fn exists(path: &Path) -> bool {
-    path.symlink_metadata().is_ok()
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ pub fn remove(path: &Path) -> Result<()> {
 pub fn is_netns(path: &Path) -> bool {
     // nsfs files have the NSFS magic; a plain file of the mount point does not.
     match nix::sys::statfs::statfs(path) {
-        Ok(fs) => fs.filesystem_type().0 as i64 == 0x6e73_6673,
+        Ok(fs) => fs.filesystem_type().0 == 0x6e73_6673,
         Err(_) => false,
     }
 }
