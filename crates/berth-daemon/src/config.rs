@@ -37,6 +37,76 @@ pub struct Config {
     pub required_plugins: Vec<String>,
     /// Task runtimes (runtime v2 shims).
     pub runtime: RuntimeConfig,
+    /// CNI networking for containers that ask for it.
+    pub cni: CniConfig,
+}
+
+/// CNI networking (`berth run --net cni`).
+///
+/// ```toml
+/// [cni]
+/// bin_dirs = ["/usr/lib/cni"]
+/// conf_dir = "/etc/cni/net.d"
+/// [cni.default_network]
+/// bridge = "berth0"
+/// subnet = "10.88.0.0/16"
+/// subnet6 = "fd88::/64"
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CniConfig {
+    /// Plugin directories, searched in order.
+    pub bin_dirs: Vec<PathBuf>,
+    /// The network configuration directory.
+    pub conf_dir: PathBuf,
+    /// The result cache (libcni's `results/` goes inside); `<state>/cni`
+    /// if unset.
+    pub cache_dir: Option<PathBuf>,
+    /// The longest one plugin call may take, in seconds.
+    pub timeout_secs: u64,
+    /// The network used when `conf_dir` holds none.
+    pub default_network: DefaultNetworkConfig,
+}
+
+/// The default network: a bridge with host-local IPAM, portmap, firewall.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DefaultNetworkConfig {
+    /// The network's name.
+    pub name: String,
+    /// The bridge device.
+    pub bridge: String,
+    /// The IPv4 subnet.
+    pub subnet: String,
+    /// An IPv6 subnet; IPv6 is on when set.
+    pub subnet6: Option<String>,
+    /// host-local's lease directory; `<state>/cni/networks` if unset (the
+    /// leases go with the namespaces when the machine reboots).
+    pub ipam_data_dir: Option<PathBuf>,
+}
+
+impl Default for CniConfig {
+    fn default() -> Self {
+        CniConfig {
+            bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
+            conf_dir: "/etc/cni/net.d".into(),
+            cache_dir: None,
+            timeout_secs: 30,
+            default_network: DefaultNetworkConfig::default(),
+        }
+    }
+}
+
+impl Default for DefaultNetworkConfig {
+    fn default() -> Self {
+        DefaultNetworkConfig {
+            name: "berth".into(),
+            bridge: "berth0".into(),
+            subnet: "10.88.0.0/16".into(),
+            subnet6: None,
+            ipam_data_dir: None,
+        }
+    }
 }
 
 /// Task runtimes: which shim binary serves a runtime name.
@@ -92,6 +162,7 @@ impl Default for Config {
             disabled_plugins: Vec::new(),
             required_plugins: Vec::new(),
             runtime: RuntimeConfig::default(),
+            cni: CniConfig::default(),
         }
     }
 }
@@ -187,6 +258,21 @@ mod tests {
         assert_eq!(
             config.runtime.shims["io.containerd.runc.v2"],
             PathBuf::from("/usr/bin/containerd-shim-runc-v2")
+        );
+    }
+
+    #[test]
+    fn cni_is_configurable() {
+        let config = Config::parse(
+            "[cni]\nconf_dir = \"/c\"\n[cni.default_network]\nbridge = \"b1\"\nsubnet6 = \"fd00::/64\"\n",
+        )
+        .expect("parse");
+        assert_eq!(config.cni.conf_dir, PathBuf::from("/c"));
+        assert_eq!(config.cni.default_network.bridge, "b1");
+        assert_eq!(config.cni.default_network.subnet, "10.88.0.0/16");
+        assert_eq!(
+            config.cni.default_network.subnet6.as_deref(),
+            Some("fd00::/64")
         );
     }
 
