@@ -365,3 +365,60 @@ async fn a_missing_or_hanging_plugin_is_a_clear_error() {
     assert_eq!(world.veths(), "");
     assert!(!world.cni.netns_path("test", "h").exists());
 }
+
+/// The real default network (`berth0` on 10.88.0.0/16), with IPv6 asked
+/// for. The bridge is this test's: it skips if `berth0` exists already
+/// (someone else's) and deletes it at the end.
+#[tokio::test]
+async fn the_default_network_is_berth0_and_speaks_ipv6_when_asked() {
+    require_root!();
+    if Command::new("ip")
+        .args(["link", "show", "berth0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("skipped: a berth0 bridge exists already and is not this test's");
+        return;
+    }
+    let mut world = World::new("berth0", "10.88.0.0/16", None);
+    let mut options = world.cni.options().clone();
+    options.default_network = DefaultNetwork {
+        subnet6: Some("fd00:bc:88::/64".into()),
+        ipam_data_dir: Some(world.ipam()),
+        ..DefaultNetwork::default()
+    };
+    world.cni = Arc::new(Cni::new(options));
+    let a = world.request("v6a", vec![]);
+    let b = world.request("v6b", vec![]);
+    let at_a = world.cni.attach(&a).await.expect("attach a");
+    let at_b = world.cni.attach(&b).await.expect("attach b");
+    assert_eq!(at_a.network, "berth");
+    let ips = at_b.ips();
+    assert!(ips[0].to_string().starts_with("10.88."), "{ips:?}");
+    let v6 = ips.iter().find(|ip| ip.is_ipv6()).expect("an IPv6 address");
+    assert!(v6.to_string().starts_with("fd00:bc:88:"), "{v6}");
+    // Duplicate address detection may hold a new address back briefly.
+    let mut ping = in_netns(
+        &at_a.netns,
+        &["busybox", "ping", "-c1", "-W2", &v6.to_string()],
+    );
+    for _ in 0..20 {
+        if ping.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        ping = in_netns(
+            &at_a.netns,
+            &["busybox", "ping", "-c1", "-W2", &v6.to_string()],
+        );
+    }
+    assert!(ping.status.success(), "ping {v6}: {ping:?}");
+    for id in ["v6a", "v6b"] {
+        world.cni.detach("test", id).await.expect("detach");
+    }
+    assert_eq!(world.leases(), Vec::<String>::new());
+    assert_eq!(world.veths(), "");
+    assert_eq!(rules(&Cni::container_key("test", "v6a")), "");
+}
