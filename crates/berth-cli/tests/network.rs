@@ -386,3 +386,81 @@ fn bad_network_requests_are_clear_errors() {
     .assert_failure_containing("conflict");
     assert_eq!(n.netns_left(), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_hundred_runs_leak_no_veth_lease_rule_or_mount() {
+    require_root!();
+    let n = net("bcni-r4", "10.231.14.0/24");
+    let port = "18944";
+    for i in 0..100 {
+        let id = format!("cycle{i}");
+        n.run(&[
+            "--rm",
+            "--net",
+            "cni",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "--rootfs",
+            &n.rootfs,
+            &id,
+            "true",
+        ])
+        .assert_success();
+    }
+    n.assert_clean(port);
+    assert_eq!(
+        n.daemon
+            .berth(&["containers", "ls", "-q"])
+            .assert_success()
+            .stdout,
+        ""
+    );
+}
+
+#[test]
+fn a_task_created_before_a_daemon_kill_keeps_its_network_until_deleted() {
+    use berth_client::cio::Io;
+    use berth_client::container::NewContainer;
+    use berth_client::network::{NetworkConfig, NetworkMode};
+    require_root!();
+    let mut n = net("bcni-r5", "10.231.15.0/24");
+    let port = "18945";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Created, not started: ADD has run, the process waits in runc init.
+    runtime.block_on(async {
+        let client = berth_client::Client::connect(n.daemon.address().display().to_string())
+            .await
+            .expect("connect")
+            .with_namespace("default");
+        let network = NetworkConfig {
+            mode: NetworkMode::Cni(None),
+            ports: vec![format!("127.0.0.1:{port}:80").parse().expect("port")],
+            dns: vec![],
+        };
+        let container = client
+            .new_container(
+                "pending",
+                NewContainer::from_rootfs(&n.rootfs)
+                    .args(["sleep", "1000"])
+                    .network(network),
+            )
+            .await
+            .expect("container");
+        container.new_task(Io::null()).await.expect("task");
+    });
+    assert_eq!(n.leases().len(), 1);
+    n.daemon.kill9().expect("kill berthd");
+    n.daemon.restart().expect("restart berthd");
+    // The task was adopted, so its network stays…
+    assert_eq!(n.leases().len(), 1, "{}", n.daemon.log());
+    assert_eq!(n.netns_left().len(), 1);
+    assert!(task_ip(&n, "pending").starts_with("10.231.15."));
+    // …until the task is deleted.
+    n.daemon
+        .berth(&["tasks", "rm", "-f", "pending"])
+        .assert_success();
+    n.assert_clean(port);
+}
