@@ -384,7 +384,34 @@ fn bad_network_requests_are_clear_errors() {
         "--rm", "--net", "host", "--cni", "--rootfs", &n.rootfs, "z", "true",
     ])
     .assert_failure_containing("conflict");
+    // An invalid file is the answer (by name) when no valid one exists.
+    let conf_dir = n.conf.join("net.d");
+    std::fs::create_dir_all(&conf_dir).expect("conf dir");
+    std::fs::write(conf_dir.join("10-broken.conflist"), "{\"name\": \"x\"}").expect("write");
+    n.run(&["--rm", "--net", "cni", "--rootfs", &n.rootfs, "w", "true"])
+        .assert_failure_containing("10-broken.conflist");
+    // A plugin missing from the chain: named, with its network and file.
+    std::fs::write(
+        conf_dir.join("20-missing.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"gone","plugins":[{"type":"nosuchplugin"}]}"#,
+    )
+    .expect("write");
+    let out = n
+        .run(&[
+            "--rm", "--net", "cni:gone", "--rootfs", &n.rootfs, "v", "true",
+        ])
+        .assert_failure_containing("nosuchplugin");
+    assert!(out.stderr.contains("20-missing.conflist"), "{}", out.stderr);
+    assert!(out.stderr.contains("\"gone\""), "{}", out.stderr);
+    assert!(!out.stderr.contains("cleanup"), "{}", out.stderr);
     assert_eq!(n.netns_left(), Vec::<PathBuf>::new());
+    assert_eq!(
+        n.daemon
+            .berth(&["containers", "ls", "-q"])
+            .assert_success()
+            .stdout,
+        ""
+    );
 }
 
 #[test]

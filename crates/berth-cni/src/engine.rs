@@ -138,6 +138,15 @@ pub struct Cni {
     attach_lock: tokio::sync::Mutex<()>,
 }
 
+/// Why an ADD failed, and what its rollback needs: the result of the last
+/// plugin that succeeded and how many plugins were run (the failed one
+/// included, unless it could not be found).
+struct AddFailure {
+    error: Error,
+    prev: Option<Value>,
+    invoked: usize,
+}
+
 /// The interface berth gives each container.
 pub const IFNAME: &str = "eth0";
 
@@ -275,30 +284,41 @@ impl Cni {
     }
 
     /// ADD: runs the chain in order, each plugin given the result before
-    /// it, and caches the final result. On failure, the error and the last
-    /// good result (for a rollback's DEL).
+    /// it, and caches the final result. On failure, what a rollback needs.
     async fn add_chain(
         &self,
         list: &NetworkConfigList,
         rt: &RuntimeConf,
-    ) -> std::result::Result<CniResult, (Error, Option<Value>)> {
-        Self::check_runtime(list, rt).map_err(|e| (e, None))?;
+    ) -> std::result::Result<CniResult, AddFailure> {
+        let fail = |error, prev: Option<&CniResult>, invoked| AddFailure {
+            error,
+            prev: prev.map(|r| r.raw().clone()),
+            invoked,
+        };
+        Self::check_runtime(list, rt).map_err(|e| fail(e, None, 0))?;
         let mut prev: Option<CniResult> = None;
-        for plugin in &list.plugins {
+        for (i, plugin) in list.plugins.iter().enumerate() {
+            // A plugin that cannot be found never ran: nothing to undo in it.
+            if let Err(e) = find_plugin(&plugin.plugin_type, &self.options.bin_dirs) {
+                let e = e.context(format!(
+                    "{}: plugin type={:?} failed (add)",
+                    list.describe(),
+                    plugin.plugin_type
+                ));
+                return Err(fail(e, prev.as_ref(), i));
+            }
             let raw = prev.as_ref().map(|r| r.raw().clone());
             let out = self
                 .run_plugin(list, plugin, "ADD", raw.as_ref(), rt)
                 .await
-                .map_err(|e| (e, raw.clone()))?;
+                .map_err(|e| fail(e, prev.as_ref(), i + 1))?;
             let result = CniResult::parse(&out).map_err(|e| {
-                (
-                    e.context(format!(
-                        "{}: plugin type={:?} (add)",
-                        list.describe(),
-                        plugin.plugin_type
-                    )),
-                    raw.clone(),
-                )
+                let e = e.context(format!(
+                    "{}: plugin type={:?} (add)",
+                    list.describe(),
+                    plugin.plugin_type
+                ));
+                fail(e, prev.as_ref(), i + 1)
             })?;
             prev = Some(result);
         }
@@ -312,15 +332,16 @@ impl Cni {
             rt.capability_args.clone(),
             result.raw().clone(),
         );
+        let invoked = list.plugins.len();
         self.cache
             .put(&entry)
-            .map_err(|e| (e, Some(result.raw().clone())))?;
+            .map_err(|e| fail(e, Some(&result), invoked))?;
         Ok(result)
     }
 
     /// libcni's `AddNetworkList`.
     pub async fn add_list(&self, list: &NetworkConfigList, rt: &RuntimeConf) -> Result<CniResult> {
-        self.add_chain(list, rt).await.map_err(|(e, _)| e)
+        self.add_chain(list, rt).await.map_err(|f| f.error)
     }
 
     /// libcni's `DelNetworkList`: the chain in reverse, with the cached
@@ -335,18 +356,21 @@ impl Cni {
         } else {
             None
         };
-        self.del_chain(list, rt, cached.as_ref()).await?;
+        self.del_chain(list, list.plugins.len(), rt, cached.as_ref())
+            .await?;
         self.cache.remove(&list.name, &rt.container_id, &rt.if_name)
     }
 
+    /// DEL of the first `upto` plugins of the chain, last first.
     async fn del_chain(
         &self,
         list: &NetworkConfigList,
+        upto: usize,
         rt: &RuntimeConf,
         prev: Option<&Value>,
     ) -> Result<()> {
         let mut errors = Vec::new();
-        for plugin in list.plugins.iter().rev() {
+        for plugin in list.plugins[..upto.min(list.plugins.len())].iter().rev() {
             if let Err(e) = self.run_plugin(list, plugin, "DEL", prev, rt).await {
                 errors.push(e);
             }
@@ -492,7 +516,7 @@ impl Cni {
         netns::create(&netns)?;
         let lo = self.add_chain(&loopback, &lo_rt).await;
         let failure = match lo {
-            Err((e, prev)) => Some((e, vec![(&loopback, &lo_rt, prev)])),
+            Err(f) => Some((f.error, vec![(&loopback, &lo_rt, f.prev, f.invoked)])),
             Ok(lo_result) => match self.add_chain(&list, &rt).await {
                 Ok(result) => {
                     return Ok(Attachment {
@@ -501,19 +525,19 @@ impl Cni {
                         result,
                     })
                 }
-                Err((e, prev)) => Some((
-                    e,
+                Err(f) => Some((
+                    f.error,
                     vec![
-                        (&list, &rt, prev),
-                        (&loopback, &lo_rt, Some(lo_result.raw().clone())),
+                        (&list, &rt, f.prev, f.invoked),
+                        (&loopback, &lo_rt, Some(lo_result.raw().clone()), 1),
                     ],
                 )),
             },
         };
         let (err, undo) = failure.expect("success returned above");
         let mut cleanup = Vec::new();
-        for (list, rt, prev) in undo {
-            if let Err(e) = self.del_chain(list, rt, prev.as_ref()).await {
+        for (list, rt, prev, invoked) in undo {
+            if let Err(e) = self.del_chain(list, invoked, rt, prev.as_ref()).await {
                 cleanup.push(e);
             }
             if let Err(e) = self.cache.remove(&list.name, &rt.container_id, &rt.if_name) {

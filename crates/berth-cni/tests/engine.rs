@@ -337,6 +337,7 @@ async fn a_missing_or_hanging_plugin_is_a_clear_error() {
     let err = world.cni.attach(&req).await.expect_err("missing plugin");
     assert!(err.to_string().contains("nosuchplugin"), "{err}");
     assert!(err.to_string().contains("10-test.conflist"), "{err}");
+    assert!(!err.to_string().contains("cleanup"), "{err}");
     assert_eq!(world.leases(), Vec::<String>::new());
     assert_eq!(world.veths(), "");
     assert!(!world.cni.netns_path("test", "m").exists());
