@@ -511,7 +511,12 @@ impl Cni {
         };
         let loopback = config::loopback();
 
-        let _guard = self.attach_lock.lock().await;
+        // Only attaches that publish ports can conflict with each other.
+        let _guard = if request.ports.is_empty() {
+            None
+        } else {
+            Some(self.attach_lock.lock().await)
+        };
         self.check_ports(&key, &request.ports)?;
         netns::create(&netns)?;
         let lo = self.add_chain(&loopback, &lo_rt).await;

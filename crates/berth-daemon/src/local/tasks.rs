@@ -120,16 +120,21 @@ impl Tasks {
         self.task(namespace, id).await?.start(exec_id).await
     }
 
-    /// Deletes a stopped task, then its network (if it had one).
+    /// Deletes a stopped task, then its network (if it had one). A task
+    /// that is gone already (its shim died) still has its network removed.
     pub async fn delete(&self, namespace: &str, id: &str) -> Result<Exit> {
         let container = self.container(namespace, id).await?;
-        let exit = self.manager.delete(namespace, id).await?;
-        if NetworkRequest::from_labels(&container.labels).is_ok_and(|r| r.is_some()) {
+        let exit = self.manager.delete(namespace, id).await;
+        let gone = match &exit {
+            Ok(_) => true,
+            Err(err) => err.is_not_found(),
+        };
+        if gone && NetworkRequest::from_labels(&container.labels).is_ok_and(|r| r.is_some()) {
             if let Err(err) = self.network.teardown(namespace, id).await {
                 tracing::warn!(namespace, id, error = %err, "network teardown");
             }
         }
-        Ok(exit)
+        exit
     }
 
     /// Deletes an exited exec.
