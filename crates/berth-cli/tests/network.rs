@@ -384,6 +384,20 @@ fn bad_network_requests_are_clear_errors() {
         "--rm", "--net", "host", "--cni", "--rootfs", &n.rootfs, "z", "true",
     ])
     .assert_failure_containing("conflict");
+    // runc failing after ADD: the network is undone with the task.
+    n.run(&[
+        "--rm",
+        "--net",
+        "cni",
+        "-p",
+        "127.0.0.1:18943:80",
+        "--rootfs",
+        &n.rootfs,
+        "u",
+        "/no/such/binary",
+    ])
+    .assert_failure_containing("/no/such/binary");
+    n.assert_clean("18943");
     // An invalid file is the answer (by name) when no valid one exists.
     let conf_dir = n.conf.join("net.d");
     std::fs::create_dir_all(&conf_dir).expect("conf dir");
