@@ -505,3 +505,61 @@ fn a_task_created_before_a_daemon_kill_keeps_its_network_until_deleted() {
         .assert_success();
     n.assert_clean(port);
 }
+
+/// Debian's `ctr run --cni` runs CNI itself (client-side, go-cni) in the
+/// network namespace of the task's pid; berth's part is that pid. ctr reads
+/// `/etc/cni/net.d` only (and caches in `/var/lib/cni`), so it runs in a
+/// private mount namespace where overlays on `/etc` and `/var/lib` hold this
+/// test's network and cache; the host's directories are not touched.
+#[test]
+fn ctr_run_cni_against_berthd_gets_an_address_and_cleans_up() {
+    require_root!();
+    berth_testkit::require_ctr!();
+    let n = net("bcni-r6", "10.231.16.0/24");
+    let work = n.conf.join("ctr");
+    for sub in ["up", "work", "varup", "varwork"] {
+        std::fs::create_dir_all(work.join(sub)).expect("overlay dirs");
+    }
+    let ipam = work.join("ipam");
+    let conflist = format!(
+        r#"{{"cniVersion":"1.0.0","name":"ctrnet","plugins":[{{"type":"bridge","bridge":"bcni-r6","isGateway":true,"ipMasq":true,"ipam":{{"type":"host-local","ranges":[[{{"subnet":"10.231.16.0/24"}}]],"routes":[{{"dst":"0.0.0.0/0"}}],"dataDir":"{}"}}}},{{"type":"portmap","capabilities":{{"portMappings":true}}}}]}}"#,
+        ipam.display()
+    );
+    std::fs::write(work.join("10-ctrnet.conflist"), conflist).expect("conflist");
+    let script = format!(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir={w}/up,workdir={w}/work /etc && \
+         mount -t overlay overlay -o lowerdir=/var/lib,upperdir={w}/varup,workdir={w}/varwork /var/lib && \
+         mkdir -p /etc/cni/net.d && cp {w}/10-ctrnet.conflist /etc/cni/net.d/ && \
+         exec ctr --address {sock} run --cni --rm --rootfs {root} ctrcni /bin/busybox ip -o -4 addr show eth0",
+        w = work.display(),
+        sock = n.daemon.address().display(),
+        root = n.rootfs,
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("inet 10.231.16."), "{stdout}");
+    let leases: Vec<_> = std::fs::read_dir(ipam.join("ctrnet"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f != "lock" && !f.starts_with("last_reserved_ip"))
+        .collect();
+    assert_eq!(leases, Vec::<String>::new(), "ctr's DEL freed the lease");
+    assert_eq!(n.veths(), "");
+    assert_eq!(
+        n.daemon
+            .berth(&["containers", "ls", "-q"])
+            .assert_success()
+            .stdout,
+        ""
+    );
+}
