@@ -519,27 +519,37 @@ impl Cni {
         };
         self.check_ports(&key, &request.ports)?;
         netns::create(&netns)?;
-        let lo = self.add_chain(&loopback, &lo_rt).await;
-        let failure = match lo {
-            Err(f) => Some((f.error, vec![(&loopback, &lo_rt, f.prev, f.invoked)])),
-            Ok(lo_result) => match self.add_chain(&list, &rt).await {
-                Ok(result) => {
-                    return Ok(Attachment {
-                        network: list.name.clone(),
-                        netns,
-                        result,
-                    })
+        // Loopback and the network touch different links: run them at once.
+        let (lo, net) = tokio::join!(
+            self.add_chain(&loopback, &lo_rt),
+            self.add_chain(&list, &rt)
+        );
+        let (err, undo) = match (lo, net) {
+            (Ok(_), Ok(result)) => {
+                return Ok(Attachment {
+                    network: list.name.clone(),
+                    netns,
+                    result,
+                })
+            }
+            (lo, net) => {
+                let mut errors = Vec::new();
+                let mut undo = Vec::new();
+                for (list, rt, outcome) in [(&list, &rt, net), (&loopback, &lo_rt, lo)] {
+                    match outcome {
+                        Ok(result) => {
+                            undo.push((list, rt, Some(result.raw().clone()), list.plugins.len()))
+                        }
+                        Err(f) => {
+                            errors.push(f.error);
+                            undo.push((list, rt, f.prev, f.invoked));
+                        }
+                    }
                 }
-                Err(f) => Some((
-                    f.error,
-                    vec![
-                        (&list, &rt, f.prev, f.invoked),
-                        (&loopback, &lo_rt, Some(lo_result.raw().clone()), 1),
-                    ],
-                )),
-            },
+                let err = join_errors(errors).expect_err("one of the two failed");
+                (err, undo)
+            }
         };
-        let (err, undo) = failure.expect("success returned above");
         let mut cleanup = Vec::new();
         for (list, rt, prev, invoked) in undo {
             if let Err(e) = self.del_chain(list, invoked, rt, prev.as_ref()).await {
@@ -610,14 +620,27 @@ impl Cni {
     pub async fn detach(&self, namespace: &str, id: &str) -> Result<()> {
         let key = Self::container_key(namespace, id);
         let netns = self.netns_path(namespace, id);
-        let mut entries: Vec<CacheEntry> = self
+        let entries: Vec<CacheEntry> = self
             .cache
             .list()?
             .into_iter()
             .filter(|e| e.container_id == key)
             .collect();
-        // The network before loopback: the reverse of attach.
-        entries.sort_by_key(|e| e.if_name == "lo");
+        // Loopback and the network are undone at once, as attach made them.
+        let (lo, net): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.if_name == "lo");
+        let (lo_errors, net_errors) =
+            tokio::join!(self.del_entries(&netns, lo), self.del_entries(&netns, net));
+        let mut errors = net_errors;
+        errors.extend(lo_errors);
+        if let Err(e) = netns::remove(&netns) {
+            errors.push(e);
+        }
+        join_errors(errors)
+    }
+
+    /// DEL of cached attachments, one after the other, with the config
+    /// cached at ADD; the errors.
+    async fn del_entries(&self, netns: &std::path::Path, entries: Vec<CacheEntry>) -> Vec<Error> {
         let mut errors = Vec::new();
         for entry in entries {
             let list = match NetworkConfigList::from_bytes(&entry.config) {
@@ -631,7 +654,7 @@ impl Cni {
             };
             let rt = RuntimeConf {
                 container_id: entry.container_id.clone(),
-                netns: netns.clone(),
+                netns: netns.to_path_buf(),
                 if_name: entry.if_name.clone(),
                 args: entry.cni_args.clone(),
                 capability_args: entry.capability_args.clone(),
@@ -640,10 +663,7 @@ impl Cni {
                 errors.push(e);
             }
         }
-        if let Err(e) = netns::remove(&netns) {
-            errors.push(e);
-        }
-        join_errors(errors)
+        errors
     }
 
     /// The berth containers (namespace, id) the cache holds attachments
