@@ -54,6 +54,18 @@ impl std::str::FromStr for NetworkMode {
     }
 }
 
+impl std::fmt::Display for NetworkMode {
+    /// The mode as `--net` and the label spell it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetworkMode::None => f.write_str("none"),
+            NetworkMode::Host => f.write_str("host"),
+            NetworkMode::Cni(None) => f.write_str("cni"),
+            NetworkMode::Cni(Some(name)) => write!(f, "cni:{name}"),
+        }
+    }
+}
+
 /// A published port: `[IP:]HOST:CONTAINER[/tcp|udp]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -126,12 +138,7 @@ impl NetworkConfig {
     /// name servers are asked for without a CNI network.
     pub fn labels(&self) -> Result<HashMap<String, String>> {
         let mut labels = HashMap::new();
-        let mode = match &self.mode {
-            NetworkMode::None => "none".to_string(),
-            NetworkMode::Host => "host".to_string(),
-            NetworkMode::Cni(None) => "cni".to_string(),
-            NetworkMode::Cni(Some(name)) => format!("cni:{name}"),
-        };
+        let mode = self.mode.to_string();
         let is_cni = matches!(self.mode, NetworkMode::Cni(_));
         let wants_cni = !self.ports.is_empty() || !self.dns.is_empty();
         if wants_cni && !is_cni {

@@ -144,7 +144,7 @@ fn network(args: &Args) -> anyhow::Result<Option<NetworkConfig>> {
                 if *m != implied
                     && !(implied == NetworkMode::Cni(None) && matches!(m, NetworkMode::Cni(_))) =>
             {
-                bail!("--cni, --net-host and --net {m:?} conflict")
+                bail!("--cni, --net-host and --net {m} conflict")
             }
             Some(_) => {}
             None => mode = Some(implied),
@@ -152,6 +152,8 @@ fn network(args: &Args) -> anyhow::Result<Option<NetworkConfig>> {
     }
     let wants_cni = !args.publish.is_empty() || !args.dns.is_empty();
     let mode = match mode {
+        // Plain --net-host stays as it was: a spec option, no network label.
+        Some(NetworkMode::Host) if args.net.is_none() && !wants_cni => return Ok(None),
         Some(mode) => mode,
         None if wants_cni => bail!("-p/--publish and --dns need --net cni (or --cni)"),
         None => return Ok(None),
