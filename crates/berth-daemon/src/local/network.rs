@@ -131,12 +131,18 @@ impl Networking {
                 request.network.as_deref().unwrap_or("(default)")
             )));
         };
+        // `--dns` also goes to plugins that declare the `dns` capability,
+        // in CRI's shape.
+        let mut capability_args = serde_json::Map::new();
+        if !request.dns.is_empty() {
+            capability_args.insert("dns".into(), serde_json::json!({ "servers": request.dns }));
+        }
         let attach = AttachRequest {
             namespace: namespace.into(),
             id: container.id.clone(),
             network: request.network.clone(),
             ports: request.ports.clone(),
-            capability_args: Default::default(),
+            capability_args,
         };
         let attachment = self.cni.attach(&attach).await?;
         netns_entry["path"] = Value::String(attachment.netns.display().to_string());
