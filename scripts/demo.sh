@@ -1,64 +1,131 @@
 #!/usr/bin/env bash
-# The main job: set up, build, start a private berthd and drive it with
-# Debian's real `ctr` and with berth's own CLI — version, plugins, namespaces,
-# a container record made from a locally built busybox rootfs, and events.
+# The main job, as a tour: build berth, start a private berthd, build a
+# busybox image from Debian's static busybox, push it to a loopback
+# docker-registry, pull it with progress bars, run containers with berth's
+# CLI, see them with Debian's ctr, then clean everything up.
 #
-# Runs as root on Debian 12. Everything lives in a temporary directory that is
-# removed at the end; the daemon is stopped with SIGTERM (graceful shutdown).
-# Running the container's process arrives with the runtime (tasks) issue; this
-# script creates, inspects, labels and removes the container record.
+# Runs as root on Debian 12 (`sudo bash scripts/demo.sh`, or as root without
+# sudo). Everything lives in a temporary directory removed at the end. Any
+# failing step stops the tour with a non-zero exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "demo: run as root (sudo bash scripts/demo.sh)" >&2
+    exit 1
+fi
 
 bash scripts/setup.sh
 cargo build --bins
 
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 sock="$work/berth.sock"
-berthd_pid=
+ns=demo
+pids=()
 cleanup() {
-    [[ -n "$berthd_pid" ]] && kill -TERM "$berthd_pid" 2>/dev/null && wait "$berthd_pid" 2>/dev/null
+    set +e
+    if [[ -S "$sock" ]]; then
+        for id in web; do
+            target/debug/berth -a "$sock" -n "$ns" tasks kill -s KILL "$id" >/dev/null 2>&1
+            target/debug/berth -a "$sock" -n "$ns" tasks rm -f "$id" >/dev/null 2>&1
+            target/debug/berth -a "$sock" -n "$ns" containers rm "$id" >/dev/null 2>&1
+        done
+    fi
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+heading() { printf '\n\033[1m## %s\033[0m\n' "$*"; }
+step() { # shows the command as one would type it, then runs it
+    local arg line='$'
+    for arg in "$@"; do
+        if [[ $arg =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then line+=" $arg"; else line+=" ${arg@Q}"; fi
+    done
+    printf '\033[1m%s\033[0m\n' "$line"
+    "$@"
+}
+berth() { target/debug/berth --address "$sock" -n "$ns" "$@"; }
+ctr() { command ctr --address "$sock" -n "$ns" "$@"; }
+wait_for() { # wait_for SECONDS COMMAND...
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { echo "demo: timed out waiting for: $*" >&2; return 1; }
+        sleep 0.1
+    done
+}
 
+heading "Start berthd on a private socket"
 target/debug/berthd --address "$sock" --root "$work/root" --state "$work/state" \
     2>"$work/berthd.log" &
-berthd_pid=$!
-for _ in $(seq 1 100); do
-    ctr --address "$sock" version >/dev/null 2>&1 && break
-    sleep 0.1
-done
+pids+=($!)
+wait_for 30 command ctr --address "$sock" version
+step berth version
 
-# A test image's root filesystem, built locally from Debian's static busybox.
+heading "Build a busybox image from Debian's static busybox"
 rootfs="$work/rootfs"
-mkdir -p "$rootfs/bin"
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev"
 cp /bin/busybox "$rootfs/bin/busybox"
-for applet in sh ls echo cat sleep; do ln -s busybox "$rootfs/bin/$applet"; done
+for applet in $(/bin/busybox --list); do
+    [[ -e "$rootfs/bin/$applet" ]] || ln -s busybox "$rootfs/bin/$applet"
+done
+echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
+echo 'root:x:0:' >"$rootfs/etc/group"
+step umoci init --layout "$work/oci"
+step umoci new --image "$work/oci:1"
+umoci unpack --rootless --image "$work/oci:1" "$work/bundle" >/dev/null
+cp -a "$rootfs/." "$work/bundle/rootfs/"
+step umoci repack --image "$work/oci:1" "$work/bundle"
+step umoci config --image "$work/oci:1" --config.cmd sh \
+    --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
-ctr() { command ctr --address "$sock" "$@"; }
-berth() { target/debug/berth --address "$sock" "$@"; }
+heading "Push it to Debian's docker-registry on loopback"
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/registry.yml" <<YAML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: 127.0.0.1:$port
+YAML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+pids+=($!)
+wait_for 30 /usr/bin/python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v2/')"
+image="127.0.0.1:$port/demo/busybox:1"
+step skopeo copy -q --dest-tls-verify=false "oci:$work/oci:1" "docker://$image"
 
-step ctr version
-step ctr plugins ls
-step ctr namespaces create demo team=platform
-step ctr namespaces ls
-command ctr --address "$sock" -n demo events >"$work/events.txt" &
-events_pid=$!
-sleep 0.3
-step ctr -n demo containers create --label app=web --rootfs "$rootfs" web echo hello
-step ctr -n demo containers label web tier=frontend
-step ctr -n demo containers ls
-step berth -n demo containers ls
-step berth -n demo containers info web
-step ctr -n demo containers rm web
-sleep 0.3
-kill "$events_pid" 2>/dev/null || true
-wait "$events_pid" 2>/dev/null || true
-printf '\n\033[1m# events seen by `ctr -n demo events` meanwhile\033[0m\n'
-cat "$work/events.txt"
-step ctr namespaces rm demo
+heading "Pull it into berthd (fetched and unpacked in the daemon)"
+step berth images pull --plain-http "$image"
+step berth images ls
+
+heading "Run a container: its output and its exit code"
+set +e
+step berth run --rm "$image" hello sh -c 'echo "hello from a berth container: $(uname -n)"; exit 3'
+code=$?
+set -e
+echo "exit code: $code"
+[[ $code -eq 3 ]] || { echo "demo: expected exit code 3, got $code" >&2; exit 1; }
+
+heading "A long-running container, and a process exec'd into it"
+step berth run -d "$image" web sh -c 'while true; do sleep 1; done'
+wait_for 10 sh -c "target/debug/berth --address $sock -n $ns tasks ls | grep -q 'web.*RUNNING'"
+step berth tasks ls
+step berth tasks exec --exec-id ps1 web ps
+step berth tasks exec --exec-id hi web sh -c 'echo exec says hi; cat /proc/1/cmdline | tr "\0" " "; echo'
+
+heading "Debian's ctr sees the same containers and tasks"
+step ctr containers ls
+step ctr tasks ls
+
+heading "Clean up"
+step berth tasks kill -s KILL web
+wait_for 10 sh -c "target/debug/berth --address $sock -n $ns tasks ls | grep -q 'web.*STOPPED'"
+step berth tasks rm web
+step berth containers rm web
+step berth images rm "$image"
+step ctr containers ls
 echo
-echo "demo finished: berthd log was $work/berthd.log (removed on exit)"
+echo "demo finished: every step passed (berthd log: $work/berthd.log, removed on exit)"

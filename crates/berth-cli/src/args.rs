@@ -21,54 +21,7 @@ pub fn labels<S: AsRef<str>>(args: &[S]) -> HashMap<String, String> {
 /// `1h2m`, `0`), as ctr's `--timeout` takes it. Negative durations are
 /// refused: a timeout cannot be negative.
 pub fn duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration {text:?}");
-    let unsigned = text.strip_prefix('+').unwrap_or(text);
-    if unsigned.starts_with('-') {
-        return Err(format!("{}: must not be negative", invalid()));
-    }
-    if unsigned == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if unsigned.is_empty() {
-        return Err(invalid());
-    }
-    let mut rest = unsigned;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(number_len);
-        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return Err(invalid());
-        }
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = unit_nanos(unit)
-            .ok_or_else(|| format!("{}: unknown or missing unit {unit:?}", invalid()))?;
-        let value: f64 = number.parse().map_err(|_| invalid())?;
-        total += value * scale;
-        rest = tail;
-    }
-    if total > u64::MAX as f64 {
-        return Err(format!("{}: too long", invalid()));
-    }
-    Ok(Duration::from_nanos(total.round() as u64))
-}
-
-/// Nanoseconds per Go duration unit.
-fn unit_nanos(unit: &str) -> Option<f64> {
-    Some(match unit {
-        "ns" => 1.0,
-        "us" | "µs" | "μs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        _ => return None,
-    })
+    berth_client::berth_core::goduration::parse(text)
 }
 
 /// A timeout where zero means none, as in ctr's flags.

@@ -26,8 +26,10 @@ struct Net {
 fn net(bridge: &str, subnet: &str) -> Net {
     let conf = tempfile::tempdir().expect("tempdir").keep();
     let config = format!(
-        "[cni]\nbin_dirs = [\"/usr/lib/cni\"]\nconf_dir = \"{}\"\ntimeout_secs = 20\n\
-         [cni.default_network]\nname = \"{bridge}\"\nbridge = \"{bridge}\"\nsubnet = \"{subnet}\"\n",
+        "version = 2\n[plugins.\"io.containerd.internal.v1.cni\"]\n\
+         bin_dirs = [\"/usr/lib/cni\"]\nconf_dir = \"{}\"\ntimeout_secs = 20\n\
+         [plugins.\"io.containerd.internal.v1.cni\".default_network]\n\
+         name = \"{bridge}\"\nbridge = \"{bridge}\"\nsubnet = \"{subnet}\"\n",
         conf.join("net.d").display()
     );
     let daemon = Daemon::builder()

@@ -430,7 +430,8 @@ async fn fifo_set_dir(parent: &Path) -> Result<PathBuf> {
             crate::leases::random_id()
         );
         let dir = parent.join(name);
-        match tokio::fs::create_dir(&dir).await {
+        // 0700 as containerd's cio: a container's output is its owner's.
+        match tokio::fs::DirBuilder::new().mode(0o700).create(&dir).await {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_error(e, "create fifo directory", &dir)),

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod digest;
 pub mod errors;
 pub mod filters;
+pub mod goduration;
 pub mod goquote;
 pub mod identifiers;
 pub mod images;

@@ -2,7 +2,7 @@
 //! the plugins it requires. Implementations do not know the registry exists.
 
 use crate::events::Exchange;
-use crate::gc::{Cleanup, GcScheduler, SchedulerConfig};
+use crate::gc::{Cleanup, GcScheduler};
 use crate::local::content::{delete_publisher, ContentService};
 use crate::local::diff::DiffService;
 use crate::local::network::Networking;
@@ -41,6 +41,12 @@ macro_rules! grpc_service {
 /// Every plugin berthd registers, in registration order.
 pub fn registrations() -> Vec<Registration> {
     vec![
+        Registration {
+            plugin_type: types::INTERNAL,
+            id: "opt",
+            requires: &[],
+            init: init_opt,
+        },
         Registration {
             plugin_type: types::EVENT,
             id: "exchange",
@@ -115,13 +121,19 @@ pub fn registrations() -> Vec<Registration> {
         Registration {
             plugin_type: types::SERVICE,
             id: "tasks-service",
-            requires: &[types::METADATA, RUNTIME_PLUGIN],
+            requires: &[types::METADATA, RUNTIME_PLUGIN, types::INTERNAL],
             init: |ctx| {
                 let store = ctx.get::<MetadataStore>(types::METADATA)?;
                 let manager = ctx.get::<TaskManager>(RUNTIME_PLUGIN)?;
-                let network = init_networking(ctx, (*store).clone(), &manager)?;
+                let network = ctx.get::<Networking>(types::INTERNAL)?;
                 Ok(Arc::new(Tasks::new((*store).clone(), manager, network)))
             },
+        },
+        Registration {
+            plugin_type: types::INTERNAL,
+            id: "cni",
+            requires: &[types::METADATA, RUNTIME_PLUGIN],
+            init: init_networking,
         },
         Registration {
             plugin_type: types::GRPC,
@@ -134,7 +146,8 @@ pub fn registrations() -> Vec<Registration> {
             id: "overlayfs",
             requires: &[],
             init: |ctx| {
-                init_snapshotter(ctx, "overlayfs", |root| {
+                let root_path = ctx.config.plugins.overlayfs.root_path.clone();
+                init_snapshotter(ctx, "overlayfs", root_path, |root| {
                     Ok(Arc::new(berth_snapshot::overlay::open(root)?))
                 })
             },
@@ -144,7 +157,8 @@ pub fn registrations() -> Vec<Registration> {
             id: "native",
             requires: &[],
             init: |ctx| {
-                init_snapshotter(ctx, "native", |root| {
+                let root_path = ctx.config.plugins.native.root_path.clone();
+                init_snapshotter(ctx, "native", root_path, |root| {
                     Ok(Arc::new(berth_snapshot::native::open(root)?))
                 })
             },
@@ -278,6 +292,24 @@ fn service<T: Send + Sync + 'static>(ctx: &InitContext<'_>) -> Result<Arc<T>> {
         .next()
         .with_context(|| format!("no {} is loaded", std::any::type_name::<T>()))
 }
+/// containerd's opt plugin: `<path>/bin` goes first in `PATH` and
+/// `<path>/lib` in `LD_LIBRARY_PATH`, so shims and runtimes installed there
+/// are found. It loads first, before anything looks up a binary.
+fn init_opt(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let path = ctx.config.plugins.opt.path.clone();
+    for (dir, var) in [("bin", "PATH"), ("lib", "LD_LIBRARY_PATH")] {
+        let dir = path.join(dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let mut paths = vec![dir];
+        paths.extend(std::env::var_os(var).iter().flat_map(std::env::split_paths));
+        let joined = std::env::join_paths(paths).with_context(|| format!("set {var}"))?;
+        std::env::set_var(var, joined);
+    }
+    ctx.exports
+        .insert("path".into(), path.display().to_string());
+    Ok(Arc::new(path))
+}
+
 fn init_exchange(_: &mut InitContext<'_>) -> Result<Instance> {
     Ok(Arc::new(Exchange::default()))
 }
@@ -289,6 +321,12 @@ fn init_metadata(ctx: &mut InitContext<'_>) -> Result<Instance> {
         .with_context(|| format!("create root {}", ctx.config.root.display()))?;
     let path = ctx.config.root.join("metadata.redb");
     let store = MetadataStore::open(&path).with_context(|| format!("open {}", path.display()))?;
+    // Containers' specs (and the secrets in their environment) are root's.
+    std::fs::set_permissions(
+        &path,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .with_context(|| format!("chmod {}", path.display()))?;
     ctx.exports
         .insert("path".into(), path.display().to_string());
     Ok(Arc::new(store))
@@ -300,12 +338,13 @@ fn metadata_and_events(ctx: &InitContext<'_>) -> Result<(MetadataStore, Exchange
     Ok(((*store).clone(), (*events).clone()))
 }
 
-/// containerd's GC scheduler with its default settings, removing blob files
-/// through the content store.
+/// containerd's GC scheduler with the settings of
+/// `[plugins."io.containerd.gc.v1.scheduler"]`, removing blob files through
+/// the content store.
 fn init_gc_scheduler(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let (store, events) = metadata_and_events(ctx)?;
     let content = ctx.get::<Content>(types::CONTENT)?;
-    let scheduler = GcScheduler::start(store, events, SchedulerConfig::default())?;
+    let scheduler = GcScheduler::start(store, events, ctx.config.plugins.gc.clone())?;
     scheduler.set_cleanup(Cleanup {
         content: Some((*content).clone()),
         snapshots: None,
@@ -372,15 +411,17 @@ fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let events = (*ctx.get::<Exchange>(types::EVENT)?).clone();
     let config = ctx.config;
     let dir = config.state.join(berth_runtime::TASK_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    // 0711 as containerd: a remapped container root must traverse it.
+    crate::dirs::create_with_mode(&dir, 0o711)
+        .with_context(|| format!("create {}", dir.display()))?;
     let exe = std::env::current_exe().context("locate berthd")?;
     let address = std::path::absolute(&config.grpc.address).context("socket path")?;
     let resolver = Resolver {
-        overrides: config.runtime.shims.clone().into_iter().collect(),
+        overrides: config.plugins.task.shims.clone().into_iter().collect(),
         berth_dir: exe.parent().map(Into::into),
     };
     let daemon = DaemonAddresses {
-        ttrpc_address: crate::shim_events::ttrpc_address(&address),
+        ttrpc_address: std::path::absolute(config.ttrpc_address()).context("ttrpc socket path")?,
         address,
         publish_binary: exe,
     };
@@ -402,17 +443,15 @@ fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
     Ok(manager)
 }
 
-/// CNI networking from `[cni]`; the result cache and the network
-/// namespaces live under the state directory, so they end with the machine's
-/// namespaces at reboot and survive a daemon restart. Networks a previous
-/// daemon left for containers without a task are torn down here, before
-/// anything is served.
-fn init_networking(
-    ctx: &mut InitContext<'_>,
-    store: berth_store::MetadataStore,
-    manager: &Arc<TaskManager>,
-) -> Result<Arc<Networking>> {
-    let config = &ctx.config.cni;
+/// CNI networking (`io.containerd.internal.v1.cni`); the result cache and
+/// the network namespaces live under the state directory, so they end with
+/// the machine's namespaces at reboot and survive a daemon restart. Networks
+/// a previous daemon left for containers without a task are torn down here,
+/// before anything is served.
+fn init_networking(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let store = (*ctx.get::<MetadataStore>(types::METADATA)?).clone();
+    let manager = ctx.get::<TaskManager>(RUNTIME_PLUGIN)?;
+    let config = &ctx.config.plugins.cni;
     let state = ctx.config.state.join("cni");
     let default = &config.default_network;
     let options = berth_cni::CniOptions {
@@ -441,7 +480,6 @@ fn init_networking(
     ));
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            let manager = manager.clone();
             handle.block_on(network.cleanup_orphans(|ns, id| manager.get(ns, id).is_ok()));
         }
         Err(_) => tracing::warn!("no async runtime: orphaned networks not cleaned up"),
@@ -449,13 +487,18 @@ fn init_networking(
     Ok(network)
 }
 
-/// A snapshotter plugin rooted at `<root>/snapshots/<name>`.
+/// A snapshotter plugin rooted at its configured `root_path`, by default
+/// `<root>/snapshots/<name>`.
 fn init_snapshotter(
     ctx: &mut InitContext<'_>,
     name: &str,
+    root_path: Option<std::path::PathBuf>,
     open: fn(&std::path::Path) -> berth_core::Result<Arc<dyn berth_core::snapshots::Snapshotter>>,
 ) -> Result<Instance> {
-    let root = ctx.config.root.join("snapshots").join(name);
+    let root = root_path.unwrap_or_else(|| ctx.config.root.join("snapshots").join(name));
+    // 0700 as containerd: layers and containers' upper directories are root's.
+    crate::dirs::create_with_mode(&root, 0o700)
+        .with_context(|| format!("create {}", root.display()))?;
     let backend = open(&root).with_context(|| format!("open {}", root.display()))?;
     ctx.exports
         .insert("root".into(), root.display().to_string());

@@ -7,6 +7,7 @@
 pub mod builtins;
 pub mod config;
 pub mod convert;
+pub mod dirs;
 pub mod events;
 pub mod gc;
 pub mod local;

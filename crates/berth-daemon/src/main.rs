@@ -1,7 +1,7 @@
 //! `berthd`: the berth daemon, serving containerd's API on a unix socket.
 
 use anyhow::Result;
-use berth_daemon::config::{self, Config};
+use berth_daemon::config::{self, render, Config, Loaded};
 use berth_daemon::server;
 use clap::Parser;
 use std::path::PathBuf;
@@ -23,7 +23,8 @@ struct Args {
     /// Ephemeral state directory [default: /run/berth].
     #[arg(long)]
     state: Option<PathBuf>,
-    /// Config file [default: /etc/berth/config.toml, optional].
+    /// Config file in containerd's format (version 2 or 3)
+    /// [default: /etc/berth/config.toml, optional].
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
     /// Log level: trace, debug, info, warn, error.
@@ -49,14 +50,31 @@ enum Subcommand {
         #[arg(long)]
         namespace: String,
     },
+    /// Information on the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `berthd config …`.
+#[derive(Debug, clap::Subcommand)]
+enum ConfigCommand {
+    /// Print the defaults in containerd's format (version 2).
+    Default,
+    /// Print the effective config: the file, its imports, then the flags.
+    Dump,
 }
 
 impl Args {
-    fn config(&self) -> Result<Config> {
-        let mut config = match &self.config {
+    fn config(&self) -> Result<Loaded> {
+        let mut loaded = match &self.config {
             Some(path) => Config::load(path, true)?,
             None => Config::load(config::DEFAULT_CONFIG.as_ref(), false)?,
         };
+        self.apply_flags(&mut loaded.config);
+        Ok(loaded)
+    }
+
+    fn apply_flags(&self, config: &mut Config) {
         if let Some(address) = &self.address {
             config.grpc.address = address.clone();
         }
@@ -72,7 +90,6 @@ impl Args {
         if let Some(format) = &self.log_format {
             config.debug.format = format.clone();
         }
-        Ok(config)
     }
 }
 
@@ -113,15 +130,61 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<()> {
-    let config = args.config()?;
-    if let Some(Subcommand::Publish { topic, namespace }) = &args.command {
-        return publish(&config, topic, namespace);
+    if let Some(Subcommand::Config(ConfigCommand::Default)) = &args.command {
+        print!("{}", render::to_toml(&Config::default()));
+        return Ok(());
+    }
+    let Loaded { config, warnings } = args.config()?;
+    match &args.command {
+        Some(Subcommand::Publish { topic, namespace }) => {
+            return publish(&config, topic, namespace);
+        }
+        Some(Subcommand::Config(_)) => {
+            warnings
+                .iter()
+                .for_each(|w| eprintln!("berthd: warning: {w}"));
+            print!("{}", render::to_toml(&config));
+            return Ok(());
+        }
+        None => {}
     }
     init_logging(&config)?;
+    for warning in &warnings {
+        tracing::warn!("config: {warning}");
+    }
+    apply_process_settings(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(server::run(config, server::stop_signal()))
+}
+
+/// `temp` and `oom_score`, applied to berthd itself before any thread starts.
+fn apply_process_settings(config: &Config) {
+    if let Some(temp) = &config.temp {
+        std::env::set_var("TMPDIR", temp);
+    }
+    if config.oom_score != 0 {
+        set_oom_score(config.oom_score);
+    }
+}
+
+/// Sets berthd's `oom_score_adj`. Lowering it needs CAP_SYS_RESOURCE; without
+/// it berthd keeps its current score and says so rather than failing to start.
+fn set_oom_score(score: i32) {
+    const PATH: &str = "/proc/self/oom_score_adj";
+    let current = std::fs::read_to_string(PATH)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    match std::fs::write(PATH, score.to_string()) {
+        Ok(()) => tracing::info!(oom_score = score, "oom_score_adj set"),
+        Err(err) => tracing::warn!(
+            oom_score = score,
+            current = ?current,
+            error = %err,
+            "config: cannot set oom_score (lowering it needs CAP_SYS_RESOURCE): keeping the current score"
+        ),
+    }
 }
 
 fn publish(config: &Config, topic: &str, namespace: &str) -> Result<()> {

@@ -27,10 +27,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    std::fs::create_dir_all(&config.root)
-        .with_context(|| format!("create root {}", config.root.display()))?;
-    std::fs::create_dir_all(&config.state)
-        .with_context(|| format!("create state {}", config.state.display()))?;
+    crate::dirs::prepare(&config.root, &config.state)?;
     let _lock = lock_root(&config)?;
     let address = config.grpc.address.clone();
     let listener = socket::bind(&address, config.grpc.uid, config.grpc.gid)?;
@@ -49,7 +46,7 @@ pub async fn run(
     }
     unbuilt::add_missing(&mut routes, &served);
     let exchanges = plugins.all::<Exchange>(types::EVENT);
-    let ttrpc_address = shim_events::ttrpc_address(&address);
+    let ttrpc_address = config.ttrpc_address();
     let mut shim_server = match exchanges.first() {
         Some(exchange) => Some(shim_events::serve(&ttrpc_address, (**exchange).clone()).await?),
         None => None,

@@ -40,7 +40,7 @@ fn harness() -> Harness {
     let mut builder = Daemon::builder();
     if use_runc_shim() && !testing_containerd() {
         builder = builder.config(format!(
-            "[runtime.shims]\n\"io.containerd.runc.v2\" = {RUNC_SHIM:?}\n"
+            "version = 2\n[plugins.\"io.containerd.runtime.v2.task\".shims]\n\"io.containerd.runc.v2\" = {RUNC_SHIM:?}\n"
         ));
     }
     let daemon = builder

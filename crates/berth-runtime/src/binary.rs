@@ -13,6 +13,8 @@ use tokio::process::Command;
 pub const RUNC_V2: &str = "io.containerd.runc.v2";
 /// berth's shim binary.
 pub const BERTH_SHIM: &str = "containerd-shim-berth-v2";
+/// containerd 1.x's legacy runtime (shim v1 API), which berth does not have.
+pub const LEGACY_V1_LINUX: &str = "io.containerd.runtime.v1.linux";
 /// How long a shim's `start` or `delete` may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -35,6 +37,11 @@ impl Resolver {
         }
         if runtime.starts_with('/') {
             return Ok(PathBuf::from(runtime));
+        }
+        if runtime == LEGACY_V1_LINUX {
+            return Err(Error::not_implemented(format!(
+                "runtime {runtime:?} (containerd's legacy shim v1 API) is not supported by berth: use {RUNC_V2:?}"
+            )));
         }
         let name = if runtime == RUNC_V2 {
             if let Some(path) = self.berth_dir.as_ref().map(|d| d.join(BERTH_SHIM)) {
@@ -210,6 +217,17 @@ impl ShimCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legacy_v1_runtime_is_refused_clearly() {
+        let resolver = Resolver {
+            overrides: Default::default(),
+            berth_dir: None,
+        };
+        let err = resolver.resolve(LEGACY_V1_LINUX).expect_err("v1 runtime");
+        assert_eq!(err.kind(), berth_core::ErrorKind::NotImplemented);
+        assert!(err.to_string().contains("not supported"), "{err}");
+    }
 
     #[test]
     fn binary_names_follow_containerd() {

@@ -23,6 +23,7 @@ mod convert;
 mod error;
 mod log;
 pub mod manager;
+pub mod retiring;
 pub mod shim;
 pub mod task;
 

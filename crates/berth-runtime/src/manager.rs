@@ -10,6 +10,7 @@
 use crate::binary::{Resolver, ShimCommand};
 use crate::bundle::Bundle;
 use crate::error::is_connection_lost;
+use crate::retiring::Retiring;
 use crate::shim::ShimClient;
 use crate::task::{CreateOpts, Exit, Status, Task};
 use berth_api::pb::events::{TaskDelete, TaskExit};
@@ -51,6 +52,9 @@ pub struct TaskManager {
     /// be running), by (namespace, id): a new task of the same id waits
     /// for its predecessor's, and the daemon for all of them as it stops.
     retiring: Mutex<HashMap<Key, tokio::task::JoinHandle<()>>>,
+    /// The same shims on disk, so a daemon that dies before their
+    /// Shutdown still finds them on its next start.
+    records: Retiring,
 }
 
 impl TaskManager {
@@ -62,6 +66,7 @@ impl TaskManager {
         publisher: Publisher,
     ) -> Arc<TaskManager> {
         Arc::new(TaskManager {
+            records: Retiring::new(&dir),
             dir,
             resolver,
             daemon,
@@ -219,7 +224,14 @@ impl TaskManager {
         // The shim is done with the bundle once Delete returned (its socket
         // lives elsewhere, its rootfs is unmounted).
         let bundle = task.bundle.clone();
-        let removed = blocking(move || bundle.delete()).await;
+        let records = self.records.clone();
+        let removed = blocking(move || {
+            if let Ok(address) = bundle.address() {
+                records.record(&bundle.namespace, &bundle.id, &address)?;
+            }
+            bundle.delete()
+        })
+        .await;
         self.retire(key, task);
         removed?;
         tracing::debug!(id, elapsed = ?began.elapsed(), "task deleted");
@@ -232,7 +244,14 @@ impl TaskManager {
     /// same id must (runc refuses an id it still has), and it does, in
     /// [`TaskManager::create`].
     fn retire(&self, key: Key, task: Arc<Task>) {
-        let shutdown = tokio::spawn(async move { task.shutdown().await });
+        let records = self.records.clone();
+        let (namespace, id) = key.clone();
+        let delay = retire_delay();
+        let shutdown = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            task.shutdown().await;
+            records.forget(&namespace, &id);
+        });
         let mut retiring = self.retiring.lock().unwrap_or_else(|e| e.into_inner());
         retiring.retain(|_, handle| !handle.is_finished());
         retiring.insert(key, shutdown);
@@ -346,6 +365,30 @@ impl TaskManager {
     /// After a daemon restart: reconnects every live shim below the bundles
     /// directory and cleans up the bundles of dead ones. Returns how many
     /// tasks were adopted.
+    /// Shuts down the shims of tasks deleted by a daemon that died before
+    /// their Shutdown (see [`crate::retiring`]); returns how many answered.
+    async fn shut_down_orphans(&self) -> usize {
+        let records = self.records.clone();
+        let listed = blocking(move || Ok(records.list()))
+            .await
+            .unwrap_or_default();
+        let mut stopped = 0;
+        for record in listed {
+            let key = Self::key(&record.namespace, &record.id);
+            // A task of the same id adopted just now is a newer shim.
+            if !self.lock().contains_key(&key) {
+                let (ns, id) = (&record.namespace, &record.id);
+                if let Ok((shim, _)) = ShimClient::connect(&record.address, ns, id, None).await {
+                    crate::task::shutdown_shim(&shim, id).await;
+                    tracing::info!(namespace = %ns, %id, "orphaned shim of a deleted task shut down");
+                    stopped += 1;
+                }
+            }
+            self.records.forget(&record.namespace, &record.id);
+        }
+        stopped
+    }
+
     pub async fn recover(self: &Arc<Self>) -> usize {
         let dir = self.dir.clone();
         let bundles = blocking(move || Ok(Bundle::list(&dir)))
@@ -363,6 +406,7 @@ impl TaskManager {
                 }
             }
         }
+        self.shut_down_orphans().await;
         adopted
     }
 
@@ -391,6 +435,17 @@ impl TaskManager {
         self.monitor(task);
         Ok(())
     }
+}
+
+/// A pause before a deleted task's shim is sent Shutdown: none, unless the
+/// test hook `BERTH_TEST_RETIRE_DELAY_MS` asks for one, so a test can kill
+/// the daemon inside that window (see [`crate::retiring`]).
+fn retire_delay() -> std::time::Duration {
+    std::env::var("BERTH_TEST_RETIRE_DELAY_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or_default()
 }
 
 async fn blocking<T: Send + 'static>(

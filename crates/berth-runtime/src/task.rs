@@ -305,15 +305,7 @@ impl Task {
 
     /// Asks the shim to exit; it may close the connection before answering.
     pub(crate) async fn shutdown(&self) {
-        let request = api::ShutdownRequest {
-            id: self.id.clone(),
-            now: false,
-            ..Default::default()
-        };
-        let _ = self
-            .shim
-            .call_timeout::<_, Empty>("Shutdown", &request, SHUTDOWN_TIMEOUT)
-            .await;
+        shutdown_shim(&self.shim, &self.id).await
     }
 
     /// Freezes the container.
@@ -420,4 +412,17 @@ impl Task {
         let reply: api::StatsResponse = self.shim.call("Stats", &request).await?;
         reply.stats.as_ref().map(from_shim).transpose()
     }
+}
+
+/// Asks a shim to exit once its work is done; it may close the connection
+/// before answering.
+pub(crate) async fn shutdown_shim(shim: &ShimClient, id: &str) {
+    let request = api::ShutdownRequest {
+        id: id.to_string(),
+        now: false,
+        ..Default::default()
+    };
+    let _ = shim
+        .call_timeout::<_, Empty>("Shutdown", &request, SHUTDOWN_TIMEOUT)
+        .await;
 }

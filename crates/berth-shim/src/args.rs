@@ -17,6 +17,27 @@ pub struct Args {
 }
 
 impl Args {
+    /// The flags the serving shim is started with by `start`: the same
+    /// daemon, namespace and id, no action (containerd's runc shim passes
+    /// the same flags to its serving copy).
+    pub fn serve_flags(&self) -> Vec<String> {
+        let mut flags = vec![
+            "-namespace".to_string(),
+            self.namespace.clone(),
+            "-id".to_string(),
+            self.id.clone(),
+            "-address".to_string(),
+            self.address.clone(),
+        ];
+        if !self.publish_binary.is_empty() {
+            flags.extend(["-publish-binary".to_string(), self.publish_binary.clone()]);
+        }
+        if self.debug {
+            flags.push("-debug".to_string());
+        }
+        flags
+    }
+
     pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut args = Args::default();
         while let Some(arg) = it.next() {
@@ -80,6 +101,20 @@ mod tests {
         let a = parse("--namespace=n --id=i -bundle /b delete").expect("parse");
         assert_eq!(a.bundle.as_deref(), Some("/b"));
         assert_eq!(a.action.as_deref(), Some("delete"));
+    }
+
+    #[test]
+    fn serve_flags_parse_back_without_an_action() {
+        let a = parse("-namespace ns -address /a -publish-binary /p -id start -debug start")
+            .expect("parse");
+        let b = Args::parse(a.serve_flags().into_iter()).expect("parse serve flags");
+        assert_eq!(b.action, None);
+        assert_eq!(
+            (b.namespace, b.id, b.address),
+            ("ns".into(), "start".into(), "/a".into())
+        );
+        assert_eq!(b.publish_binary, "/p");
+        assert!(b.debug);
     }
 
     #[test]

@@ -81,6 +81,13 @@ impl Process {
         self.exited.send_replace(Some(exit));
     }
 
+    /// Lets every Wait return `exit` without recording an exit: for a
+    /// process whose start failed, which stays created (containerd's shim
+    /// releases its waiters the same way).
+    pub fn release_waiters(&self, exit: Exit) {
+        self.exited.send_replace(Some(exit));
+    }
+
     /// Waits for the exit.
     pub async fn wait(&self) -> Exit {
         let mut rx = self.exited.subscribe();

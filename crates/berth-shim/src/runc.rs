@@ -60,17 +60,25 @@ pub struct RuncError {
     pub stderr: String,
 }
 
-impl fmt::Display for RuncError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let detail = if self.stderr.trim().is_empty() {
+impl RuncError {
+    /// What the runtime said: its stderr (or log), else its stdout.
+    pub fn detail(&self) -> &str {
+        if self.stderr.trim().is_empty() {
             self.stdout.trim()
         } else {
             self.stderr.trim()
-        };
+        }
+    }
+}
+
+impl fmt::Display for RuncError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (exit status {}): {detail}",
-            self.command, self.status
+            "{} (exit status {}): {}",
+            self.command,
+            self.status,
+            self.detail()
         )
     }
 }

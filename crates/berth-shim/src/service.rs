@@ -13,8 +13,7 @@ use std::time::{Duration, SystemTime};
 use berth_core::Error;
 use containerd_shim_protos::api::{self, Status};
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
-    TaskStart,
+    TaskCreate, TaskDelete, TaskExecStarted, TaskExit, TaskPaused, TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
 use containerd_shim_protos::protobuf::Message;
@@ -30,6 +29,8 @@ use crate::io::{ConsoleSocket, LogEnv, ProcessIo, StdioPaths};
 use crate::monitor::{Exit, Monitor};
 use crate::process::Process;
 use crate::runc::{Runc, RuncConfig, RuncError};
+
+mod exec;
 
 /// How long an exit waits for its output copies before it is reported.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -401,58 +402,12 @@ impl Shim {
         Ok(pid)
     }
 
-    async fn start_exec(&self, c: &Container, p: &Process) -> Result<u32> {
-        let mut spec: serde_json::Value = serde_json::from_slice(&p.spec)
-            .map_err(|e| Error::invalid_argument(format!("exec spec: {e}")))?;
-        crate::rootfs::clamp_oom_score_adj(&mut spec, crate::rootfs::own_oom_score_adj());
-        let spec_file = c.bundle.join(format!("exec-{}.json", p.exec_id));
-        let pid_file = c.bundle.join(format!("exec-{}.pid", p.exec_id));
-        std::fs::write(&spec_file, spec.to_string()).map_err(unknown)?;
-        let env = LogEnv {
-            namespace: &self.namespace,
-            id: &c.id,
-            monitor: &self.monitor,
-        };
-        let result = if p.stdio.terminal {
-            let console = ConsoleSocket::new().map_err(unknown)?;
-            let r = c
-                .runc
-                .exec(
-                    &c.id,
-                    &spec_file,
-                    &pid_file,
-                    Some(console.path()),
-                    Default::default(),
-                )
-                .await;
-            if r.is_ok() {
-                let master = console.receive_master().map_err(unknown)?;
-                *p.io.lock().await = ProcessIo::console(master, &p.stdio).map_err(unknown)?;
-            }
-            r
-        } else {
-            let (io, child) = ProcessIo::pipes(&p.stdio, &env).map_err(unknown)?;
-            *p.io.lock().await = io;
-            c.runc.exec(&c.id, &spec_file, &pid_file, None, child).await
-        };
-        let _ = std::fs::remove_file(&spec_file);
-        result.map_err(unknown)?;
-        let pid = read_pid(&pid_file);
-        let _ = std::fs::remove_file(&pid_file);
-        pid
-    }
-
     async fn delete(&self, id: &str, exec_id: &str) -> Result<api::DeleteResponse> {
         let c = self.container(id)?;
         let p = c.process(exec_id)?;
         let st = p.state();
         if !exec_id.is_empty() {
-            if st.status != Status::STOPPED && st.status != Status::CREATED {
-                return Err(Error::failed_precondition(format!(
-                    "process {exec_id} of {id} is still running"
-                )));
-            }
-            lock(&c.execs).remove(exec_id);
+            let st = self.delete_exec(&c, &p).await?;
             return Ok(delete_response(st.pid, st.exit_status, st.exited_at));
         }
         if st.status != Status::STOPPED && st.status != Status::CREATED {
@@ -509,45 +464,7 @@ impl Shim {
                 .await
                 .map_err(unknown);
         }
-        let sig = nix::sys::signal::Signal::try_from(req.signal as i32)
-            .map_err(|e| Error::invalid_argument(format!("signal {}: {e}", req.signal)))?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid() as i32), sig).map_err(unknown)
-    }
-
-    async fn exec(&self, req: api::ExecProcessRequest) -> Result<()> {
-        let c = self.container(&req.id)?;
-        if c.init.state().status == Status::STOPPED {
-            return Err(Error::failed_precondition(format!(
-                "container {} is stopped",
-                req.id
-            )));
-        }
-        let stdio = StdioPaths {
-            stdin: req.stdin,
-            stdout: req.stdout,
-            stderr: req.stderr,
-            terminal: req.terminal,
-        };
-        let spec = req
-            .spec
-            .as_ref()
-            .map(|a| a.value.clone())
-            .unwrap_or_default();
-        {
-            let mut execs = lock(&c.execs);
-            if execs.contains_key(&req.exec_id) {
-                return Err(Error::already_exists(format!("process {}", req.exec_id)));
-            }
-            execs.insert(
-                req.exec_id.clone(),
-                Arc::new(Process::new(&req.exec_id, stdio, spec)),
-            );
-        }
-        let mut e = TaskExecAdded::new();
-        e.container_id = req.id.clone();
-        e.exec_id = req.exec_id.clone();
-        self.events.publish("/tasks/exec-added", &e);
-        Ok(())
+        self.kill_exec(&p, req.signal)
     }
 
     async fn state(&self, id: &str, exec_id: &str) -> Result<api::StateResponse> {

@@ -2,7 +2,8 @@
 //! block of the shim is here.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -50,32 +51,72 @@ pub fn set_winsize(fd: &impl AsRawFd, width: u16, height: u16) -> io::Result<()>
     Ok(())
 }
 
-/// Forks a child detached from the caller: a new session, with stdin,
-/// stdout and stderr on `/dev/null` (the daemon reads the parent's stdout
-/// to its end, so the child must not hold it). Returns `true` in the child,
-/// `false` in the parent. The child is never waited for: once the parent
-/// exits it is reparented (to the daemon if it is a subreaper, else to init).
+/// The descriptor on which `start` hands the serving shim its listening
+/// socket (containerd's shims use the same).
+pub const LISTENER_FD: RawFd = 3;
+
+/// Makes `listener` available as [`LISTENER_FD`] to programs this process
+/// executes (no close-on-exec there).
 ///
-/// Must be called while the process has a single thread (before any
-/// runtime is built).
-pub fn fork_detached() -> io::Result<bool> {
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    // SAFETY: the shim calls this from its synchronous `main` before any
-    // thread exists, so the child is a full copy of a single-threaded
-    // process: no lock can be held by a thread that does not exist in it.
-    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
-        nix::unistd::ForkResult::Parent { .. } => Ok(false),
-        nix::unistd::ForkResult::Child => {
-            nix::unistd::setsid().map_err(io::Error::from)?;
-            nix::unistd::dup2_stdin(&null).map_err(io::Error::from)?;
-            nix::unistd::dup2_stdout(&null).map_err(io::Error::from)?;
-            nix::unistd::dup2_stderr(&null).map_err(io::Error::from)?;
-            Ok(true)
+/// For `start`, which exits right after: whatever was on fd 3 before (the
+/// listener itself, or a descriptor inherited by accident that nothing in
+/// this process owns) is replaced.
+pub fn inherit_as_listener_fd(listener: &UnixListener) -> io::Result<()> {
+    let fd = listener.as_raw_fd();
+    // SAFETY: dup2 and fcntl on plain descriptor numbers: `fd` is open
+    // (borrowed from `listener` for the call), and LISTENER_FD is owned by
+    // no Rust object here (see above) so replacing it breaks no ownership.
+    unsafe {
+        if fd != LISTENER_FD && libc::dup2(fd, LISTENER_FD) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = libc::fcntl(LISTENER_FD, libc::F_GETFD);
+        if flags < 0 || libc::fcntl(LISTENER_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+            return Err(io::Error::last_os_error());
         }
     }
+    Ok(())
+}
+
+/// Takes the listening unix socket `start` left on [`LISTENER_FD`], marked
+/// close-on-exec so runc and the containers do not inherit it. Fails if
+/// that descriptor is not one.
+pub fn take_listener_fd() -> io::Result<UnixListener> {
+    let mut listening: libc::c_int = 0;
+    let mut domain: libc::c_int = 0;
+    let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let (mut len1, mut len2) = (size, size);
+    // SAFETY: getsockopt on a descriptor number (an unopened one fails with
+    // EBADF) writing at most `size` bytes into the two c_ints.
+    let ok = unsafe {
+        libc::getsockopt(
+            LISTENER_FD,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut listening as *mut libc::c_int).cast(),
+            &mut len1,
+        ) == 0
+            && libc::getsockopt(
+                LISTENER_FD,
+                libc::SOL_SOCKET,
+                libc::SO_DOMAIN,
+                (&mut domain as *mut libc::c_int).cast(),
+                &mut len2,
+            ) == 0
+    };
+    if !ok || listening == 0 || domain != libc::AF_UNIX {
+        return Err(io::Error::other(format!(
+            "fd {LISTENER_FD} is not a listening unix socket"
+        )));
+    }
+    // SAFETY: fd 3 is the socket `start` passed to this process, checked
+    // above; nothing else in this process owns it (it is taken once, in
+    // `main`, before anything else runs).
+    let listener = unsafe { UnixListener::from_raw_fd(LISTENER_FD) };
+    let flags = nix::fcntl::fcntl(&listener, nix::fcntl::FcntlArg::F_GETFD)?;
+    let flags = nix::fcntl::FdFlag::from_bits_truncate(flags) | nix::fcntl::FdFlag::FD_CLOEXEC;
+    nix::fcntl::fcntl(&listener, nix::fcntl::FcntlArg::F_SETFD(flags))?;
+    Ok(listener)
 }
 
 /// Takes ownership of a descriptor received with SCM_RIGHTS.

@@ -73,8 +73,17 @@ fn path_str(p: &Path) -> String {
 }
 
 impl Driver for Overlay {
-    fn create(&self, dir: &Path, kind: Kind, _parent_fs: Option<&Path>) -> std::io::Result<()> {
-        std::fs::create_dir(dir.join("fs"))?;
+    fn create(&self, dir: &Path, kind: Kind, parent_fs: Option<&Path>) -> std::io::Result<()> {
+        let fs = dir.join("fs");
+        std::fs::create_dir(&fs)?;
+        // The new upper directory is the root of the container's view: it
+        // takes the parent's owner, as containerd's overlayfs does, so a
+        // remapped (user-namespaced) snapshot stays writable by its root.
+        if let Some(parent) = parent_fs {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(parent)?;
+            std::os::unix::fs::lchown(&fs, Some(meta.uid()), Some(meta.gid()))?;
+        }
         if kind == Kind::Active {
             std::fs::create_dir(dir.join("work"))?;
         }
@@ -166,6 +175,26 @@ mod tests {
         let active = overlay().mounts(Path::new("/r/snapshots/3"), Kind::Active, &[]);
         assert_eq!(active[0].source, "/r/snapshots/3/fs");
         assert_eq!(active[0].options, ["rw", "rbind"]);
+    }
+
+    #[test]
+    fn a_new_upper_directory_takes_its_parents_owner() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "needs root (chown)");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let parent = dir.path().join("parent");
+        std::fs::create_dir(&parent).expect("mkdir");
+        std::os::unix::fs::lchown(&parent, Some(1000), Some(1001)).expect("chown");
+        let child = dir.path().join("child");
+        std::fs::create_dir(&child).expect("mkdir");
+        overlay()
+            .create(&child, Kind::Active, Some(&parent))
+            .expect("create");
+        let meta = std::fs::metadata(child.join("fs")).expect("stat");
+        assert_eq!((meta.uid(), meta.gid()), (1000, 1001));
     }
 
     #[test]

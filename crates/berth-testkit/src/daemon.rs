@@ -6,7 +6,9 @@
 //! DIR/berth.sock     --address (the gRPC socket)
 //! DIR/root/          --root
 //! DIR/state/         --state
-//! DIR/config.toml    --config, when the builder was given contents
+//! DIR/config.toml    --config: the builder's contents, or by default a
+//!                    containerd 1.x config.toml (see [`default_config`])
+//! DIR/opt/           the opt plugin's directory in the default config
 //! DIR/berthd.log     stdout and stderr of every start, appended
 //! ```
 //!
@@ -90,7 +92,8 @@ impl DaemonBuilder {
         self
     }
 
-    /// Writes `contents` to `DIR/config.toml` and passes `--config` with it.
+    /// Writes `contents` to `DIR/config.toml` and passes `--config` with it,
+    /// instead of the default containerd-style file ([`default_config`]).
     pub fn config(mut self, contents: impl Into<String>) -> Self {
         self.config = Some(contents.into());
         self
@@ -155,11 +158,10 @@ impl DaemonBuilder {
             "--log-level".into(),
             "debug".into(),
         ];
-        if let Some(contents) = self.config.clone().or_else(unprivileged_config) {
-            let path = base.join("config.toml");
-            fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
-            args.extend(["--config".into(), path.into()]);
-        }
+        let contents = self.config.clone().unwrap_or_else(|| default_config(base));
+        let path = base.join("config.toml");
+        fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        args.extend(["--config".into(), path.into()]);
         Ok(args)
     }
 
@@ -194,17 +196,65 @@ impl DaemonBuilder {
     }
 }
 
-/// berthd chowns its socket to root by default, which only root may do. A
-/// test run by another user gets a socket owned by that user instead, so
+/// The config file a private berthd gets unless the test brings its own:
+/// a containerd 1.x `config.toml` (`version = 2`) of the kind users and
+/// test harnesses hand a containerd-compatible daemon, CRI section included
+/// (berthd warns about it and ignores it). Its paths point into `base`, as
+/// the flags do, and the socket is owned by the user running the test, so
 /// tests that need no privilege run anywhere. (A test that brings its own
 /// config file must set `[grpc] uid`/`gid` itself, or require root.)
-fn unprivileged_config() -> Option<String> {
+pub fn default_config(base: &Path) -> String {
     let uid = nix::unistd::geteuid();
-    if uid.is_root() {
-        return None;
-    }
     let gid = nix::unistd::getegid();
-    Some(format!("[grpc]\nuid = {uid}\ngid = {gid}\n"))
+    format!(
+        r#"version = 2
+root = {root:?}
+state = {state:?}
+oom_score = 0
+
+[grpc]
+  address = {sock:?}
+  uid = {uid}
+  gid = {gid}
+  max_recv_message_size = 16777216
+  max_send_message_size = 16777216
+
+[debug]
+  level = "debug"
+
+[metrics]
+  address = ""
+  grpc_histogram = false
+
+[plugins]
+  [plugins."io.containerd.gc.v1.scheduler"]
+    pause_threshold = 0.02
+    deletion_threshold = 0
+    mutation_threshold = 100
+    schedule_delay = "0s"
+    startup_delay = "100ms"
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.6"
+    max_concurrent_downloads = 3
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      snapshotter = "overlayfs"
+      default_runtime_name = "runc"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+          SystemdCgroup = false
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = {cni:?}
+  [plugins."io.containerd.internal.v1.opt"]
+    path = {opt:?}
+"#,
+        root = base.join("root"),
+        state = base.join("state"),
+        sock = base.join("berth.sock"),
+        cni = base.join("cni"),
+        opt = base.join("opt"),
+    )
 }
 
 /// Whether the harness runs Debian's containerd instead of berthd

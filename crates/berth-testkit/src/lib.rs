@@ -52,7 +52,7 @@ mod tasks;
 
 pub use binaries::{berth_bin, berthd_bin, containerd_bin, ctr_bin};
 pub use command::{run_with_timeout, CmdOutput, DEFAULT_COMMAND_TIMEOUT};
-pub use daemon::{testing_containerd, Daemon, DaemonBuilder};
+pub use daemon::{default_config, testing_containerd, Daemon, DaemonBuilder};
 pub use go_client::{
     go_client_bin, go_client_gopath, require_go_client, CONTAINERD_GO_SOURCE, GO_BIN,
 };

@@ -156,7 +156,10 @@ impl GcScheduler {
             ("PauseThreshold".into(), c.pause_threshold.to_string()),
             ("DeletionThreshold".into(), c.deletion_threshold.to_string()),
             ("MutationThreshold".into(), c.mutation_threshold.to_string()),
-            ("ScheduleDelay".into(), format!("{:?}", c.schedule_delay)),
+            (
+                "ScheduleDelay".into(),
+                crate::config::duration::format(c.schedule_delay),
+            ),
         ])
     }
 }

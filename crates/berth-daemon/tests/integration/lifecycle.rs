@@ -71,17 +71,20 @@ fn sigterm_shuts_down_cleanly() {
 }
 
 #[test]
-fn an_unknown_config_key_is_refused_by_name() {
+fn a_bad_config_value_is_refused_naming_file_line_and_key() {
     if testing_containerd() {
-        return; // berth's config file.
+        return; // berth's messages.
     }
     let err = Daemon::builder()
-        .config("version = 2\nno_such_key = true\n")
+        .config("version = 2\n[grpc]\n  max_recv_message_size = \"big\"\n")
         .ready_timeout(Duration::from_secs(10))
         .start()
-        .expect_err("berthd must refuse an unknown key");
+        .expect_err("berthd must refuse a bad value");
     let msg = format!("{err:#}");
-    assert!(msg.contains("no_such_key"), "{msg}");
+    assert!(
+        msg.contains("config.toml line 3: key grpc.max_recv_message_size"),
+        "{msg}"
+    );
     assert!(
         msg.contains("exited"),
         "berthd should exit, not hang:\n{msg}"

@@ -10,7 +10,7 @@
 use berth_core::{Error, ErrorKind, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The held locks, by ingest key.
 #[derive(Debug, Default)]
@@ -36,7 +36,7 @@ impl RefLocks {
                 ErrorKind::Unavailable,
                 format!(
                     "ref {reference} locked for {} (since {}): unavailable",
-                    go_duration(age),
+                    berth_core::goduration::format(age),
                     go_time(*since)
                 ),
             ));
@@ -63,45 +63,6 @@ impl Drop for RefLock {
     fn drop(&mut self) {
         self.locks.lock_map().remove(&self.key);
     }
-}
-
-/// A duration the way Go prints one: `1.5s`, `2m3.25s`, `12.5ms`, `800µs`.
-pub(crate) fn go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".into();
-    }
-    if nanos < 1_000 {
-        return format!("{nanos}ns");
-    }
-    if nanos < 1_000_000 {
-        return format!("{}µs", decimal(nanos, 1_000));
-    }
-    if nanos < 1_000_000_000 {
-        return format!("{}ms", decimal(nanos, 1_000_000));
-    }
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let frac = decimal(
-        u128::from(s) * 1_000_000_000 + u128::from(d.subsec_nanos()),
-        1_000_000_000,
-    );
-    match (h, m) {
-        (0, 0) => format!("{frac}s"),
-        (0, _) => format!("{m}m{frac}s"),
-        _ => format!("{h}h{m}m{frac}s"),
-    }
-}
-
-/// `value / unit` with the remainder as decimals, trailing zeros dropped.
-fn decimal(value: u128, unit: u128) -> String {
-    let (whole, rest) = (value / unit, value % unit);
-    if rest == 0 {
-        return whole.to_string();
-    }
-    let width = unit.ilog10() as usize;
-    let digits = format!("{rest:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
 /// A time the way Go's `Time.String` prints a UTC time:
@@ -146,15 +107,8 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_times_print_like_go() {
-        assert_eq!(go_duration(Duration::ZERO), "0s");
-        assert_eq!(go_duration(Duration::from_nanos(250)), "250ns");
-        assert_eq!(go_duration(Duration::from_micros(800)), "800µs");
-        assert_eq!(go_duration(Duration::from_micros(12_500)), "12.5ms");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(go_duration(Duration::from_millis(123_250)), "2m3.25s");
-        assert_eq!(go_duration(Duration::from_secs(3723)), "1h2m3s");
-        let t = UNIX_EPOCH + Duration::new(1_714_557_600, 123_000_000);
+    fn times_print_like_go() {
+        let t = UNIX_EPOCH + std::time::Duration::new(1_714_557_600, 123_000_000);
         assert_eq!(go_time(t), "2024-05-01 10:00:00.123 +0000 UTC");
         assert_eq!(go_time(UNIX_EPOCH), "1970-01-01 00:00:00 +0000 UTC");
     }

@@ -1,0 +1,103 @@
+//! No shim is orphaned by a daemon that dies at the wrong moment.
+//!
+//! A task Delete answers before the shim is sent Shutdown (it goes in the
+//! background). A berthd killed inside that window used to leave the shim
+//! idling forever: no bundle, nothing in memory. The next berthd must find
+//! and stop it. The test hook `BERTH_TEST_RETIRE_DELAY_MS` holds the window
+//! open so the kill lands inside it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_testkit::{
+    busybox_rootfs, require_ctr, require_root, task_rows, testing_containerd, wait_task_status,
+    Daemon,
+};
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited: only a running or sleeping process counts.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
+}
+
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    after
+        .split(' ')
+        .nth(1)
+        .expect("ppid")
+        .parse()
+        .expect("ppid")
+}
+
+fn wait_gone(pid: u32, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_restart_stops_the_shim_of_a_task_deleted_just_before_a_crash() {
+    require_root!();
+    require_ctr!();
+    if testing_containerd() {
+        eprintln!("skipping: the retire window is berth's");
+        return;
+    }
+    let mut daemon = Daemon::builder()
+        .env("BERTH_TEST_RETIRE_DELAY_MS", "60000")
+        .start()
+        .expect("start berthd");
+    let rootfs = daemon.dir().join("rootfs");
+    busybox_rootfs(&rootfs).expect("rootfs");
+    let rootfs = rootfs.to_str().expect("utf-8");
+    daemon
+        .ctr(&[
+            "run",
+            "-d",
+            "--rootfs",
+            rootfs,
+            "orphan",
+            "/bin/sleep",
+            "300",
+        ])
+        .assert_success();
+    let rows = task_rows(&daemon.ctr(&["tasks", "ls"]).assert_success());
+    let pid = rows[0].pid;
+    let shim = parent_of(pid);
+    daemon
+        .ctr(&["tasks", "kill", "-s", "KILL", "orphan"])
+        .assert_success();
+    let list = || task_rows(&daemon.ctr(&["tasks", "ls"]).assert_success());
+    wait_task_status(list, "orphan", "STOPPED", Duration::from_secs(10));
+    daemon.ctr(&["tasks", "rm", "orphan"]).assert_success();
+
+    let record = daemon
+        .state()
+        .join("io.containerd.runtime.v2.task/.retiring/default@orphan");
+    assert!(record.exists(), "the retiring shim is recorded");
+    assert!(alive(shim), "the shim waits for its Shutdown");
+    daemon.kill9().expect("kill -9 berthd");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(shim), "the shim outlives the daemon");
+
+    daemon.restart().expect("restart berthd");
+    assert!(
+        wait_gone(shim, Duration::from_secs(15)),
+        "the restarted daemon stops the orphaned shim {shim}\n{}",
+        daemon.log()
+    );
+    assert!(!Path::new(&record).exists(), "the record is gone");
+    // The id is free again.
+    daemon.ctr(&["containers", "rm", "orphan"]).assert_success();
+    daemon
+        .ctr(&["run", "--rm", "--rootfs", rootfs, "orphan", "/bin/true"])
+        .assert_success();
+}
