@@ -82,7 +82,7 @@ enum Command {
     #[command(visible_alias = "lease")]
     Leases(commands::leases::Args),
     /// Run a container
-    Run(commands::run::Args),
+    Run(Box<commands::run::Args>),
     /// Manage tasks
     #[command(visible_aliases = ["t", "task"])]
     Tasks(commands::tasks::Args),
@@ -128,7 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Content(args) => commands::content::run(&ctx, args).await,
             Command::Images(args) => commands::images::run(&ctx, args).await,
             Command::Leases(args) => commands::leases::run(&ctx, args).await,
-            Command::Run(args) => commands::run::run(&ctx, args).await,
+            Command::Run(args) => commands::run::run(&ctx, *args).await,
             Command::Tasks(args) => commands::tasks::run(&ctx, args).await,
         }
     };

@@ -91,6 +91,7 @@ pub struct NewContainer {
     user: Option<String>,
     hostname: Option<String>,
     host_network: bool,
+    network: Option<crate::network::NetworkConfig>,
     privileged: bool,
     readonly_rootfs: bool,
     memory_limit: Option<u64>,
@@ -130,6 +131,7 @@ impl NewContainer {
             user: None,
             hostname: None,
             host_network: false,
+            network: None,
             privileged: false,
             readonly_rootfs: false,
             memory_limit: None,
@@ -205,6 +207,18 @@ impl NewContainer {
     /// Shares the host's network namespace (and its hosts and DNS files).
     pub fn host_network(mut self, host: bool) -> Self {
         self.host_network = host;
+        self
+    }
+
+    /// The container's network: none (the default: a namespace with only
+    /// loopback), the host's, or a CNI network that berthd attaches at task
+    /// create, with published ports and name servers; see
+    /// [`crate::network`].
+    pub fn network(mut self, network: crate::network::NetworkConfig) -> Self {
+        if network.mode == crate::network::NetworkMode::Host {
+            self.host_network = true;
+        }
+        self.network = Some(network);
         self
     }
 
@@ -354,9 +368,13 @@ impl Client {
     async fn create_container(&self, id: &str, new: &mut NewContainer) -> Result<Container> {
         let namespace = self.namespace().to_string();
         let mut spec = berth_oci::default_spec(&namespace, id);
+        let mut labels = std::mem::take(&mut new.labels);
+        if let Some(network) = &new.network {
+            labels.extend(network.labels()?);
+        }
         let mut record = Record {
             id: id.to_string(),
-            labels: std::mem::take(&mut new.labels),
+            labels,
             runtime: Some(Runtime {
                 name: new.runtime.clone(),
                 options: new.runtime_options.clone(),

@@ -51,6 +51,7 @@ pub mod images;
 pub mod introspection;
 pub mod leases;
 pub mod namespaces;
+pub mod network;
 pub mod snapshots;
 pub mod spec;
 pub mod task;

@@ -5,6 +5,7 @@ use crate::events::Exchange;
 use crate::gc::{Cleanup, GcScheduler};
 use crate::local::content::{delete_publisher, ContentService};
 use crate::local::diff::DiffService;
+use crate::local::network::Networking;
 use crate::local::snapshots::{Snapshots, SnapshotterPlugin};
 use crate::local::streaming::StreamManager;
 use crate::local::tasks::{Tasks, RUNTIME_PLUGIN};
@@ -120,12 +121,19 @@ pub fn registrations() -> Vec<Registration> {
         Registration {
             plugin_type: types::SERVICE,
             id: "tasks-service",
-            requires: &[types::METADATA, RUNTIME_PLUGIN],
+            requires: &[types::METADATA, RUNTIME_PLUGIN, types::INTERNAL],
             init: |ctx| {
                 let store = ctx.get::<MetadataStore>(types::METADATA)?;
                 let manager = ctx.get::<TaskManager>(RUNTIME_PLUGIN)?;
-                Ok(Arc::new(Tasks::new((*store).clone(), manager)))
+                let network = ctx.get::<Networking>(types::INTERNAL)?;
+                Ok(Arc::new(Tasks::new((*store).clone(), manager, network)))
             },
+        },
+        Registration {
+            plugin_type: types::INTERNAL,
+            id: "cni",
+            requires: &[types::METADATA, RUNTIME_PLUGIN],
+            init: init_networking,
         },
         Registration {
             plugin_type: types::GRPC,
@@ -433,6 +441,50 @@ fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
     ctx.exports
         .insert("state".into(), dir.display().to_string());
     Ok(manager)
+}
+
+/// CNI networking (`io.containerd.internal.v1.cni`); the result cache and
+/// the network namespaces live under the state directory, so they end with
+/// the machine's namespaces at reboot and survive a daemon restart. Networks
+/// a previous daemon left for containers without a task are torn down here,
+/// before anything is served.
+fn init_networking(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let store = (*ctx.get::<MetadataStore>(types::METADATA)?).clone();
+    let manager = ctx.get::<TaskManager>(RUNTIME_PLUGIN)?;
+    let config = &ctx.config.plugins.cni;
+    let state = ctx.config.state.join("cni");
+    let default = &config.default_network;
+    let options = berth_cni::CniOptions {
+        bin_dirs: config.bin_dirs.clone(),
+        conf_dir: config.conf_dir.clone(),
+        cache_dir: config.cache_dir.clone().unwrap_or_else(|| state.clone()),
+        netns_dir: ctx.config.state.join("netns"),
+        timeout: std::time::Duration::from_secs(config.timeout_secs.max(1)),
+        default_network: berth_cni::config::DefaultNetwork {
+            name: default.name.clone(),
+            bridge: default.bridge.clone(),
+            subnet: default.subnet.clone(),
+            subnet6: default.subnet6.clone(),
+            ipam_data_dir: Some(
+                default
+                    .ipam_data_dir
+                    .clone()
+                    .unwrap_or_else(|| state.join("networks")),
+            ),
+        },
+    };
+    let network = Arc::new(Networking::new(
+        berth_cni::Cni::new(options),
+        state.join("files"),
+        store,
+    ));
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.block_on(network.cleanup_orphans(|ns, id| manager.get(ns, id).is_ok()));
+        }
+        Err(_) => tracing::warn!("no async runtime: orphaned networks not cleaned up"),
+    }
+    Ok(network)
 }
 
 /// A snapshotter plugin rooted at its configured `root_path`, by default

@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context as _};
 use berth_client::berth_oci::spec::Mount;
 use berth_client::cio::{Io, DEFAULT_FIFO_DIR};
 use berth_client::container::{Container, NewContainer};
+use berth_client::network::{NetworkConfig, NetworkMode, PortMapping};
 use berth_client::task::{ExitStatus, ExitWaiter, Process, Task};
 use rustix::termios::{self, OptionalActions, Termios};
 use tokio::signal::unix::{signal, SignalKind};
@@ -48,6 +49,19 @@ pub struct Args {
     /// Share the host's network namespace
     #[arg(long)]
     net_host: bool,
+    /// The network: none, host, cni or cni:NAME (berthd attaches the CNI
+    /// network between task create and start)
+    #[arg(long, value_name = "MODE")]
+    net: Option<NetworkMode>,
+    /// Attach the default CNI network (ctr's spelling of --net cni)
+    #[arg(long)]
+    cni: bool,
+    /// Publish a port through CNI's portmap: [IP:]HOST:CONTAINER[/tcp|udp]
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    publish: Vec<PortMapping>,
+    /// A name server for the container's /etc/resolv.conf (CNI networks)
+    #[arg(long, value_name = "IP")]
+    dns: Vec<String>,
     /// Run privileged
     #[arg(long)]
     privileged: bool,
@@ -115,6 +129,44 @@ fn parse_mount(text: &str) -> Result<Mount, String> {
     Ok(mount)
 }
 
+/// The network the flags ask for; `None` when they say nothing.
+fn network(args: &Args) -> anyhow::Result<Option<NetworkConfig>> {
+    let mut mode = args.net.clone();
+    for (flag, implied) in [
+        (args.cni, NetworkMode::Cni(None)),
+        (args.net_host, NetworkMode::Host),
+    ] {
+        if !flag {
+            continue;
+        }
+        match &mode {
+            Some(m)
+                if *m != implied
+                    && !(implied == NetworkMode::Cni(None) && matches!(m, NetworkMode::Cni(_))) =>
+            {
+                bail!("--cni, --net-host and --net {m} conflict")
+            }
+            Some(_) => {}
+            None => mode = Some(implied),
+        }
+    }
+    let wants_cni = !args.publish.is_empty() || !args.dns.is_empty();
+    let mode = match mode {
+        // Plain --net-host stays as it was: a spec option, no network label.
+        Some(NetworkMode::Host) if args.net.is_none() && !wants_cni => return Ok(None),
+        Some(mode) => mode,
+        None if wants_cni => bail!("-p/--publish and --dns need --net cni (or --cni)"),
+        None => return Ok(None),
+    };
+    let config = NetworkConfig {
+        mode,
+        ports: args.publish.clone(),
+        dns: args.dns.clone(),
+    };
+    config.labels()?;
+    Ok(Some(config))
+}
+
 /// What the container is made of and how.
 fn new_container(args: &Args) -> NewContainer {
     let mut new = if args.rootfs {
@@ -153,6 +205,9 @@ fn new_container(args: &Args) -> NewContainer {
     if let Some(hostname) = &args.hostname {
         new = new.hostname(hostname.as_str());
     }
+    if let Ok(Some(network)) = network(args) {
+        new = new.network(network);
+    }
     new
 }
 
@@ -184,6 +239,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     if args.detach && args.rm {
         bail!("flags --detach and --rm cannot be specified together");
     }
+    network(&args)?;
     let client = ctx.connect().await?;
     let container = client.new_container(&args.id, new_container(&args)).await?;
     let result = run_task(&container, &args).await;

@@ -156,7 +156,21 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         Command::List { quiet } => {
             let tasks = client.tasks().list("").await?;
-            print(&list(&tasks, quiet))?;
+            let ips: std::collections::HashMap<String, String> = if quiet {
+                Default::default()
+            } else {
+                client
+                    .containers()
+                    .list::<&str>(&[])
+                    .await?
+                    .into_iter()
+                    .filter_map(|c| {
+                        let ip = c.labels.get(berth_client::network::LABEL_IP)?.clone();
+                        Some((c.id, ip))
+                    })
+                    .collect()
+            };
+            print(&list(&tasks, &ips, quiet))?;
         }
         Command::Ps { id } => {
             let task = load(&client, &id).await?;
@@ -300,15 +314,30 @@ async fn delete(
     Ok(())
 }
 
-/// The `TASK PID STATUS` table.
-fn list(tasks: &[berth_client::pb::types::v1::Process], quiet: bool) -> String {
+/// The `TASK PID STATUS` table, as ctr prints it; when a listed task's
+/// container is on a CNI network, an `IP` column follows.
+fn list(
+    tasks: &[berth_client::pb::types::v1::Process],
+    ips: &std::collections::HashMap<String, String>,
+    quiet: bool,
+) -> String {
     if quiet {
         return tasks.iter().map(|t| format!("{}\n", task_id(t))).collect();
     }
-    let mut text = String::from("TASK\tPID\tSTATUS\t\n");
+    let with_ip = tasks.iter().any(|t| ips.contains_key(task_id(t)));
+    let mut text = String::from(if with_ip {
+        "TASK\tPID\tSTATUS\tIP\t\n"
+    } else {
+        "TASK\tPID\tSTATUS\t\n"
+    });
     for t in tasks {
         let status = Status::try_from(t.status).unwrap_or(Status::Unknown);
-        text += &format!("{}\t{}\t{}\t\n", task_id(t), t.pid, status.as_str_name());
+        text += &format!("{}\t{}\t{}\t", task_id(t), t.pid, status.as_str_name());
+        if with_ip {
+            let ip = ips.get(task_id(t)).map(String::as_str).unwrap_or("-");
+            text += &format!("{ip}\t");
+        }
+        text += "\n";
     }
     TabWriter::WIDE.format(&text)
 }
@@ -503,11 +532,17 @@ mod tests {
             status: Status::Running as i32,
             ..Process::default()
         }];
+        let none = Default::default();
         assert_eq!(
-            list(&tasks, false),
+            list(&tasks, &none, false),
             "TASK    PID     STATUS     \nweb     4242    RUNNING    \n"
         );
-        assert_eq!(list(&tasks, true), "web\n");
+        assert_eq!(list(&tasks, &none, true), "web\n");
+        let ips = [("web".to_string(), "10.88.0.2".to_string())].into();
+        assert_eq!(
+            list(&tasks, &ips, false),
+            "TASK    PID     STATUS     IP           \nweb     4242    RUNNING    10.88.0.2    \n"
+        );
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub mod render;
 pub mod source;
 
 pub use keys::Warning;
-pub use plugins::{OptConfig, PluginConfigs, SnapshotterConfig, TaskConfig};
+pub use plugins::{
+    CniConfig, DefaultNetworkConfig, OptConfig, PluginConfigs, SnapshotterConfig, TaskConfig,
+};
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};

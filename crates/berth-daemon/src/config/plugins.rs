@@ -7,6 +7,7 @@
 //! | `io.containerd.snapshotter.v1.overlayfs`, `….native` | `root_path` |
 //! | `io.containerd.runtime.v2.task` | `shims` (berth's own: a shim binary per runtime name) |
 //! | `io.containerd.internal.v1.opt` | `path` |
+//! | `io.containerd.internal.v1.cni` | berth's own: `bin_dirs`, `conf_dir`, `cache_dir`, `timeout_secs`, `default_network.{name,bridge,subnet,subnet6,ipam_data_dir}` |
 //!
 //! A section for a plugin berth does not have (CRI, CNI, btrfs, …) is
 //! warned about once and ignored, as containerd ignores plugins it lacks.
@@ -32,6 +33,8 @@ pub const NATIVE: &str = "io.containerd.snapshotter.v1.native";
 pub const TASK: &str = "io.containerd.runtime.v2.task";
 /// The opt directory plugin's section.
 pub const OPT: &str = "io.containerd.internal.v1.opt";
+/// berth's CNI networking section.
+pub const CNI: &str = "io.containerd.internal.v1.cni";
 
 /// The settings of the plugins berth has.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +49,74 @@ pub struct PluginConfigs {
     pub task: TaskConfig,
     /// The opt directory.
     pub opt: OptConfig,
+    /// CNI networking.
+    pub cni: CniConfig,
+}
+
+/// CNI networking for containers that ask for it (`berth run --net cni`).
+///
+/// ```toml
+/// [plugins."io.containerd.internal.v1.cni"]
+/// bin_dirs = ["/usr/lib/cni"]
+/// conf_dir = "/etc/cni/net.d"
+/// [plugins."io.containerd.internal.v1.cni".default_network]
+/// bridge = "berth0"
+/// subnet = "10.88.0.0/16"
+/// subnet6 = "fd88::/64"
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CniConfig {
+    /// Plugin directories, searched in order.
+    pub bin_dirs: Vec<PathBuf>,
+    /// The network configuration directory.
+    pub conf_dir: PathBuf,
+    /// The result cache (libcni's `results/` goes inside); `<state>/cni`
+    /// if unset.
+    pub cache_dir: Option<PathBuf>,
+    /// The longest one plugin call may take, in seconds.
+    pub timeout_secs: u64,
+    /// The network used when `conf_dir` holds none.
+    pub default_network: DefaultNetworkConfig,
+}
+
+/// The default network: a bridge with host-local IPAM, portmap, firewall.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultNetworkConfig {
+    /// The network's name.
+    pub name: String,
+    /// The bridge device.
+    pub bridge: String,
+    /// The IPv4 subnet.
+    pub subnet: String,
+    /// An IPv6 subnet; IPv6 is on when set.
+    pub subnet6: Option<String>,
+    /// host-local's lease directory; `<state>/cni/networks` if unset (the
+    /// leases go with the namespaces when the machine reboots).
+    pub ipam_data_dir: Option<PathBuf>,
+}
+
+impl Default for CniConfig {
+    fn default() -> Self {
+        CniConfig {
+            bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
+            conf_dir: "/etc/cni/net.d".into(),
+            cache_dir: None,
+            timeout_secs: 30,
+            default_network: DefaultNetworkConfig::default(),
+        }
+    }
+}
+
+impl Default for DefaultNetworkConfig {
+    fn default() -> Self {
+        DefaultNetworkConfig {
+            name: "berth".into(),
+            bridge: "berth0".into(),
+            subnet: "10.88.0.0/16".into(),
+            subnet6: None,
+            ipam_data_dir: None,
+        }
+    }
 }
 
 /// A snapshotter's settings.
@@ -89,6 +160,7 @@ impl Default for PluginConfigs {
             opt: OptConfig {
                 path: "/opt/containerd".into(),
             },
+            cni: CniConfig::default(),
         }
     }
 }
@@ -121,8 +193,42 @@ pub fn decode(
     if let Some(path) = doc.take_with(&["plugins", OPT, "path"], path_value)? {
         out.opt.path = path;
     }
+    decode_cni(doc, &mut out.cni)?;
     warn_leftovers(doc, known, warnings);
     Ok(out)
+}
+
+fn decode_cni(doc: &mut Document, cni: &mut CniConfig) -> Result<()> {
+    if let Some(dirs) = doc.take::<Vec<PathBuf>>(&["plugins", CNI, "bin_dirs"])? {
+        cni.bin_dirs = dirs;
+    }
+    if let Some(dir) = doc.take_with(&["plugins", CNI, "conf_dir"], path_value)? {
+        cni.conf_dir = dir;
+    }
+    cni.cache_dir = doc
+        .take_with(&["plugins", CNI, "cache_dir"], path_value)?
+        .filter(|p| !p.as_os_str().is_empty());
+    if let Some(secs) = doc.take(&["plugins", CNI, "timeout_secs"])? {
+        cni.timeout_secs = secs;
+    }
+    let net = &mut cni.default_network;
+    let key = |k: &'static str| ["plugins", CNI, "default_network", k];
+    for (k, field) in [
+        ("name", &mut net.name),
+        ("bridge", &mut net.bridge),
+        ("subnet", &mut net.subnet),
+    ] {
+        if let Some(value) = doc.take::<String>(&key(k))? {
+            *field = value;
+        }
+    }
+    net.subnet6 = doc
+        .take::<String>(&key("subnet6"))?
+        .filter(|s| !s.is_empty());
+    net.ipam_data_dir = doc
+        .take_with(&key("ipam_data_dir"), path_value)?
+        .filter(|p| !p.as_os_str().is_empty());
+    Ok(())
 }
 
 fn decode_gc(
@@ -253,6 +359,7 @@ mod tests {
             NATIVE,
             TASK,
             OPT,
+            CNI,
             "io.containerd.content.v1.content",
         ]
         .map(String::from)
@@ -324,6 +431,26 @@ mod tests {
         assert!(text.iter().any(|w| w.contains(
             "line 9: plugins.\"io.containerd.snapshotter.v1.overlayfs\".root_pth: not a key"
         )));
+    }
+
+    #[test]
+    fn cni_settings_are_read() {
+        let (out, warnings) = decode_text(
+            "version = 2\n[plugins.\"io.containerd.internal.v1.cni\"]\nconf_dir = \"/c\"\n\
+             bin_dirs = [\"/b\"]\ntimeout_secs = 5\n\
+             [plugins.\"io.containerd.internal.v1.cni\".default_network]\nbridge = \"b1\"\nsubnet6 = \"fd00::/64\"\n",
+        )
+        .expect("decode");
+        assert_eq!(warnings, vec![]);
+        assert_eq!(out.cni.conf_dir, PathBuf::from("/c"));
+        assert_eq!(out.cni.bin_dirs, vec![PathBuf::from("/b")]);
+        assert_eq!(out.cni.timeout_secs, 5);
+        assert_eq!(out.cni.default_network.bridge, "b1");
+        assert_eq!(out.cni.default_network.subnet, "10.88.0.0/16");
+        assert_eq!(
+            out.cni.default_network.subnet6.as_deref(),
+            Some("fd00::/64")
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! output is valid input for berthd and, apart from berth's own `shims`
 //! table (which containerd ignores), for containerd.
 
-use super::plugins::{GC, NATIVE, OPT, OVERLAYFS, TASK};
+use super::plugins::{CNI, GC, NATIVE, OPT, OVERLAYFS, TASK};
 use super::{duration, Config};
 use std::path::Path;
 use toml::{Table, Value};
@@ -88,6 +88,26 @@ fn plugins(config: &Config) -> Table {
     out.insert(GC.into(), gc.into());
     out.insert(OPT.into(), table([("path", path(&p.opt.path))]).into());
     out.insert(TASK.into(), table([("shims", shims.into())]).into());
+    let net = &p.cni.default_network;
+    let default_network = table([
+        ("name", net.name.clone().into()),
+        ("bridge", net.bridge.clone().into()),
+        ("subnet", net.subnet.clone().into()),
+        ("subnet6", net.subnet6.clone().unwrap_or_default().into()),
+        ("ipam_data_dir", root_path(&net.ipam_data_dir)),
+    ]);
+    let bin_dirs: Vec<Value> = p.cni.bin_dirs.iter().map(|d| path(d)).collect();
+    let cni = table([
+        ("bin_dirs", Value::Array(bin_dirs)),
+        ("conf_dir", path(&p.cni.conf_dir)),
+        ("cache_dir", root_path(&p.cni.cache_dir)),
+        (
+            "timeout_secs",
+            Value::Integer(i64::try_from(p.cni.timeout_secs).unwrap_or(i64::MAX)),
+        ),
+        ("default_network", default_network.into()),
+    ]);
+    out.insert(CNI.into(), cni.into());
     for (name, snapshotter) in [(OVERLAYFS, &p.overlayfs), (NATIVE, &p.native)] {
         let section = table([("root_path", root_path(&snapshotter.root_path))]);
         out.insert(name.into(), section.into());

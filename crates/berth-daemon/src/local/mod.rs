@@ -8,6 +8,7 @@ pub mod diff;
 pub mod images;
 pub mod leases;
 pub mod namespaces;
+pub mod network;
 pub mod snapshots;
 pub mod streaming;
 pub mod tasks;

@@ -3,6 +3,7 @@
 //! runtime's (`berth-runtime`).
 
 use super::blocking;
+use super::network::{NetworkRequest, Networking};
 use crate::convert::any_to_wire;
 use berth_core::filters::{Adaptor, Filter};
 use berth_core::{Error, Result};
@@ -29,6 +30,7 @@ pub struct CreateRequest {
 pub struct Tasks {
     store: MetadataStore,
     manager: Arc<TaskManager>,
+    network: Arc<Networking>,
 }
 
 /// A task's fields for containerd's filters (`id`, `namespace`).
@@ -45,9 +47,13 @@ impl Adaptor for TaskFields<'_> {
 }
 
 impl Tasks {
-    /// A service over the metadata store and the task manager.
-    pub fn new(store: MetadataStore, manager: Arc<TaskManager>) -> Self {
-        Tasks { store, manager }
+    /// A service over the metadata store, the task manager and networking.
+    pub fn new(store: MetadataStore, manager: Arc<TaskManager>, network: Arc<Networking>) -> Self {
+        Tasks {
+            store,
+            manager,
+            network,
+        }
     }
 
     async fn container(&self, namespace: &str, id: &str) -> Result<Container> {
@@ -74,7 +80,7 @@ impl Tasks {
         if self.manager.get(namespace, &id).is_ok() {
             return Err(Error::already_exists(format!("task {id}")));
         }
-        let spec = container
+        let mut spec = container
             .spec
             .as_ref()
             .map(|s| s.value.clone())
@@ -83,11 +89,30 @@ impl Tasks {
         if request.opts.options.is_none() {
             request.opts.options = container.runtime.options.clone().map(any_to_wire);
         }
-        let task = self
+        // Step 5 of the flow: the network namespace and its CNI network,
+        // ready before runc creates the task inside it.
+        let network = NetworkRequest::from_labels(&container.labels)?;
+        if let Some(network) = &network {
+            spec = self
+                .network
+                .setup(namespace, &container, network, &spec)
+                .await?;
+        }
+        let created = self
             .manager
             .create(namespace, &id, &container.runtime.name, &spec, request.opts)
-            .await?;
-        Ok(task.pid())
+            .await;
+        match created {
+            Ok(task) => Ok(task.pid()),
+            Err(err) if network.is_some() => match self.network.teardown(namespace, &id).await {
+                Ok(()) => Err(err),
+                Err(cleanup) => Err(Error::new(
+                    err.kind(),
+                    format!("{}; network cleanup also failed: {cleanup}", err.message()),
+                )),
+            },
+            Err(err) => Err(err),
+        }
     }
 
     /// Starts init or an exec; returns the pid.
@@ -95,10 +120,21 @@ impl Tasks {
         self.task(namespace, id).await?.start(exec_id).await
     }
 
-    /// Deletes a stopped task.
+    /// Deletes a stopped task, then its network (if it had one). A task
+    /// that is gone already (its shim died) still has its network removed.
     pub async fn delete(&self, namespace: &str, id: &str) -> Result<Exit> {
-        self.container(namespace, id).await?;
-        self.manager.delete(namespace, id).await
+        let container = self.container(namespace, id).await?;
+        let exit = self.manager.delete(namespace, id).await;
+        let gone = match &exit {
+            Ok(_) => true,
+            Err(err) => err.is_not_found(),
+        };
+        if gone && NetworkRequest::from_labels(&container.labels).is_ok_and(|r| r.is_some()) {
+            if let Err(err) = self.network.teardown(namespace, id).await {
+                tracing::warn!(namespace, id, error = %err, "network teardown");
+            }
+        }
+        exit
     }
 
     /// Deletes an exited exec.

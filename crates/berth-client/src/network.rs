@@ -1,0 +1,232 @@
+//! Container networking as the client asks for it: none, the host's, or a
+//! CNI network set up by berthd between task create and start (with ports
+//! published through portmap and name servers for `/etc/resolv.conf`).
+//!
+//! containerd's task API has no field for a network, so the request travels
+//! as labels on the container record (`io.berth.network`,
+//! `io.berth.network.ports`, `io.berth.network.dns`), which berthd reads at
+//! task create; berthd records the address it got in `io.berth.network.ip`.
+
+use std::collections::HashMap;
+
+use berth_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// `none`, `host`, `cni` or `cni:NAME`.
+pub const LABEL_NETWORK: &str = "io.berth.network";
+/// Published ports, JSON (portmap's `portMappings`).
+pub const LABEL_PORTS: &str = "io.berth.network.ports";
+/// Name servers, comma-separated.
+pub const LABEL_DNS: &str = "io.berth.network.dns";
+/// The container's addresses, set by berthd once attached.
+pub const LABEL_IP: &str = "io.berth.network.ip";
+
+/// Which network a container gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// A network namespace of its own with only loopback (down).
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+    /// A CNI network by name, or the first configured (else berthd's
+    /// default bridge) with `None`.
+    Cni(Option<String>),
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = Error;
+
+    /// `none`, `host`, `cni`, `cni:NAME` (or `bridge`, `default`: the
+    /// default CNI network, as nerdctl spells it).
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
+            "cni" | "bridge" | "default" => Ok(NetworkMode::Cni(None)),
+            other => match other.strip_prefix("cni:") {
+                Some(name) if !name.is_empty() => Ok(NetworkMode::Cni(Some(name.to_string()))),
+                _ => Err(Error::invalid_argument(format!(
+                    "network {text:?}: want none, host, cni or cni:NAME"
+                ))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    /// The mode as `--net` and the label spell it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetworkMode::None => f.write_str("none"),
+            NetworkMode::Host => f.write_str("host"),
+            NetworkMode::Cni(None) => f.write_str("cni"),
+            NetworkMode::Cni(Some(name)) => write!(f, "cni:{name}"),
+        }
+    }
+}
+
+/// A published port: `[IP:]HOST:CONTAINER[/tcp|udp]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    /// The port on the host.
+    pub host_port: u16,
+    /// The port in the container.
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The host address; empty for all.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host_ip: String,
+}
+
+impl std::str::FromStr for PortMapping {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = |why: &str| Error::invalid_argument(format!("port {text:?}: {why}"));
+        let (addr, protocol) = match text.rsplit_once('/') {
+            Some((addr, proto @ ("tcp" | "udp"))) => (addr, proto),
+            Some(_) => return Err(bad("protocol must be tcp or udp")),
+            None => (text, "tcp"),
+        };
+        // `HOST:CONTAINER`, `IP:HOST:CONTAINER`, `[IPv6]:HOST:CONTAINER`.
+        let (ip, rest) = if let Some(v6) = addr.strip_prefix('[') {
+            let (ip, rest) = v6.split_once("]:").ok_or_else(|| bad("unclosed ["))?;
+            (ip.to_string(), rest)
+        } else if addr.matches(':').count() == 2 {
+            let (ip, rest) = addr.split_once(':').expect("two colons");
+            (ip.to_string(), rest)
+        } else {
+            (String::new(), addr)
+        };
+        let (host, container) = rest
+            .split_once(':')
+            .ok_or_else(|| bad("want [IP:]HOST:CONTAINER[/tcp|udp]"))?;
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad(&format!("{p:?} is not a port")))
+        };
+        if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad(&format!("{ip:?} is not an IP address")));
+        }
+        Ok(PortMapping {
+            host_port: port(host)?,
+            container_port: port(container)?,
+            protocol: protocol.into(),
+            host_ip: ip,
+        })
+    }
+}
+
+/// A container's network: mode, published ports, name servers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Which network.
+    pub mode: NetworkMode,
+    /// Ports to publish (CNI only).
+    pub ports: Vec<PortMapping>,
+    /// Name servers for `/etc/resolv.conf` (CNI only).
+    pub dns: Vec<String>,
+}
+
+impl NetworkConfig {
+    /// The labels that ask berthd for this network; an error if ports or
+    /// name servers are asked for without a CNI network.
+    pub fn labels(&self) -> Result<HashMap<String, String>> {
+        let mut labels = HashMap::new();
+        let mode = self.mode.to_string();
+        let is_cni = matches!(self.mode, NetworkMode::Cni(_));
+        let wants_cni = !self.ports.is_empty() || !self.dns.is_empty();
+        if wants_cni && !is_cni {
+            return Err(Error::invalid_argument(format!(
+                "published ports and --dns need a CNI network, not {mode:?}"
+            )));
+        }
+        for server in &self.dns {
+            server.parse::<std::net::IpAddr>().map_err(|_| {
+                Error::invalid_argument(format!("name server {server:?} is not an IP address"))
+            })?;
+        }
+        labels.insert(LABEL_NETWORK.to_string(), mode);
+        if !self.ports.is_empty() {
+            let json =
+                serde_json::to_string(&self.ports).map_err(|e| Error::internal(e.to_string()))?;
+            labels.insert(LABEL_PORTS.to_string(), json);
+        }
+        if !self.dns.is_empty() {
+            labels.insert(LABEL_DNS.to_string(), self.dns.join(","));
+        }
+        Ok(labels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse_as_docker_writes_them() {
+        let p: PortMapping = "8080:80".parse().expect("port");
+        assert_eq!(
+            (
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str(),
+                p.host_ip.as_str()
+            ),
+            (8080, 80, "tcp", "")
+        );
+        let p: PortMapping = "127.0.0.1:53:5353/udp".parse().expect("port");
+        assert_eq!(
+            (
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str(),
+                p.host_ip.as_str()
+            ),
+            (53, 5353, "udp", "127.0.0.1")
+        );
+        let p: PortMapping = "[::1]:8080:80".parse().expect("port");
+        assert_eq!(p.host_ip, "::1");
+        for bad in [
+            "80",
+            "x:80",
+            "8080:80/sctp",
+            "1.2.3:8080:80",
+            "0:80",
+            "70000:80",
+        ] {
+            assert!(bad.parse::<PortMapping>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn modes_and_labels() {
+        assert_eq!(
+            "cni:web".parse::<NetworkMode>().expect("mode"),
+            NetworkMode::Cni(Some("web".into()))
+        );
+        assert!("cni:".parse::<NetworkMode>().is_err());
+        let config = NetworkConfig {
+            mode: NetworkMode::Cni(None),
+            ports: vec!["8080:80".parse().expect("port")],
+            dns: vec!["192.0.2.53".into()],
+        };
+        let labels = config.labels().expect("labels");
+        assert_eq!(labels[LABEL_NETWORK], "cni");
+        assert_eq!(
+            labels[LABEL_PORTS],
+            r#"[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]"#
+        );
+        assert_eq!(labels[LABEL_DNS], "192.0.2.53");
+        let host = NetworkConfig {
+            mode: NetworkMode::Host,
+            ..config
+        };
+        assert!(host.labels().is_err());
+    }
+}
