@@ -54,7 +54,7 @@ pub use binaries::{berth_bin, berthd_bin, containerd_bin, ctr_bin};
 pub use command::{run_with_timeout, CmdOutput, DEFAULT_COMMAND_TIMEOUT};
 pub use daemon::{testing_containerd, Daemon, DaemonBuilder};
 pub use go_client::{
-    go_client_bin, go_client_gopath, require_go_client, CONTAINERD_GO_SOURCE, GO_BIN,
+    go_client_bin, go_client_gopath, go_suites_bin, require_go_client, CONTAINERD_GO_SOURCE, GO_BIN,
 };
 pub use guards::{in_ci, require_ctr, require_root};
 pub use image_archive::{busybox_oci_archive, host_arch, ArchiveNames, OciArchive};
