@@ -70,8 +70,14 @@ func leasesScenario(ctx context.Context, env *Env) error {
 	if err := ls.AddResource(ctx, labelled, leases.Resource{ID: "snap-key", Type: "snapshots/overlayfs"}); err != nil {
 		return fmt.Errorf("add a snapshot resource: %w", err)
 	}
-	if err := ls.AddResource(ctx, labelled, leases.Resource{ID: "x", Type: "bogus"}); !errdefs.IsInvalidArgument(err) {
-		return fmt.Errorf("add a resource of an unknown type: %v, want invalid argument", err)
+	if err := ls.AddResource(ctx, labelled, leases.Resource{ID: "x", Type: "bogus"}); !errdefs.IsNotImplemented(err) {
+		return fmt.Errorf("add a resource of an unknown type: %v, want not implemented", err)
+	}
+	if err := ls.AddResource(ctx, labelled, leases.Resource{ID: "x", Type: "snapshots"}); !errdefs.IsInvalidArgument(err) {
+		return fmt.Errorf("add a snapshot resource naming no snapshotter: %v, want invalid argument", err)
+	}
+	if err := ls.AddResource(ctx, labelled, leases.Resource{ID: "not-a-digest", Type: "content"}); !errdefs.IsInvalidArgument(err) {
+		return fmt.Errorf("add a content resource that is no digest: %v, want invalid argument", err)
 	}
 	if err := ls.Delete(ctx, labelled); err != nil {
 		return fmt.Errorf("delete labelled lease: %w", err)
