@@ -70,3 +70,37 @@ fn go_client_lists_and_labels_images() {
     require_go_client!();
     run("images");
 }
+
+/// The probe scenario prints one line per edge case of the metadata
+/// services (error class and a few fields); `probe.golden` beside it is
+/// that output from containerd 1.6.20. berthd must print the same lines.
+#[test]
+fn go_client_probe_matches_containerds_answers() {
+    require_go_client!();
+    let golden_path =
+        berth_testkit::go_client_gopath().join("src/berth.test/goclient/probe.golden");
+    let golden = std::fs::read_to_string(&golden_path).expect("read probe.golden");
+    let daemon = Daemon::start().expect("start berthd");
+    let out = daemon.go_client("probe", &[]);
+    assert!(out.success(), "{out}");
+    let got: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("PASS "))
+        .collect();
+    let want: Vec<&str> = golden.lines().collect();
+    let differences: Vec<String> = want
+        .iter()
+        .zip(got.iter())
+        .filter(|(w, g)| w != g)
+        .map(|(w, g)| format!("containerd: {w}\n    berthd: {g}"))
+        .collect();
+    assert!(
+        differences.is_empty() && got.len() == want.len(),
+        "{} lines differ from containerd's ({} lines, want {}):\n{}",
+        differences.len(),
+        got.len(),
+        want.len(),
+        differences.join("\n")
+    );
+}
