@@ -511,7 +511,24 @@ impl Shim {
         }
         let sig = nix::sys::signal::Signal::try_from(req.signal as i32)
             .map_err(|e| Error::invalid_argument(format!("signal {}: {e}", req.signal)))?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid() as i32), sig).map_err(unknown)
+        // An exec not started yet has no pid; kill(2) with 0 would signal
+        // the shim's own process group. containerd's shim answers this.
+        let pid = match p.pid() {
+            0 => {
+                return Err(Error::failed_precondition(format!(
+                    "process {} of {}: process not created: failed precondition",
+                    p.exec_id, req.id
+                )))
+            }
+            pid => nix::unistd::Pid::from_raw(pid as i32),
+        };
+        match nix::sys::signal::kill(pid, sig) {
+            Err(nix::errno::Errno::ESRCH) => Err(Error::not_found(format!(
+                "process {} of {}: process already finished",
+                p.exec_id, req.id
+            ))),
+            other => other.map_err(unknown),
+        }
     }
 
     async fn exec(&self, req: api::ExecProcessRequest) -> Result<()> {
