@@ -71,17 +71,32 @@ fn go_client_lists_and_labels_images() {
     run("images");
 }
 
-/// The probe scenario prints one line per edge case of the metadata
-/// services (error class and a few fields); `probe.golden` beside it is
-/// that output from containerd 1.6.20. berthd must print the same lines.
-#[test]
-fn go_client_probe_matches_containerds_answers() {
-    require_go_client!();
-    let golden_path =
-        berth_testkit::go_client_gopath().join("src/berth.test/goclient/probe.golden");
-    let golden = std::fs::read_to_string(&golden_path).expect("read probe.golden");
-    let daemon = Daemon::start().expect("start berthd");
-    let out = daemon.go_client("probe", &[]);
+/// Lines where berthd answers differently from containerd on purpose:
+/// (containerd's line, berthd's line, why).
+const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
+    (
+        "task start again: Unknown",
+        "task start again: FailedPrecondition",
+        "berth's shim classifies starting a process that is not in the created state",
+    ),
+    (
+        "exec after exit: Unknown",
+        "exec after exit: FailedPrecondition",
+        "berth's shim classifies an exec into a stopped container",
+    ),
+];
+
+/// Runs probe `scenario` (its output is one line per edge case: the error
+/// class and a few fields) and compares it line by line with
+/// `SCENARIO.golden` beside the Go files: the same scenario's output from
+/// containerd 1.6.20 (`BERTH_TESTKIT_DAEMON=containerd` runs the test
+/// against containerd, to check the golden file).
+fn assert_matches_containerd(daemon: &Daemon, scenario: &str, args: &[&str]) {
+    let golden_path = berth_testkit::go_client_gopath()
+        .join("src/berth.test/goclient")
+        .join(format!("{scenario}.golden"));
+    let golden = std::fs::read_to_string(&golden_path).expect("read the golden file");
+    let out = daemon.go_client(scenario, args);
     assert!(out.success(), "{out}");
     let got: Vec<&str> = out
         .stdout
@@ -92,15 +107,43 @@ fn go_client_probe_matches_containerds_answers() {
     let differences: Vec<String> = want
         .iter()
         .zip(got.iter())
-        .filter(|(w, g)| w != g)
+        .filter(|(w, g)| {
+            w != g
+                && !KNOWN_DIFFERENCES
+                    .iter()
+                    .any(|(kw, kg, _)| kw == *w && kg == *g)
+        })
         .map(|(w, g)| format!("containerd: {w}\n    berthd: {g}"))
         .collect();
     assert!(
         differences.is_empty() && got.len() == want.len(),
-        "{} lines differ from containerd's ({} lines, want {}):\n{}",
+        "{} lines differ from containerd's ({} lines, want {}):\n{}\n--- output ---\n{}",
         differences.len(),
         got.len(),
         want.len(),
-        differences.join("\n")
+        differences.join("\n"),
+        out.stdout
     );
+}
+
+/// Metadata services' edge cases (`probe.go`).
+#[test]
+fn go_client_probe_matches_containerds_answers() {
+    require_go_client!();
+    let daemon = Daemon::start().expect("start berthd");
+    assert_matches_containerd(&daemon, "probe", &[]);
+}
+
+/// Tasks' and processes' edge cases (`probe_tasks.go`).
+#[test]
+fn go_client_task_probe_matches_containerds_answers() {
+    require_root!();
+    require_registry!();
+    require_go_client!();
+    let registry = Registry::start().expect("start registry");
+    let image = registry
+        .push_busybox("test/busybox:1")
+        .expect("push busybox");
+    let daemon = Daemon::start().expect("start berthd");
+    assert_matches_containerd(&daemon, "probe-tasks", &["-image", &image]);
 }

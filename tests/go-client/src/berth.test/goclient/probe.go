@@ -41,20 +41,18 @@ func probe(ctx context.Context, env *Env) error {
 	probeTasks(ctx, env, p)
 	probeEvents(ctx, env, p)
 	probeServer(ctx, env, p)
-	for _, line := range p.lines {
-		fmt.Println(line)
-	}
 	return nil
 }
 
-type prober struct{ lines []string }
+// prober prints each line as it is made, so a hang shows where.
+type prober struct{}
 
 func (p *prober) line(name string, err error, value ...interface{}) {
 	out := name + ": " + class(err)
 	for _, v := range value {
 		out += fmt.Sprintf(" %v", v)
 	}
-	p.lines = append(p.lines, out)
+	fmt.Println(out)
 }
 
 // class names an error by containerd's error classes.
