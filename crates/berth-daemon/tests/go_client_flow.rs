@@ -147,3 +147,17 @@ fn go_client_task_probe_matches_containerds_answers() {
     let daemon = Daemon::start().expect("start berthd");
     assert_matches_containerd(&daemon, "probe-tasks", &["-image", &image]);
 }
+
+/// What a pull with unpack leaves: blob and snapshot labels (`probe_pull.go`).
+#[test]
+fn go_client_pull_probe_matches_containerds_answers() {
+    require_root!();
+    require_registry!();
+    require_go_client!();
+    let registry = Registry::start().expect("start registry");
+    let image = registry
+        .push_busybox("test/busybox:1")
+        .expect("push busybox");
+    let daemon = Daemon::start().expect("start berthd");
+    assert_matches_containerd(&daemon, "probe-pull", &["-image", &image]);
+}
