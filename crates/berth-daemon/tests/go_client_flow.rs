@@ -161,3 +161,17 @@ fn go_client_pull_probe_matches_containerds_answers() {
     let daemon = Daemon::start().expect("start berthd");
     assert_matches_containerd(&daemon, "probe-pull", &["-image", &image]);
 }
+
+/// The events of each step of a container's life (`probe_events.go`).
+#[test]
+fn go_client_event_probe_matches_containerds_events() {
+    require_root!();
+    require_registry!();
+    require_go_client!();
+    let registry = Registry::start().expect("start registry");
+    let image = registry
+        .push_busybox("test/busybox:1")
+        .expect("push busybox");
+    let daemon = Daemon::start().expect("start berthd");
+    assert_matches_containerd(&daemon, "probe-events", &["-image", &image]);
+}

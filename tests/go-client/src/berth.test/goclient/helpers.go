@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/remotes/docker"
@@ -63,7 +64,7 @@ func removeContainer(env *Env, c containerd.Container) {
 			logf("cleanup: delete task %s: %v", c.ID(), err)
 		}
 	}
-	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil {
+	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		logf("cleanup: delete container %s: %v", c.ID(), err)
 	}
 }
