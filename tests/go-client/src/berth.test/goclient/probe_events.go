@@ -38,7 +38,7 @@ func probeEventsScenario(ctx context.Context, env *Env) error {
 	step := func(name string, fn func() error) {
 		err := fn()
 		var lines []string
-		deadline := time.After(700 * time.Millisecond)
+		deadline := time.After(1500 * time.Millisecond)
 	collect:
 		for {
 			select {
