@@ -58,8 +58,16 @@ wait_for() { # wait_for SECONDS COMMAND...
 }
 
 heading "Start berthd on a private socket"
+# An empty CNI config directory: containers get berth's default network,
+# bridge berth0 on 10.88.0.0/16, whatever /etc/cni/net.d holds.
+mkdir -p "$work/net.d"
+cat >"$work/config.toml" <<TOML
+version = 2
+[plugins."io.containerd.internal.v1.cni"]
+conf_dir = "$work/net.d"
+TOML
 target/debug/berthd --address "$sock" --root "$work/root" --state "$work/state" \
-    2>"$work/berthd.log" &
+    --config "$work/config.toml" 2>"$work/berthd.log" &
 pids+=($!)
 wait_for 30 command ctr --address "$sock" version
 step berth version
@@ -109,16 +117,41 @@ set -e
 echo "exit code: $code"
 [[ $code -eq 3 ]] || { echo "demo: expected exit code 3, got $code" >&2; exit 1; }
 
-heading "A long-running container, and a process exec'd into it"
-step berth run -d "$image" web sh -c 'while true; do sleep 1; done'
+heading "A web server on berth's default network, its port published on loopback"
+port_web=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+step berth run -d --net cni -p "127.0.0.1:$port_web:80" "$image" web \
+    sh -c 'echo "<h1>served by a berth container</h1>" >/tmp/index.html; exec httpd -f -p 80 -h /tmp'
 wait_for 10 sh -c "target/debug/berth --address $sock -n $ns tasks ls | grep -q 'web.*RUNNING'"
 step berth tasks ls
+wait_for 10 /bin/busybox wget -q -O /dev/null "http://127.0.0.1:$port_web/"
+step /bin/busybox wget -q -O - "http://127.0.0.1:$port_web/"
 step berth tasks exec --exec-id ps1 web ps
-step berth tasks exec --exec-id hi web sh -c 'echo exec says hi; cat /proc/1/cmdline | tr "\0" " "; echo'
+step berth tasks exec --exec-id ip web ip -4 addr show eth0
 
 heading "Debian's ctr sees the same containers and tasks"
 step ctr containers ls
 step ctr tasks ls
+
+if command -v dockerd >/dev/null && command -v docker >/dev/null; then
+    heading "Docker Engine on berthd: dockerd --containerd <berthd's socket>"
+    d="$work/docker"
+    mkdir -p "$d"
+    echo "{\"deprecated-key-path\": \"$d/key.json\"}" >"$d/daemon.json"
+    step dockerd --containerd "$sock" --data-root "$d/data" --exec-root "$d/exec" \
+        --pidfile "$d/docker.pid" -H "unix://$d/docker.sock" --config-file "$d/daemon.json" \
+        --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+        --bridge=none --userland-proxy=false >"$d/dockerd.log" 2>&1 &
+    pids+=($!)
+    docker_() { docker -H "unix://$d/docker.sock" "$@"; }
+    wait_for 60 docker -H "unix://$d/docker.sock" version
+    step docker_ pull -q "$image"
+    step docker_ run --rm --network none "$image" sh -c 'echo "hello from docker, through berthd"'
+    step command ctr --address "$sock" -n moby containers ls
+    kill -TERM "${pids[-1]}"
+    wait "${pids[-1]}" 2>/dev/null || true
+    unset 'pids[-1]'
+    umount -R "$d/data" 2>/dev/null || true
+fi
 
 heading "Clean up"
 step berth tasks kill -s KILL web

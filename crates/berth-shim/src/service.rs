@@ -441,9 +441,9 @@ impl Shim {
         }
         lock(&self.containers).remove(id);
         let exited_at = st.exited_at.unwrap_or_else(SystemTime::now);
+        // No `id`: containerd's shim leaves it empty for the init process.
         let mut e = TaskDelete::new();
         e.container_id = id.to_string();
-        e.id = id.to_string();
         e.pid = st.pid;
         e.exit_status = st.exit_status;
         e.exited_at = Some(timestamp(exited_at)).into();

@@ -10,7 +10,7 @@ use crate::namespaces;
 use crate::schema::{self, LEASES, LEASE_RESOURCES, NAMESPACES};
 use crate::validation::namespace_required;
 use crate::MetadataStore;
-use berth_core::{filters::Filter, labels, Error, Result};
+use berth_core::{filters::Filter, labels, Digest, Error, Result};
 use redb::{ReadableTable, WriteTransaction};
 use std::time::SystemTime;
 
@@ -69,7 +69,8 @@ impl MetadataStore {
     }
 
     /// Adds a resource to a lease; `NotFound` if the lease does not exist,
-    /// `InvalidArgument` for an unknown resource type.
+    /// `InvalidArgument` for a malformed resource, `NotImplemented` for a
+    /// type containerd does not lease.
     pub fn add_lease_resource(
         &self,
         ns: &str,
@@ -80,7 +81,8 @@ impl MetadataStore {
         self.update(|tx| add_resource(tx, ns, lease, resource))
     }
 
-    /// Removes a resource from a lease; `NotFound` if the lease does not exist.
+    /// Removes a resource from a lease; `NotFound` if the lease does not
+    /// exist, then the errors of [`MetadataStore::add_lease_resource`].
     pub fn delete_lease_resource(
         &self,
         ns: &str,
@@ -90,6 +92,7 @@ impl MetadataStore {
         namespace_required(ns)?;
         self.update(|tx| {
             lease_exists(tx, ns, lease)?;
+            check_resource(resource)?;
             let mut resources = tx.open_table(LEASE_RESOURCES).db()?;
             resources
                 .remove((ns, lease, resource.kind.as_str(), resource.id.as_str()))
@@ -152,34 +155,15 @@ pub(crate) const RESOURCE_IMAGES: &str = "images";
 
 /// Records `resource` under `lease` inside an open write transaction, so a
 /// content commit (or snapshot prepare) and its lease entry land together.
-/// `NotFound` if the lease does not exist; `InvalidArgument` for a type
-/// containerd does not know (`content`, `ingests`, `images`,
-/// `snapshots/<name>`).
+/// `NotFound` if the lease does not exist; then [`check_resource`].
 pub(crate) fn add_resource(
     tx: &WriteTransaction,
     ns: &str,
     lease: &str,
     resource: &LeaseResource,
 ) -> Result<()> {
-    let known = matches!(
-        resource.kind.as_str(),
-        "content" | "ingests" | RESOURCE_IMAGES
-    ) || resource
-        .kind
-        .strip_prefix("snapshots/")
-        .is_some_and(|s| !s.is_empty());
-    if !known {
-        return Err(Error::invalid_argument(format!(
-            "unsupported resource type {:?}: invalid argument",
-            resource.kind
-        )));
-    }
-    if resource.id.is_empty() {
-        return Err(Error::invalid_argument(
-            "resource id must not be empty: invalid argument",
-        ));
-    }
     lease_exists(tx, ns, lease)?;
+    check_resource(resource)?;
     let mut resources = tx.open_table(LEASE_RESOURCES).db()?;
     resources
         .insert(
@@ -188,6 +172,42 @@ pub(crate) fn add_resource(
         )
         .db()?;
     Ok(())
+}
+
+/// Checks a resource's type and id as containerd 1.6 does: `content` and
+/// `ingests` take no suffix and content ids must be digests, `snapshots`
+/// must name its snapshotter (`snapshots/<name>`) — otherwise
+/// `InvalidArgument` — and any other type is `NotImplemented` ("not
+/// supported yet"). `images` is known too, as containerd 2 leases images.
+fn check_resource(resource: &LeaseResource) -> Result<()> {
+    let kind = resource.kind.as_str();
+    let (first, rest) = match kind.split_once('/') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (kind, None),
+    };
+    match first {
+        "content" | "ingests" | RESOURCE_IMAGES if rest.is_some() => Err(Error::invalid_argument(
+            format!("invalid resource type {kind}: invalid argument"),
+        )),
+        "content" => Digest::parse(&resource.id).map(drop).map_err(|err| {
+            Error::invalid_argument(format!(
+                "invalid content resource id {}: {err}: invalid argument",
+                resource.id
+            ))
+        }),
+        "snapshots" if rest.is_none_or(|name| name.is_empty() || name.contains('/')) => {
+            Err(Error::invalid_argument(format!(
+                "invalid snapshot resource type {kind}: invalid argument"
+            )))
+        }
+        "ingests" | "snapshots" | RESOURCE_IMAGES if resource.id.is_empty() => Err(
+            Error::invalid_argument("resource id must not be empty: invalid argument"),
+        ),
+        "ingests" | "snapshots" | RESOURCE_IMAGES => Ok(()),
+        _ => Err(Error::not_implemented(format!(
+            "resource type {kind} not supported yet: not implemented"
+        ))),
+    }
 }
 
 fn lease_exists(tx: &WriteTransaction, ns: &str, lease: &str) -> Result<()> {
@@ -271,7 +291,7 @@ mod tests {
         store.create_lease("ns", lease("l", &[])).unwrap();
         store.create_lease("ns", lease("l2", &[])).unwrap();
         let blob = crate::LeaseResource {
-            id: "sha256:aa".into(),
+            id: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
             kind: "content".into(),
         };
         let snap = crate::LeaseResource {
@@ -297,20 +317,47 @@ mod tests {
     }
 
     #[test]
-    fn unknown_resource_type_or_lease_is_rejected() {
+    fn resources_are_checked_with_containerds_codes_after_the_lease() {
         let (_dir, store) = store();
         store.create_lease("ns", lease("l", &[])).unwrap();
-        let bad = crate::LeaseResource {
-            id: "x".into(),
-            kind: "blobs".into(),
+        let resource = |kind: &str, id: &str| crate::LeaseResource {
+            id: id.into(),
+            kind: kind.into(),
         };
-        let err = expect_err(store.add_lease_resource("ns", "l", &bad));
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        let ok = crate::LeaseResource {
-            id: "x".into(),
-            kind: "ingests".into(),
-        };
-        let err = expect_err(store.add_lease_resource("ns", "nope", &ok));
+        let digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let cases = [
+            (resource("blobs", "x"), ErrorKind::NotImplemented),
+            (resource("content/x", digest), ErrorKind::InvalidArgument),
+            (
+                resource("content", "not-a-digest"),
+                ErrorKind::InvalidArgument,
+            ),
+            (resource("ingests/x", "r"), ErrorKind::InvalidArgument),
+            (resource("snapshots", "k"), ErrorKind::InvalidArgument),
+            (resource("snapshots/a/b", "k"), ErrorKind::InvalidArgument),
+            (resource("ingests", ""), ErrorKind::InvalidArgument),
+        ];
+        for (bad, kind) in &cases {
+            let err = expect_err(store.add_lease_resource("ns", "l", bad));
+            assert_eq!(err.kind(), *kind, "add {bad:?}: {err}");
+            let err = expect_err(store.delete_lease_resource("ns", "l", bad));
+            assert_eq!(err.kind(), *kind, "delete {bad:?}: {err}");
+        }
+        let err = expect_err(store.add_lease_resource("ns", "l", &cases[0].0));
+        assert_eq!(
+            err.message(),
+            "resource type blobs not supported yet: not implemented"
+        );
+        for good in [
+            resource("content", digest),
+            resource("ingests", "r"),
+            resource("snapshots/overlayfs", "k"),
+            resource("images", "docker.io/library/busybox:latest"),
+        ] {
+            store.add_lease_resource("ns", "l", &good).unwrap();
+        }
+        // The lease is looked up first, as containerd does.
+        let err = expect_err(store.add_lease_resource("ns", "nope", &cases[0].0));
         assert_eq!(err.kind(), ErrorKind::NotFound);
     }
 

@@ -206,12 +206,13 @@ impl MetadataStore {
         self.update(|tx| {
             let mut table = tx.open_table(SNAPSHOTS).db()?;
             let name = committed.info.name.as_str();
-            let active = read(&table, ns, snapshotter, key)?
-                .ok_or_else(|| Error::not_found(describe(ns, snapshotter, key)))?;
-            check_active(&active, ns, snapshotter)?;
+            // Name first, then key, as containerd checks them.
             if read(&table, ns, snapshotter, name)?.is_some() {
                 return Err(Error::already_exists(describe(ns, snapshotter, name)));
             }
+            let active = read(&table, ns, snapshotter, key)?
+                .ok_or_else(|| Error::not_found(describe(ns, snapshotter, key)))?;
+            check_active(&active, ns, snapshotter)?;
             table.remove((ns, snapshotter, key)).db()?;
             write(&mut table, ns, snapshotter, committed)?;
             lease(tx, ns, snapshotter, name, lease_id)
@@ -386,6 +387,13 @@ mod tests {
             expect_err(store.get_snapshot("ns", "o", "k")).kind(),
             ErrorKind::NotFound
         );
+        // A taken name is reported before a missing key, as containerd does.
+        let taken = snap(Kind::Committed, "c", "");
+        let err = expect_err(store.commit_snapshot("ns", "o", "gone", &taken, None));
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        let fresh = snap(Kind::Committed, "c2", "");
+        let err = expect_err(store.commit_snapshot("ns", "o", "gone", &fresh, None));
+        assert_eq!(err.kind(), ErrorKind::NotFound);
         store
             .create_snapshot("ns", "o", &snap(Kind::Active, "child", "c"), None)
             .unwrap();

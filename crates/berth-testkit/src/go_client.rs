@@ -6,6 +6,11 @@
 //! `golang-github-containerd-containerd-dev` (containerd 1.6.20's client as
 //! source), once per test process, into `target/go-client/`:
 //!
+//! Beside it, `tests/go-client/src/berth.test/suites` is a Go test package
+//! running containerd's own content and snapshotter conformance suites
+//! through the client's remote stores; [`Daemon::go_suite`] builds it with
+//! `go test -c` and runs the tests a `-test.run` pattern selects.
+//!
 //! ```no_run
 //! use berth_testkit::{require_go_client, Daemon};
 //!
@@ -32,6 +37,10 @@ pub const CONTAINERD_GO_SOURCE: &str = "/usr/share/gocode/src/github.com/contain
 pub const GO_BIN: &str = "/usr/bin/go";
 /// The Go import path of the test program inside `tests/go-client/src`.
 const PACKAGE: &str = "berth.test/goclient";
+/// The Go import path of the conformance suites' test package.
+const SUITES_PACKAGE: &str = "berth.test/suites";
+/// The bound on one run of the suites' test binary.
+const SUITES_TIMEOUT: Duration = Duration::from_secs(600);
 /// A scenario's default bound (the program's own `-timeout` is shorter).
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -44,23 +53,39 @@ pub fn go_client_gopath() -> PathBuf {
 pub fn go_client_bin() -> Result<PathBuf> {
     static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
     BUILT
-        .get_or_init(|| build().map_err(|err| format!("{err:#}")))
+        .get_or_init(|| build(&["build"], PACKAGE, "goclient").map_err(|err| format!("{err:#}")))
         .clone()
         .map_err(anyhow::Error::msg)
 }
 
-fn build() -> Result<PathBuf> {
+/// The test binary of `tests/go-client/src/berth.test/suites` (containerd's
+/// content and snapshotter conformance suites, `go test -c`); built on
+/// first use in this process.
+pub fn go_suites_bin() -> Result<PathBuf> {
+    static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            build(&["test", "-c"], SUITES_PACKAGE, "suites.test").map_err(|err| format!("{err:#}"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Runs `go GO_ARGS -o BIN PACKAGE` offline in GOPATH mode into
+/// `target/<profile>/go-client/NAME`.
+fn build(go_args: &[&str], package: &str, name: &str) -> Result<PathBuf> {
     let out_dir = crate::binaries::profile_dir()?.join("go-client");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
     // Each process builds to a file of its own and renames it into place, so
     // test binaries running side by side never run a half-written program.
-    let tmp = out_dir.join(format!("goclient.{}", std::process::id()));
-    let bin = out_dir.join("goclient");
+    let tmp = out_dir.join(format!("{name}.{}", std::process::id()));
+    let bin = out_dir.join(name);
     let gopath = format!("{}:/usr/share/gocode", go_client_gopath().display());
     let mut cmd = Command::new(GO_BIN);
-    cmd.args(["build", "-o"])
+    cmd.args(go_args)
+        .arg("-o")
         .arg(&tmp)
-        .arg(PACKAGE)
+        .arg(package)
         .env("GO111MODULE", "off")
         .env("GOPATH", gopath)
         .env("GOFLAGS", "")
@@ -68,7 +93,7 @@ fn build() -> Result<PathBuf> {
         .env("CGO_ENABLED", "0");
     let out = run_with_timeout(&mut cmd, Duration::from_secs(600))?;
     if !out.success() {
-        bail!("go build {PACKAGE} failed:\n{out}");
+        bail!("go {} {package} failed:\n{out}", go_args.join(" "));
     }
     std::fs::rename(&tmp, &bin).with_context(|| format!("install {}", bin.display()))?;
     Ok(bin)
@@ -115,5 +140,26 @@ impl Daemon {
             .args(args)
             .arg(scenario);
         run_with_timeout(&mut cmd, SCENARIO_TIMEOUT)
+    }
+
+    /// Runs the Go tests of `tests/go-client/src/berth.test/suites` whose
+    /// names match `run` (`go test -run`, e.g. `"TestContent"`) against this
+    /// daemon, verbosely: each subtest prints `--- PASS: NAME` or
+    /// `--- FAIL: NAME`, and the binary exits 0 only if all passed. Its
+    /// scratch directories go to this daemon's directory.
+    pub fn go_suite(&self, run: &str) -> CmdOutput {
+        self.try_go_suite(run)
+            .unwrap_or_else(|err| panic!("go suite {run}: {err:#}"))
+    }
+
+    /// Like [`Daemon::go_suite`], returning errors to start it.
+    pub fn try_go_suite(&self, run: &str) -> Result<CmdOutput> {
+        let bin = go_suites_bin()?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["-test.v", "-test.count=1", "-test.run", run])
+            .env("BERTH_ADDRESS", self.address())
+            .env("TMPDIR", self.dir())
+            .current_dir(self.dir());
+        run_with_timeout(&mut cmd, SUITES_TIMEOUT)
     }
 }

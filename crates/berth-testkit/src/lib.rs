@@ -56,7 +56,7 @@ pub use command::{run_with_input, run_with_timeout, CmdOutput, DEFAULT_COMMAND_T
 pub use daemon::{default_config, testing_containerd, Daemon, DaemonBuilder};
 pub use dockerd::{docker_bin, require_docker, Dockerd, DockerdBuilder, DOCKERD_BIN};
 pub use go_client::{
-    go_client_bin, go_client_gopath, require_go_client, CONTAINERD_GO_SOURCE, GO_BIN,
+    go_client_bin, go_client_gopath, go_suites_bin, require_go_client, CONTAINERD_GO_SOURCE, GO_BIN,
 };
 pub use guards::{in_ci, require_ctr, require_root};
 pub use image_archive::{busybox_oci_archive, host_arch, ArchiveNames, OciArchive};

@@ -375,14 +375,17 @@ impl Namespaced {
         let backend = self.backend()?;
         let _shared = backend.lock.read().await;
         let _committing = backend.commit.lock().await;
+        // The name is checked before the key, as containerd's metadata
+        // store does: committing a missing key to a taken name is
+        // AlreadyExists.
+        if self.get(name).await.is_ok() {
+            return Err(Error::already_exists(format_args!("snapshot {name:?}")));
+        }
         let active = self.get(key).await?;
         if active.info.kind != Kind::Active {
             return Err(Error::failed_precondition(format!(
                 "snapshot {key:?} is not active: failed precondition"
             )));
-        }
-        if self.get(name).await.is_ok() {
-            return Err(Error::already_exists(format_args!("snapshot {name:?}")));
         }
         let backend_name = self.backend_key(name);
         match rebase {

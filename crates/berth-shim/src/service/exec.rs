@@ -145,17 +145,25 @@ impl Shim {
     /// Signals an exec process. One never started has no pid to signal
     /// (and signalling pid 0 would hit the shim's own process group).
     pub(super) fn kill_exec(&self, p: &Process, signal: u32) -> Result<()> {
+        // An exec not started has no pid: kill(2) with 0 would signal the
+        // shim's own process group. containerd's shim answers as below.
         let pid = p.pid();
         if pid == 0 {
             return Err(Error::failed_precondition(format!(
-                "process {}: process not created",
+                "process {}: process not created: failed precondition",
                 p.exec_id
             )));
         }
         let sig = nix::sys::signal::Signal::try_from(signal as i32)
             .map_err(|e| Error::invalid_argument(format!("signal {signal}: {e}")))?;
         let pid = i32::try_from(pid).map_err(unknown)?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(unknown)
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+            Err(nix::errno::Errno::ESRCH) => Err(Error::not_found(format!(
+                "process {}: process already finished",
+                p.exec_id
+            ))),
+            other => other.map_err(unknown),
+        }
     }
 
     /// Forgets an exec process that is not running, closing what is left

@@ -9,14 +9,22 @@
 //!     startedat   when the ingest began: <unix seconds>.<nanoseconds>
 //!     total       the expected size, when the writer gave one
 //!     expected    the expected digest, when the writer gave one
+//!     updatedat   when it was last written, as its last writer closed it
 //! ```
 //!
 //! The directory name hashes the namespace with the ref (a namespace never
 //! contains `/`), so every namespace has its own ingests — as containerd's
 //! metadata store gives each namespace its own backend ref — and names stay
 //! one length whatever the ref. A directory is assembled under a temporary
-//! name and renamed into place, so one that exists is complete; updated-at is
-//! the data file's modification time.
+//! name and renamed into place, so one that exists is complete.
+//!
+//! Updated-at is the time of the last write as the writer saw it, which the
+//! writer records in `updatedat` when it closes (containerd's local store
+//! does the same). The data file's modification time cannot serve: the
+//! kernel stamps it from a clock that lags by up to a tick, so a resumed
+//! writer would report a time before its last write. A writer that never
+//! closed (a crash) leaves no newer `updatedat`; then the modification time
+//! is the best there is, and the later of the two is taken.
 
 use super::blobs::io_error;
 use berth_core::{Digest, Error, Result};
@@ -142,6 +150,12 @@ impl Ingests {
         fs::write(&path, total.to_string()).map_err(|e| io_error(e, "writing", &path))
     }
 
+    /// Records when ingest `key` was last written.
+    pub(crate) fn set_updated_at(&self, key: &str, updated_at: SystemTime) -> Result<()> {
+        let path = self.path(key).join("updatedat");
+        fs::write(&path, encode_time(updated_at)).map_err(|e| io_error(e, "writing", &path))
+    }
+
     /// Reads ingest `key`; `NotFound` if there is none.
     pub(crate) fn load(&self, key: &str) -> Result<IngestInfo> {
         let dir = self.path(key);
@@ -167,6 +181,9 @@ impl Ingests {
             .unwrap_or(0);
         let expected = read("expected")?.and_then(|s| Digest::parse(s.trim()).ok());
         let modified = meta.modified().unwrap_or(started_at);
+        let recorded = read("updatedat")?
+            .and_then(|s| decode_time(&s))
+            .unwrap_or(started_at);
         Ok(IngestInfo {
             namespace,
             reference,
@@ -174,7 +191,7 @@ impl Ingests {
             total,
             expected,
             started_at,
-            updated_at: modified.max(started_at),
+            updated_at: modified.max(recorded).max(started_at),
         })
     }
 

@@ -6,16 +6,29 @@
 //! long-dead holder (large D) from contention (small D). containerd's clients
 //! (`content.OpenWriter`) retry on `Unavailable`, so the lock is released the
 //! moment the writer is closed or committed.
+//!
+//! An open waits a moment ([`GRACE`]) for a held lock before it fails. A
+//! remote writer's `Close` only half-closes its Write stream and returns;
+//! the daemon releases the lock when it sees the end of that stream, which
+//! can come after the same client's next `Writer` on a new stream. Without
+//! the wait, close-then-reopen (what containerd's content test suite does
+//! to resume) fails now and then with `Unavailable`. A writer that really is
+//! alive still gets `Unavailable`, [`GRACE`] later.
 
 use berth_core::{Error, ErrorKind, Result};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long an open waits for a held ref lock to be released.
+pub(crate) const GRACE: Duration = Duration::from_millis(200);
 
 /// The held locks, by ingest key.
 #[derive(Debug, Default)]
 pub(crate) struct RefLocks {
     held: Mutex<HashMap<String, SystemTime>>,
+    /// Signalled whenever a lock is released.
+    released: Condvar,
 }
 
 /// A held ref lock; dropping it releases the ref.
@@ -27,9 +40,20 @@ pub(crate) struct RefLock {
 
 impl RefLocks {
     /// Takes the lock of ingest `key` (whose ref is `reference`), or fails
-    /// with `Unavailable` if a writer holds it.
+    /// with `Unavailable` if a writer still holds it after [`GRACE`]. Blocks:
+    /// call it off the async runtime.
     pub(crate) fn try_lock(self: &Arc<Self>, key: &str, reference: &str) -> Result<RefLock> {
+        let deadline = Instant::now() + GRACE;
         let mut held = self.lock_map();
+        while held.contains_key(key) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            held = match self.released.wait_timeout(held, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
         if let Some(since) = held.get(key) {
             let age = SystemTime::now().duration_since(*since).unwrap_or_default();
             return Err(Error::new(
@@ -62,6 +86,7 @@ impl RefLocks {
 impl Drop for RefLock {
     fn drop(&mut self) {
         self.locks.lock_map().remove(&self.key);
+        self.locks.released.notify_all();
     }
 }
 
@@ -107,8 +132,21 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_released_within_the_grace_is_taken() {
+        // A closing writer's lock goes a moment after the next open asks.
+        let locks = Arc::new(RefLocks::default());
+        let first = locks.try_lock("ns/ref", "ref").unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(GRACE / 4);
+            drop(first);
+        });
+        locks.try_lock("ns/ref", "ref").unwrap();
+        releaser.join().unwrap();
+    }
+
+    #[test]
     fn times_print_like_go() {
-        let t = UNIX_EPOCH + std::time::Duration::new(1_714_557_600, 123_000_000);
+        let t = UNIX_EPOCH + Duration::new(1_714_557_600, 123_000_000);
         assert_eq!(go_time(t), "2024-05-01 10:00:00.123 +0000 UTC");
         assert_eq!(go_time(UNIX_EPOCH), "1970-01-01 00:00:00 +0000 UTC");
     }

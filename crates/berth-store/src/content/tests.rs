@@ -207,6 +207,42 @@ fn ingests_survive_a_restart_and_resume_at_their_offset() {
 }
 
 #[test]
+fn a_reopened_writer_reports_the_updated_at_of_its_last_write() {
+    // The data file's modification time comes from a clock that lags the
+    // write by up to a tick; the time the writer saw must survive instead,
+    // for a resumed writer, for Status and across a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let metadata = MetadataStore::open(&dir.path().join("metadata.redb")).unwrap();
+        Content::open(&dir.path().join("content"), metadata).unwrap()
+    };
+    let content = open();
+    let lc = content.namespace("default", None).unwrap();
+    let mut w = lc.writer_blocking(options("cb", 256, None)).unwrap();
+    w.write_blocking(&[7u8; 128]).unwrap();
+    let written = ContentWriter::status(&w);
+    assert!(written.updated_at > written.started_at, "{written:?}");
+    drop(w);
+    let resumed = lc.writer_blocking(options("cb", 256, None)).unwrap();
+    let status = ContentWriter::status(&resumed);
+    assert_eq!(status.offset, 128);
+    assert_eq!(status.started_at, written.started_at);
+    assert_eq!(status.updated_at, written.updated_at);
+    drop(resumed);
+    assert_eq!(
+        lc.status_blocking("cb").unwrap().updated_at,
+        written.updated_at
+    );
+    drop((lc, content));
+    let content = open();
+    let lc = content.namespace("default", None).unwrap();
+    assert_eq!(
+        lc.status_blocking("cb").unwrap().updated_at,
+        written.updated_at
+    );
+}
+
+#[test]
 fn a_resume_with_another_total_starts_again() {
     let (_dir, content) = fresh();
     let lc = content.namespace("default", None).unwrap();

@@ -410,6 +410,15 @@ impl Drop for WriterState {
         if !self.done && self.data.is_some() {
             self.content
                 .save_resume(&self.key, self.offset, self.digester.clone());
+            // What a resumed writer reports as updated-at (see `ingest`).
+            if let Err(err) = self
+                .content
+                .inner
+                .ingests
+                .set_updated_at(&self.key, self.updated_at)
+            {
+                tracing::warn!(reference = %self.reference, error = %err, "recording an ingest's updated-at");
+            }
         }
     }
 }
