@@ -141,6 +141,13 @@ fn events_the_daemon_refuses_are_retried_in_order_and_do_not_hold_the_exit() {
         m.options = vec!["rbind".into(), "rw".into()];
         create.rootfs.push(m);
         task.create(ctx(), &create).await.expect("create");
+        // Publishing is asynchronous: wait for the create's event to be
+        // taken before the daemon goes away, however loaded the machine.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while published(&b).is_empty() {
+            assert!(Instant::now() < deadline, "/tasks/create never published");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
 
         // The "daemon" is down while the task starts and exits.
         std::fs::write(&down, "").expect("take the daemon down");
