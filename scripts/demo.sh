@@ -34,6 +34,9 @@ cleanup() {
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
+    # Whatever dockerd left mounted below the work directory, deepest first.
+    awk -v w="$work/" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r |
+        xargs -r -n1 umount -l 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -142,15 +145,17 @@ if command -v dockerd >/dev/null && command -v docker >/dev/null; then
         --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
         --bridge=none --userland-proxy=false >"$d/dockerd.log" 2>&1 &
     pids+=($!)
-    docker_() { docker -H "unix://$d/docker.sock" "$@"; }
-    wait_for 60 docker -H "unix://$d/docker.sock" version
-    step docker_ pull -q "$image"
-    step docker_ run --rm --network none "$image" sh -c 'echo "hello from docker, through berthd"'
+    docker() { command docker -H "unix://$d/docker.sock" "$@"; }
+    wait_for 60 docker version
+    step docker pull -q "$image"
+    step docker run --rm --network none "$image" sh -c 'echo "hello from docker, through berthd"'
+    step docker run -d --name sleeper --network none "$image" sleep 300
     step command ctr --address "$sock" -n moby containers ls
+    step docker rm -f sleeper
     kill -TERM "${pids[-1]}"
     wait "${pids[-1]}" 2>/dev/null || true
     unset 'pids[-1]'
-    umount -R "$d/data" 2>/dev/null || true
+    unset -f docker
 fi
 
 heading "Clean up"
