@@ -70,7 +70,7 @@ fn build_deb(out: &Path) -> PathBuf {
     let built = run(
         Command::new(cargo())
             .current_dir(workspace_root())
-            .args(["deb", "-p", "berth-daemon", "--output"])
+            .args(["deb", "-p", "berth-daemon", "--strip", "--output"])
             .arg(out),
         Duration::from_secs(3600),
     )
@@ -276,6 +276,50 @@ fn run_a_container(daemon: &Running) {
     assert!(left.stdout.trim().is_empty(), "{left}");
 }
 
+/// A detached container's init is a child of the installed shim.
+fn the_installed_shim_runs_containers(daemon: &Running) {
+    let rootfs = daemon.dir.path().join("rootfs");
+    let fifo = daemon.dir.path().join("fifo");
+    let id = "detached";
+    daemon
+        .berth(&[
+            "run",
+            "-d",
+            "--fifo-dir",
+            fifo.to_str().expect("utf-8"),
+            "--rootfs",
+            rootfs.to_str().expect("utf-8"),
+            id,
+            "sleep",
+            "60",
+        ])
+        .assert_success();
+    let tasks = daemon.berth(&["tasks", "ls"]).assert_success();
+    let pid = berth_testkit::task_rows(&tasks)
+        .into_iter()
+        .find(|row| row.id == id)
+        .unwrap_or_else(|| panic!("no task {id}:\n{tasks}"))
+        .pid;
+    let shim = parent_exe(pid);
+    daemon.berth(&["tasks", "rm", "-f", id]).assert_success();
+    daemon.berth(&["containers", "rm", id]).assert_success();
+    assert_eq!(
+        shim.as_deref(),
+        Some(Path::new("/usr/bin/containerd-shim-berth-v2")),
+        "the task's parent is not the installed shim\n{}",
+        daemon.log()
+    );
+}
+
+/// The executable of `pid`'s parent process.
+fn parent_exe(pid: u32) -> Option<PathBuf> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command (which may hold spaces) in parentheses.
+    let after = stat.rsplit_once(')')?.1;
+    let ppid = after.split_whitespace().nth(1)?;
+    std::fs::read_link(format!("/proc/{ppid}/exe")).ok()
+}
+
 #[test]
 fn the_deb_installs_runs_a_container_and_purges_cleanly() {
     if !require_root() || !have_cargo_deb() {
@@ -290,6 +334,7 @@ fn the_deb_installs_runs_a_container_and_purges_cleanly() {
     assert_installed_files(&package);
     let mut daemon = Running::start();
     run_a_container(&daemon);
+    the_installed_shim_runs_containers(&daemon);
     daemon.stop();
     drop(daemon);
 
