@@ -68,3 +68,11 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
     echo "setup: cargo clippy and cargo fmt are required (rustup component add clippy rustfmt)" >&2
     exit 1
 fi
+
+# cargo-deb builds the Debian package (`cargo deb -p berth-daemon`); the
+# package test uses it. Built from crates.io with its locked dependencies,
+# only when missing.
+if ! cargo deb --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-deb"
+    cargo install cargo-deb --locked
+fi

@@ -19,7 +19,11 @@ use berth_client::DEFAULT_ADDRESS;
 
 /// berth: manage containers through berthd (or containerd)
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, propagate_version = true)]
+#[command(
+    name = "berth",
+    version = concat!(env!("CARGO_PKG_VERSION"), " ", env!("BERTH_GIT_REVISION")),
+    propagate_version = true
+)]
 struct Cli {
     /// Address of the daemon's gRPC socket
     #[arg(
@@ -86,6 +90,8 @@ enum Command {
     /// Manage tasks
     #[command(visible_aliases = ["t", "task"])]
     Tasks(commands::tasks::Args),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completion(commands::completion::Args),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +99,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),
     };
+    if let Command::Completion(args) = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        return match commands::completion::print(args, &mut command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => report(&err.into()),
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -130,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Leases(args) => commands::leases::run(&ctx, args).await,
             Command::Run(args) => commands::run::run(&ctx, *args).await,
             Command::Tasks(args) => commands::tasks::run(&ctx, args).await,
+            Command::Completion(_) => Ok(()),
         }
     };
     match ctx.timeout {

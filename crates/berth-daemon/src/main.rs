@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "berthd",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " ", env!("BERTH_GIT_REVISION")),
     about = "berth: a containerd-compatible container runtime daemon"
 )]
 struct Args {
@@ -153,10 +153,11 @@ fn run(args: &Args) -> Result<()> {
         tracing::warn!("config: {warning}");
     }
     apply_process_settings(&config);
+    let notifier = berth_daemon::notify::Notifier::from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(server::run(config, server::stop_signal()))
+    runtime.block_on(server::run(config, notifier, server::stop_signal()))
 }
 
 /// `temp` and `oom_score`, applied to berthd itself before any thread starts.

@@ -8,6 +8,7 @@
 
 use crate::config::Config;
 use crate::events::Exchange;
+use crate::notify::Notifier;
 use crate::plugin::{types, Plugins};
 use crate::services::{unbuilt, GrpcService};
 use crate::{builtins, shim_events, socket};
@@ -22,9 +23,11 @@ use tonic::service::RoutesBuilder;
 /// How long in-flight calls get to finish after a stop signal.
 const GRACE: Duration = Duration::from_secs(10);
 
-/// Runs berthd with `config` until `shutdown` resolves.
+/// Runs berthd with `config` until `shutdown` resolves, telling `notifier`
+/// (systemd) when it serves and when it stops.
 pub async fn run(
     config: Config,
+    notifier: Notifier,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     crate::dirs::prepare(&config.root, &config.state)?;
@@ -65,9 +68,13 @@ pub async fn run(
             let _ = stop_rx.await;
         });
     let mut serving = Box::pin(serving);
+    // The listener is bound and listening, so connections made from here on
+    // are served as soon as `serving` is first polled below.
+    notifier.ready();
     tokio::select! {
         result = &mut serving => result.context("serve")?,
         () = shutdown => {
+            notifier.stopping();
             tracing::info!("stopping: finishing in-flight calls");
             exchanges.iter().for_each(|e| e.close());
             let _ = stop_tx.send(());

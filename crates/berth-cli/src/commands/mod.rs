@@ -1,6 +1,7 @@
 //! One module per command group, each with its clap arguments, its `run`
 //! and the pure functions that format its output.
 
+pub mod completion;
 pub mod containers;
 pub mod content;
 pub mod events;

@@ -2,6 +2,7 @@
 //! independent client that creates containers (berth's own `create` comes
 //! with images and snapshots) and as the reference for output formats.
 
+mod completion;
 mod containers;
 mod errors;
 mod events;
