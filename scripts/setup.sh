@@ -71,8 +71,9 @@ fi
 
 # cargo-deb builds the Debian package (`cargo deb -p berth-daemon`); the
 # package test uses it. Built from crates.io with its locked dependencies,
-# only when missing.
+# only when missing; the version is pinned because the test packages the
+# debug build (`--profile dev`), which later versions may refuse.
 if ! cargo deb --version >/dev/null 2>&1; then
     echo "setup: installing cargo-deb"
-    cargo install cargo-deb --locked
+    cargo install cargo-deb --version 3.8.0 --locked
 fi

@@ -3,9 +3,13 @@
 //! root, state and socket) runs a container through the installed shim and
 //! CLI, and `dpkg --purge` leaves none of its files behind.
 //!
-//! Slow (a release build of the three binaries) and global (it installs a
-//! package), so it is one test that holds a machine-wide lock. Locally it is
-//! skipped when `cargo deb` is missing; CI installs it (scripts/setup.sh).
+//! It packages the binaries the test run already built (`cargo deb
+//! --profile dev --no-build`, stripped): a release build of the three
+//! binaries would cost CI ten minutes and test the same packaging; the real
+//! package is `cargo deb -p berth-daemon --strip`, as the README says.
+//! Global (it installs a package), so it is one test that holds a
+//! machine-wide lock. Locally it is skipped when `cargo deb` is missing; CI
+//! installs it (scripts/setup.sh).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -70,7 +74,15 @@ fn build_deb(out: &Path) -> PathBuf {
     let built = run(
         Command::new(cargo())
             .current_dir(workspace_root())
-            .args(["deb", "-p", "berth-daemon", "--strip", "--output"])
+            .args([
+                "deb",
+                "-p",
+                "berth-daemon",
+                "--profile",
+                "dev",
+                "--no-build",
+            ])
+            .args(["--strip", "--output"])
             .arg(out),
         Duration::from_secs(3600),
     )
