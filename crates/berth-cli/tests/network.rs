@@ -91,8 +91,22 @@ impl Net {
         ))
     }
 
+    /// Whether every trace of the test's networks is gone.
+    fn is_clean(&self, port: &str) -> bool {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let state = self.daemon.state().join("netns").display().to_string();
+        self.leases().is_empty()
+            && self.veths().is_empty()
+            && self.netns_left().is_empty()
+            && rules(port).is_empty()
+            && !mounts.contains(&state)
+    }
+
+    /// Asserts that nothing is left, once the daemon's background
+    /// teardowns (which run after a task's Delete answers) are over.
     #[track_caller]
     fn assert_clean(&self, port: &str) {
+        eventually(|| self.is_clean(port));
         assert_eq!(self.leases(), Vec::<String>::new(), "leases left");
         assert_eq!(self.veths(), "", "veths left");
         assert_eq!(self.netns_left(), Vec::<PathBuf>::new(), "netns left");
@@ -128,6 +142,15 @@ impl Drop for Net {
             .stderr(Stdio::null())
             .status();
         let _ = std::fs::remove_dir_all(&self.conf);
+    }
+}
+
+/// Waits up to 15 s for `done`: a task's network is torn down in the
+/// background after its Delete has answered.
+fn eventually(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !done() && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -278,6 +301,7 @@ fn run_with_cni_publishes_a_port_and_cleans_up_on_delete() {
         "containers reach each other: {}",
         probe.stdout
     );
+    eventually(|| n.leases().len() == 1);
     assert_eq!(n.leases().len(), 1, "--rm freed probe's lease");
 
     // SIGKILL, then delete: the address is freed and nothing is left.

@@ -91,6 +91,9 @@ pub async fn run(
     for manager in plugins.all::<berth_runtime::TaskManager>(crate::local::tasks::RUNTIME_PLUGIN) {
         manager.settle().await;
     }
+    for network in plugins.all::<crate::local::network::Networking>(types::INTERNAL) {
+        network.settle().await;
+    }
     drop(plugins);
     if let Err(err) = std::fs::remove_file(&address) {
         tracing::warn!(error = %err, "remove socket");

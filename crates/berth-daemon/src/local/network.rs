@@ -9,6 +9,7 @@
 //! task. The requests travel as labels because containerd's task API has
 //! no field for them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -83,11 +84,18 @@ impl NetworkRequest {
     }
 }
 
+/// A background teardown, which any number of callers may wait for.
+type Detaching = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
 /// The daemon's networking: the CNI engine and the per-container files.
 pub struct Networking {
     cni: Arc<Cni>,
     files_dir: PathBuf,
     store: MetadataStore,
+    /// Teardowns still running after their task's Delete answered, by
+    /// (namespace, id): a new task of the same id waits for its
+    /// predecessor's, and the daemon for all of them as it stops.
+    detaching: std::sync::Mutex<HashMap<(String, String), Detaching>>,
 }
 
 impl Networking {
@@ -97,7 +105,61 @@ impl Networking {
             cni: Arc::new(cni),
             files_dir,
             store,
+            detaching: Default::default(),
         }
+    }
+
+    /// Tears the container's network down after its task's Delete has
+    /// answered: DEL runs while the namespace still exists (so the bridge
+    /// plugin removes the veth and the masquerade rules itself), which is
+    /// most of a networked run's cost and nothing the client need wait for.
+    /// If the daemon dies first, the next one finds the attachment in the
+    /// result cache and tears it down at start ([`Networking::cleanup_orphans`]).
+    pub fn teardown_in_background(self: &Arc<Self>, namespace: &str, id: &str) {
+        use futures::FutureExt;
+        let (this, ns, cid) = (self.clone(), namespace.to_string(), id.to_string());
+        let handle = tokio::spawn(async move {
+            if let Err(err) = this.teardown(&ns, &cid).await {
+                tracing::warn!(namespace = %ns, id = %cid, error = %err, "network teardown");
+            }
+        });
+        let done: Detaching = async move {
+            let _ = handle.await;
+        }
+        .boxed()
+        .shared();
+        let mut detaching = self.detaching.lock().unwrap_or_else(|e| e.into_inner());
+        detaching.retain(|_, d| d.peek().is_none());
+        detaching.insert((namespace.to_string(), id.to_string()), done);
+    }
+
+    /// Waits until the background teardowns that `request` could collide
+    /// with are over: that of the same container (same namespace path and
+    /// cache entry) and, when it publishes ports, every one (a deleted
+    /// container's ports are free only once its DEL has run).
+    pub async fn wait_detached(&self, namespace: &str, id: &str, publishes_ports: bool) {
+        let key = (namespace.to_string(), id.to_string());
+        let pending: Vec<Detaching> = self
+            .detaching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(k, _)| publishes_ports || **k == key)
+            .map(|(_, d)| d.clone())
+            .collect();
+        futures::future::join_all(pending).await;
+    }
+
+    /// Waits for every background teardown: the daemon calls it as it stops.
+    pub async fn settle(&self) {
+        let pending: Vec<Detaching> = self
+            .detaching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, d)| d)
+            .collect();
+        futures::future::join_all(pending).await;
     }
 
     /// The engine.

@@ -90,8 +90,12 @@ impl Tasks {
             request.opts.options = container.runtime.options.clone().map(any_to_wire);
         }
         // Step 5 of the flow: the network namespace and its CNI network,
-        // ready before runc creates the task inside it.
+        // ready before runc creates the task inside it (once the network of
+        // a deleted task of the same id is gone: same namespace path, same
+        // cache entry).
         let network = NetworkRequest::from_labels(&container.labels)?;
+        let publishes = network.as_ref().is_some_and(|n| !n.ports.is_empty());
+        self.network.wait_detached(namespace, &id, publishes).await;
         if let Some(network) = &network {
             spec = self
                 .network
@@ -120,8 +124,9 @@ impl Tasks {
         self.task(namespace, id).await?.start(exec_id).await
     }
 
-    /// Deletes a stopped task, then its network (if it had one). A task
-    /// that is gone already (its shim died) still has its network removed.
+    /// Deletes a stopped task, then its network (if it had one), in the
+    /// background (see [`Networking::teardown_in_background`]). A task that
+    /// is gone already (its shim died) still has its network removed.
     pub async fn delete(&self, namespace: &str, id: &str) -> Result<Exit> {
         let container = self.container(namespace, id).await?;
         let exit = self.manager.delete(namespace, id).await;
@@ -130,9 +135,7 @@ impl Tasks {
             Err(err) => err.is_not_found(),
         };
         if gone && NetworkRequest::from_labels(&container.labels).is_ok_and(|r| r.is_some()) {
-            if let Err(err) = self.network.teardown(namespace, id).await {
-                tracing::warn!(namespace, id, error = %err, "network teardown");
-            }
+            self.network.teardown_in_background(namespace, id);
         }
         exit
     }
