@@ -22,7 +22,7 @@ func init() { register("shim-cgroup", shimCgroupScenario) }
 // in the one hierarchy on a unified host. A cgroup that does not exist
 // fails the task's create and leaves no shim.
 func shimCgroupScenario(ctx context.Context, env *Env) error {
-	image, err := shimPull(ctx, env)
+	image, err := pull(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ func init() { register("shim-cmdline", shimCmdlineScenario) }
 // tools find running shims in /proc; it runs the shim binary it names and
 // leads a session of its own.
 func shimCmdlineScenario(ctx context.Context, env *Env) error {
-	image, err := shimPull(ctx, env)
+	image, err := pull(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func init() { register("shim-exec-fail", shimExecFail) }
 // release a Wait made before it, leave no process and no open FIFO behind
 // in the shim, and the container's task can still be killed and deleted.
 func shimExecFail(ctx context.Context, env *Env) error {
-	image, err := shimPull(ctx, env)
+	image, err := pull(ctx, env)
 	if err != nil {
 		return err
 	}

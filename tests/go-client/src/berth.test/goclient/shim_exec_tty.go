@@ -34,7 +34,7 @@ func (c *shimCounter) Write(p []byte) (int, error) {
 // writes to the terminal arrives whole. /dev/zero has no newlines, so the
 // terminal's \n → \r\n translation cannot change the count.
 func shimExecTTY(ctx context.Context, env *Env) error {
-	image, err := shimPull(ctx, env)
+	image, err := pull(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func shimExecTTY(ctx context.Context, env *Env) error {
 // exec) succeeds and does nothing, as containerd's shim answers; a
 // terminal's new size is what the process inside sees.
 func shimResize(ctx context.Context, env *Env) error {
-	image, err := shimPull(ctx, env)
+	image, err := pull(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -17,25 +17,8 @@ import (
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/oci"
-	"github.com/containerd/containerd/remotes/docker"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// shimPull pulls and unpacks env.Image over plain HTTP (the test registry
-// listens on loopback without TLS).
-func shimPull(ctx context.Context, env *Env) (containerd.Image, error) {
-	if env.Image == "" {
-		return nil, errors.New("this scenario needs -image")
-	}
-	resolver := docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchAllHosts)),
-	})
-	image, err := env.Client.Pull(ctx, env.Image, containerd.WithPullUnpack, containerd.WithResolver(resolver))
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", env.Image, err)
-	}
-	return image, nil
-}
 
 // shimTask is a container with a running task, and how to remove both.
 type shimTask struct {

@@ -10,7 +10,6 @@ import (
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/oci"
-	"github.com/containerd/containerd/remotes/docker"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -24,12 +23,9 @@ func init() {
 // outside; writable, or read-only from a remapped view.
 func usernsRun(ctx context.Context, env *Env, readonly bool) error {
 	const host, size = 1000, 2000
-	resolver := docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchAllHosts)),
-	})
-	img, err := env.Client.Pull(ctx, env.Image, containerd.WithPullUnpack, containerd.WithResolver(resolver))
+	img, err := pull(ctx, env)
 	if err != nil {
-		return fmt.Errorf("pull %s: %w", env.Image, err)
+		return err
 	}
 	id := "userns"
 	snapshot := containerd.WithRemappedSnapshot(id, img, host, host)
