@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 
 use berth_core::{Error, Result};
-use serde::{Deserialize, Serialize};
 
 /// `none`, `host`, `cni` or `cni:NAME`.
 pub const LABEL_NETWORK: &str = "io.berth.network";
@@ -66,61 +65,7 @@ impl std::fmt::Display for NetworkMode {
     }
 }
 
-/// A published port: `[IP:]HOST:CONTAINER[/tcp|udp]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PortMapping {
-    /// The port on the host.
-    pub host_port: u16,
-    /// The port in the container.
-    pub container_port: u16,
-    /// `tcp` or `udp`.
-    pub protocol: String,
-    /// The host address; empty for all.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub host_ip: String,
-}
-
-impl std::str::FromStr for PortMapping {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid_argument(format!("port {text:?}: {why}"));
-        let (addr, protocol) = match text.rsplit_once('/') {
-            Some((addr, proto @ ("tcp" | "udp"))) => (addr, proto),
-            Some(_) => return Err(bad("protocol must be tcp or udp")),
-            None => (text, "tcp"),
-        };
-        // `HOST:CONTAINER`, `IP:HOST:CONTAINER`, `[IPv6]:HOST:CONTAINER`.
-        let (ip, rest) = if let Some(v6) = addr.strip_prefix('[') {
-            let (ip, rest) = v6.split_once("]:").ok_or_else(|| bad("unclosed ["))?;
-            (ip.to_string(), rest)
-        } else if addr.matches(':').count() == 2 {
-            let (ip, rest) = addr.split_once(':').expect("two colons");
-            (ip.to_string(), rest)
-        } else {
-            (String::new(), addr)
-        };
-        let (host, container) = rest
-            .split_once(':')
-            .ok_or_else(|| bad("want [IP:]HOST:CONTAINER[/tcp|udp]"))?;
-        let port = |p: &str| {
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| bad(&format!("{p:?} is not a port")))
-        };
-        if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(bad(&format!("{ip:?} is not an IP address")));
-        }
-        Ok(PortMapping {
-            host_port: port(host)?,
-            container_port: port(container)?,
-            protocol: protocol.into(),
-            host_ip: ip,
-        })
-    }
-}
+pub use berth_core::network::PortMapping;
 
 /// A container's network: mode, published ports, name servers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

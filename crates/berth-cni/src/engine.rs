@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_core::{Error, Result};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -69,29 +69,7 @@ pub struct RuntimeConf {
     pub capability_args: Map<String, Value>,
 }
 
-/// A published port, in portmap's `portMappings` form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PortMapping {
-    /// The port on the host.
-    pub host_port: u16,
-    /// The port in the container.
-    pub container_port: u16,
-    /// `tcp` or `udp`.
-    pub protocol: String,
-    /// The host address it is published on; empty for all.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub host_ip: String,
-}
-
-impl PortMapping {
-    fn conflicts(&self, other: &PortMapping) -> bool {
-        let any = |ip: &str| ip.is_empty() || ip == "0.0.0.0" || ip == "::";
-        self.host_port == other.host_port
-            && self.protocol == other.protocol
-            && (any(&self.host_ip) || any(&other.host_ip) || self.host_ip == other.host_ip)
-    }
-}
+pub use berth_core::network::PortMapping;
 
 /// What a container asks of the network.
 #[derive(Debug, Clone, Default)]

@@ -20,6 +20,7 @@ pub mod images;
 pub mod labels;
 pub mod mount;
 pub mod namespaces;
+pub mod network;
 pub mod snapshots;
 pub mod time;
 
