@@ -89,13 +89,37 @@ impl fmt::Display for CmdOutput {
 /// Runs `cmd` with stdin closed and stdout/stderr captured, killing it if it
 /// has not exited after `timeout` (then the error carries what it printed).
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<CmdOutput> {
+    run(cmd, None, timeout)
+}
+
+/// Like [`run_with_timeout`], with `input` written to the command's stdin
+/// (from a thread, so a command that answers as it reads cannot deadlock),
+/// which is then closed.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Result<CmdOutput> {
+    run(cmd, Some(input.to_vec()), timeout)
+}
+
+fn run(cmd: &mut Command, input: Option<Vec<u8>>, timeout: Duration) -> Result<CmdOutput> {
     let command = describe(cmd);
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("spawning `{command}`"))?;
+    let pipe = child.stdin.take();
+    let writer = input.map(|input| {
+        thread::spawn(move || {
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.write_all(&input);
+            }
+        })
+    });
     // Drain both pipes while waiting, so a chatty child cannot block on a full pipe.
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
@@ -107,47 +131,9 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<CmdOutpu
             child.wait().context("reaping a timed-out command")?
         }
     };
-    let out = CmdOutput {
-        command,
-        status,
-        stdout: join(stdout),
-        stderr: join(stderr),
-    };
-    if finished.is_none() {
-        anyhow::bail!("timed out after {timeout:?}, killed:\n{out}");
+    if let Some(writer) = writer {
+        let _ = writer.join();
     }
-    Ok(out)
-}
-
-/// Like [`run_with_timeout`], with `input` written to the command's stdin
-/// (from a thread, so a command that answers as it reads cannot deadlock),
-/// which is then closed.
-pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Result<CmdOutput> {
-    let command = describe(cmd);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("spawning `{command}`"))?;
-    let stdin = child.stdin.take();
-    let input = input.to_vec();
-    let writer = thread::spawn(move || {
-        if let Some(mut stdin) = stdin {
-            let _ = stdin.write_all(&input);
-        }
-    });
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let finished = wait_deadline(&mut child, timeout)?;
-    let status = match finished {
-        Some(status) => status,
-        None => {
-            let _ = child.kill();
-            child.wait().context("reaping a timed-out command")?
-        }
-    };
-    let _ = writer.join();
     let out = CmdOutput {
         command,
         status,
