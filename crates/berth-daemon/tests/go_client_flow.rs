@@ -126,6 +126,16 @@ fn assert_matches_containerd(daemon: &Daemon, scenario: &str, args: &[&str]) {
     );
 }
 
+/// Runs probe `scenario` with an image pushed to a fresh registry.
+fn probe_with_image(scenario: &str) {
+    let registry = Registry::start().expect("start registry");
+    let image = registry
+        .push_busybox("test/busybox:1")
+        .expect("push busybox");
+    let daemon = Daemon::start().expect("start berthd");
+    assert_matches_containerd(&daemon, scenario, &["-image", &image]);
+}
+
 /// Metadata services' edge cases (`probe.go`).
 #[test]
 fn go_client_probe_matches_containerds_answers() {
@@ -140,12 +150,7 @@ fn go_client_task_probe_matches_containerds_answers() {
     require_root!();
     require_registry!();
     require_go_client!();
-    let registry = Registry::start().expect("start registry");
-    let image = registry
-        .push_busybox("test/busybox:1")
-        .expect("push busybox");
-    let daemon = Daemon::start().expect("start berthd");
-    assert_matches_containerd(&daemon, "probe-tasks", &["-image", &image]);
+    probe_with_image("probe-tasks");
 }
 
 /// What a pull with unpack leaves: blob and snapshot labels (`probe_pull.go`).
@@ -154,12 +159,7 @@ fn go_client_pull_probe_matches_containerds_answers() {
     require_root!();
     require_registry!();
     require_go_client!();
-    let registry = Registry::start().expect("start registry");
-    let image = registry
-        .push_busybox("test/busybox:1")
-        .expect("push busybox");
-    let daemon = Daemon::start().expect("start berthd");
-    assert_matches_containerd(&daemon, "probe-pull", &["-image", &image]);
+    probe_with_image("probe-pull");
 }
 
 /// The events of each step of a container's life (`probe_events.go`).
@@ -168,10 +168,5 @@ fn go_client_event_probe_matches_containerds_events() {
     require_root!();
     require_registry!();
     require_go_client!();
-    let registry = Registry::start().expect("start registry");
-    let image = registry
-        .push_busybox("test/busybox:1")
-        .expect("push busybox");
-    let daemon = Daemon::start().expect("start berthd");
-    assert_matches_containerd(&daemon, "probe-events", &["-image", &image]);
+    probe_with_image("probe-events");
 }
