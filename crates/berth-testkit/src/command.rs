@@ -146,6 +146,24 @@ fn run(cmd: &mut Command, input: Option<Vec<u8>>, timeout: Duration) -> Result<C
     Ok(out)
 }
 
+/// Sends SIGTERM to `child` and waits up to `timeout` for it to exit;
+/// kills it when it does not (`None`). `name` is for the error.
+pub(crate) fn terminate(
+    child: &mut Child,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<ExitStatus>> {
+    use nix::sys::signal::{kill, Signal};
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
+    kill(pid, Signal::SIGTERM).with_context(|| format!("sending SIGTERM to {name}"))?;
+    let finished = wait_deadline(child, timeout)?;
+    if finished.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Ok(finished)
+}
+
 /// Polls `child` until it exits or `timeout` passes; `None` means still running.
 pub(crate) fn wait_deadline(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
     let deadline = Instant::now() + timeout;

@@ -26,13 +26,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
 use crate::command::DEFAULT_COMMAND_TIMEOUT;
-use crate::command::{describe, run_with_timeout, wait_deadline, CmdOutput};
+use crate::command::{describe, run_with_timeout, terminate, CmdOutput};
 use crate::pb::services::v1::VersionResponse;
 use crate::rpc::{block_on, version_once};
 use crate::stream::LineStream;
@@ -355,13 +353,9 @@ impl Daemon {
         let Some(mut child) = self.child.take() else {
             bail!("berthd is not running");
         };
-        let pid = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-        kill(pid, Signal::SIGTERM).context("sending SIGTERM to berthd")?;
-        match wait_deadline(&mut child, STOP_TIMEOUT)? {
+        match terminate(&mut child, "berthd", STOP_TIMEOUT)? {
             Some(status) => Ok(status),
             None => {
-                let _ = child.kill();
-                let _ = child.wait();
                 bail!(
                     "berthd did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it\n{}",
                     self.log_tail()

@@ -49,11 +49,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use tempfile::TempDir;
 
-use crate::command::{describe, wait_deadline};
+use crate::command::{describe, terminate};
 use crate::{run_with_timeout, CmdOutput, Daemon, LineStream};
 
 /// Debian's Docker Engine (`docker.io`).
@@ -298,13 +296,9 @@ impl Dockerd {
         let Some(mut child) = self.child.take() else {
             bail!("dockerd is not running");
         };
-        let pid = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-        kill(pid, Signal::SIGTERM).context("send SIGTERM to dockerd")?;
-        match wait_deadline(&mut child, STOP_TIMEOUT)? {
+        match terminate(&mut child, "dockerd", STOP_TIMEOUT)? {
             Some(status) => Ok(status),
             None => {
-                let _ = child.kill();
-                let _ = child.wait();
                 bail!("dockerd did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it")
             }
         }
