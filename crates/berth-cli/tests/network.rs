@@ -170,30 +170,6 @@ fn rules(needle: &str) -> String {
         .join("\n")
 }
 
-/// The body of `GET /` at `addr`, retried while the server starts.
-fn http_get(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut last = String::new();
-    for _ in 0..50 {
-        let target = addr.parse().expect("addr");
-        match std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)) {
-            Ok(mut stream) => {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let _ = stream.write_all(b"GET / HTTP/1.0\r\n\r\n");
-                let mut text = String::new();
-                let _ = stream.read_to_string(&mut text);
-                if let Some((_, body)) = text.split_once("\r\n\r\n") {
-                    return body.to_string();
-                }
-                last = text;
-            }
-            Err(e) => last = e.to_string(),
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    last
-}
-
 /// The IP column of `berth tasks ls` for `id`.
 fn task_ip(n: &Net, id: &str) -> String {
     let out = n.daemon.berth(&["tasks", "ls"]).assert_success();
@@ -246,8 +222,14 @@ fn run_with_cni_publishes_a_port_and_cleans_up_on_delete() {
         "{}",
         info.stdout
     );
-    assert_eq!(http_get(&format!("{ip}:80")), "hello over cni\n");
-    assert_eq!(http_get(&format!("127.0.0.1:{port}")), "hello over cni\n");
+    assert_eq!(
+        berth_testkit::http_get(&format!("{ip}:80")),
+        "hello over cni\n"
+    );
+    assert_eq!(
+        berth_testkit::http_get(&format!("127.0.0.1:{port}")),
+        "hello over cni\n"
+    );
 
     // A second claim on the port fails clearly and leaves nothing.
     n.run(&[

@@ -154,32 +154,6 @@ fn rules(needle: &str) -> String {
         .join("\n")
 }
 
-/// The body of `GET /` at `addr`, retried while the server starts.
-fn http_get(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut last = String::new();
-    for _ in 0..50 {
-        match std::net::TcpStream::connect_timeout(
-            &addr.parse().expect("addr"),
-            Duration::from_secs(2),
-        ) {
-            Ok(mut stream) => {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let _ = stream.write_all(b"GET / HTTP/1.0\r\n\r\n");
-                let mut text = String::new();
-                let _ = stream.read_to_string(&mut text);
-                if let Some((_, body)) = text.split_once("\r\n\r\n") {
-                    return body.to_string();
-                }
-                last = text;
-            }
-            Err(e) => last = e.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    last
-}
-
 const BRIDGE_PORTMAP_FIREWALL: &str = r#"{
   "cniVersion": "1.0.0",
   "name": "@BRIDGE@-list",
@@ -271,8 +245,8 @@ async fn a_published_port_answers_on_loopback_and_a_second_claim_fails() {
         .spawn()
         .expect("httpd");
     let ip = at.ips()[0];
-    let direct = http_get(&format!("{ip}:80"));
-    let published = http_get("127.0.0.1:18931");
+    let direct = berth_testkit::http_get(&format!("{ip}:80"));
+    let published = berth_testkit::http_get("127.0.0.1:18931");
     let other = world.request("other", vec![port]);
     let conflict = world.cni.attach(&other).await.expect_err("port taken");
     let _ = httpd.kill();

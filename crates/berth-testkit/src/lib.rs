@@ -42,6 +42,7 @@ mod daemon;
 mod dockerd;
 mod go_client;
 mod guards;
+mod http;
 mod image_archive;
 mod layered_image;
 mod mounts;
@@ -59,6 +60,7 @@ pub use go_client::{
     go_client_bin, go_client_gopath, go_suites_bin, require_go_client, CONTAINERD_GO_SOURCE, GO_BIN,
 };
 pub use guards::{in_ci, require_ctr, require_root};
+pub use http::http_get;
 pub use image_archive::{busybox_oci_archive, host_arch, ArchiveNames, OciArchive};
 pub use layered_image::{
     layered_test_image, same_inode, Entry, Layer, LayerCompression, LayeredArchive, LayeredImage,
