@@ -114,42 +114,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ports_parse_as_docker_writes_them() {
-        let p: PortMapping = "8080:80".parse().expect("port");
-        assert_eq!(
-            (
-                p.host_port,
-                p.container_port,
-                p.protocol.as_str(),
-                p.host_ip.as_str()
-            ),
-            (8080, 80, "tcp", "")
-        );
-        let p: PortMapping = "127.0.0.1:53:5353/udp".parse().expect("port");
-        assert_eq!(
-            (
-                p.host_port,
-                p.container_port,
-                p.protocol.as_str(),
-                p.host_ip.as_str()
-            ),
-            (53, 5353, "udp", "127.0.0.1")
-        );
-        let p: PortMapping = "[::1]:8080:80".parse().expect("port");
-        assert_eq!(p.host_ip, "::1");
-        for bad in [
-            "80",
-            "x:80",
-            "8080:80/sctp",
-            "1.2.3:8080:80",
-            "0:80",
-            "70000:80",
-        ] {
-            assert!(bad.parse::<PortMapping>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn modes_and_labels() {
         assert_eq!(
             "cni:web".parse::<NetworkMode>().expect("mode"),
