@@ -517,6 +517,9 @@ mod tests {
             .parent()
             .expect("dir")
             .to_path_buf();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the FIFO directory is private");
         io.remove_fifos().await;
         assert!(!dir.exists());
         let _ = std::fs::remove_dir(&parent);
