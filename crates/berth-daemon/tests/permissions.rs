@@ -122,6 +122,9 @@ fn other_users_cannot_read_containers_secrets() {
         .next()
     });
     assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&daemon.root().join("snapshots/overlayfs")), 0o700);
+    let tasks = daemon.state().join("io.containerd.runtime.v2.task");
+    assert_eq!((mode(&tasks), mode(&tasks.join("default"))), (0o711, 0o711));
 
     // Paths an attacker would try, each of which exists.
     let blob = find(&daemon.root().join("content/blobs"), &|p| p.is_file())
