@@ -16,7 +16,6 @@
 //! config back in containerd's format (`berthd config default|dump`).
 
 pub mod containerd;
-pub mod duration;
 pub mod keys;
 pub mod plugins;
 pub mod render;

@@ -16,10 +16,10 @@
 //! either is always warned about.
 
 use super::containerd::ignored_default;
-use super::duration;
 use super::keys::{bad_value, display_key, path_value, Document, KeyPath, Warning};
 use crate::gc::SchedulerConfig;
 use anyhow::Result;
+use berth_core::goduration as duration;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

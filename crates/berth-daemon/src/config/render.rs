@@ -4,7 +4,8 @@
 //! table (which containerd ignores), for containerd.
 
 use super::plugins::{CNI, GC, NATIVE, OPT, OVERLAYFS, TASK};
-use super::{duration, Config};
+use super::Config;
+use berth_core::goduration as duration;
 use std::path::Path;
 use toml::{Table, Value};
 

@@ -158,7 +158,7 @@ impl GcScheduler {
             ("MutationThreshold".into(), c.mutation_threshold.to_string()),
             (
                 "ScheduleDelay".into(),
-                crate::config::duration::format(c.schedule_delay),
+                berth_core::goduration::format(c.schedule_delay),
             ),
         ])
     }
