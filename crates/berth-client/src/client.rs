@@ -60,6 +60,47 @@ impl Builder {
     ///
     /// Fails with `Unavailable` when nothing listens on the socket.
     pub async fn connect(self) -> Result<Client> {
+        let (endpoint, connector, path) = self.endpoint()?;
+        let channel = endpoint
+            .connect_with_connector(connector)
+            .await
+            .map_err(|err| connect_error(&path, &err))?;
+        Ok(self.client(channel))
+    }
+
+    /// A client that dials the socket at its first call (and again after
+    /// the connection drops), for a daemon that is not serving yet: the
+    /// daemon's own plugins use this to call the daemon's services.
+    pub fn connect_lazy(self) -> Result<Client> {
+        let (endpoint, connector, _) = self.endpoint()?;
+        let channel = endpoint.connect_with_connector_lazy(connector);
+        Ok(self.client(channel))
+    }
+
+    fn client(self, channel: Channel) -> Client {
+        Client {
+            channel,
+            namespace: self.namespace,
+            timeout: self.timeout,
+            lease: None,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn endpoint(
+        &self,
+    ) -> Result<(
+        Endpoint,
+        impl tower::Service<
+                Uri,
+                Response = TokioIo<tokio::net::UnixStream>,
+                Error = std::io::Error,
+                Future = impl Send + 'static,
+            > + Send
+            + Clone
+            + 'static,
+        PathBuf,
+    )> {
         let path = socket_path(&self.address)?;
         // The URI is required by tonic but unused: the connector below
         // ignores it and dials the socket.
@@ -75,16 +116,7 @@ impl Builder {
                 Ok::<_, std::io::Error>(TokioIo::new(stream))
             }
         });
-        let channel = endpoint
-            .connect_with_connector(connector)
-            .await
-            .map_err(|err| connect_error(&path, &err))?;
-        Ok(Client {
-            channel,
-            namespace: self.namespace,
-            timeout: self.timeout,
-            lease: None,
-        })
+        Ok((endpoint, connector, path))
     }
 }
 

@@ -1,0 +1,83 @@
+//! The ImageService (list, status, pull, remove, fs info) over the
+//! daemon's image records in `k8s.io`, and the images the runtime side
+//! needs: an image's run config for CreateContainer and the sandbox (pause)
+//! image, with berth's built-in pause image as the fallback.
+
+use crate::Cri;
+use berth_core::{Error, Result};
+use k8s_cri::v1::*;
+
+/// An image as CRI sees it: one config digest, however many names.
+#[derive(Debug, Clone, Default)]
+pub struct Image {
+    /// The image id: its config's digest (`sha256:…`).
+    pub id: String,
+    /// Every image record naming it: tags (`docker.io/library/busybox:1`)
+    /// and digests (`…@sha256:…`).
+    pub references: Vec<String>,
+    /// The chain ID of its layers: the snapshot a container's rootfs is
+    /// prepared on; `None` for an image without layers.
+    pub chain_id: Option<String>,
+    /// The size of its content (manifest, config and layers), in bytes.
+    pub size: u64,
+    /// Its run config.
+    pub config: RunConfig,
+    /// Whether it is pinned (the sandbox image): the kubelet's image GC
+    /// leaves it alone.
+    pub pinned: bool,
+}
+
+/// The parts of an image config CRI uses.
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    /// `Env`.
+    pub env: Vec<String>,
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Vec<String>,
+    /// `WorkingDir`.
+    pub working_dir: String,
+    /// `User`.
+    pub user: String,
+    /// `StopSignal`.
+    pub stop_signal: String,
+    /// `Volumes`: paths in the image to copy up into volumes.
+    pub volumes: Vec<String>,
+}
+
+impl Cri {
+    /// The image `reference` names: a name (normalized as the kubelet
+    /// sends it, `busybox` meaning `docker.io/library/busybox:latest`), an
+    /// id (`sha256:…`, or a unique prefix of its hex) or a digest reference.
+    /// `NotFound` if there is none.
+    pub(crate) async fn local_image(&self, reference: &str) -> Result<Image> {
+        Err(Error::not_found(format!("image {reference:?}")))
+    }
+
+    /// The sandbox image, pulled and pinned if absent; berth's built-in
+    /// pause image if it cannot be had.
+    pub(crate) async fn sandbox_image(&self) -> Result<Image> {
+        Err(Error::not_implemented("sandbox image"))
+    }
+
+    pub(crate) async fn list_images(&self, _: ListImagesRequest) -> Result<ListImagesResponse> {
+        Err(Error::not_implemented("ListImages"))
+    }
+
+    pub(crate) async fn image_status(&self, _: ImageStatusRequest) -> Result<ImageStatusResponse> {
+        Err(Error::not_implemented("ImageStatus"))
+    }
+
+    pub(crate) async fn pull_image(&self, _: PullImageRequest) -> Result<PullImageResponse> {
+        Err(Error::not_implemented("PullImage"))
+    }
+
+    pub(crate) async fn remove_image(&self, _: RemoveImageRequest) -> Result<RemoveImageResponse> {
+        Err(Error::not_implemented("RemoveImage"))
+    }
+
+    pub(crate) async fn image_fs_info(&self, _: ImageFsInfoRequest) -> Result<ImageFsInfoResponse> {
+        Err(Error::not_implemented("ImageFsInfo"))
+    }
+}

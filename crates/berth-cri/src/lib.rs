@@ -1,0 +1,131 @@
+//! The CRI plugin: Kubernetes' `runtime.v1` RuntimeService and ImageService,
+//! served on berthd's own socket as containerd's `io.containerd.grpc.v1.cri`
+//! plugin serves them.
+//!
+//! Like containerd's, the plugin is a *client* of the containerd API: it
+//! keeps pods and containers as container records in the namespace
+//! [`NAMESPACE`] (`k8s.io`), runs them as tasks through shims, pulls and
+//! unpacks images through the transfer service, all with `berth-client` over
+//! the daemon's socket. What CRI adds on top lives here: pod sandboxes (a
+//! pause container plus a network namespace attached with `berth-cni`),
+//! the CRI views of containers and images, CRI-format container logs, and
+//! the in-memory indexes (truncated ids, reserved names) the kubelet
+//! relies on. Everything needed to rebuild that state after a restart is
+//! kept in the container records' extensions and in status files under
+//! [`CriOptions::root`].
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | the `[plugins."io.containerd.grpc.v1.cri"]` settings |
+//! | `server` | the tonic adapters: requests in, domain calls, statuses out |
+//! | [`store`] | sandboxes and containers in memory, id prefixes, reserved names |
+//! | `sandbox` | Run/Stop/Remove/Status/ListPodSandbox |
+//! | `container` | Create/Start/Stop/Remove/Status/ListContainers, ExecSync |
+//! | `image` | the ImageService, the sandbox image and the built-in pause image |
+//! | `logs` | CRI-format log files from container stdio |
+//! | `status` | Version, Status, UpdateRuntimeConfig |
+//! | `recover` | reloading pods and containers after a restart |
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod container;
+mod ids;
+mod image;
+mod logs;
+mod recover;
+mod sandbox;
+mod server;
+mod status;
+pub mod store;
+
+pub use config::CriConfig;
+pub use server::{ImageServer, RuntimeServer};
+
+use berth_client::Client;
+use berth_core::{Error, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The containerd namespace CRI works in.
+pub const NAMESPACE: &str = "k8s.io";
+/// containerd's id for the plugin (type `io.containerd.grpc.v1`).
+pub const PLUGIN_ID: &str = "cri";
+/// The runtime name reported by Version.
+pub const RUNTIME_NAME: &str = "berth";
+/// The CRI API version served.
+pub const RUNTIME_API_VERSION: &str = "v1";
+
+/// What the daemon tells the plugin.
+#[derive(Debug, Clone)]
+pub struct CriOptions {
+    /// The settings.
+    pub config: CriConfig,
+    /// berthd's gRPC socket: the plugin's containerd client dials it.
+    pub address: PathBuf,
+    /// `<root>/io.containerd.grpc.v1.cri`: sandboxes' and containers'
+    /// files (hostname, hosts, resolv.conf, shm, volumes, status).
+    pub root: PathBuf,
+    /// `<state>/io.containerd.grpc.v1.cri`: FIFOs and other runtime state.
+    pub state: PathBuf,
+    /// Where pod network namespaces are bind-mounted.
+    pub netns_dir: PathBuf,
+    /// The CNI result cache.
+    pub cni_cache_dir: PathBuf,
+}
+
+/// The CRI plugin's state, shared by both services.
+#[derive(Debug)]
+pub struct Cri {
+    config: CriConfig,
+    options: CriOptions,
+    /// A containerd client in [`NAMESPACE`], over berthd's own socket.
+    client: Client,
+    sandboxes: store::Store<store::Sandbox>,
+    containers: store::Store<store::Container>,
+    sandbox_names: store::Names,
+    container_names: store::Names,
+    network: sandbox::network::PodNetworks,
+}
+
+impl Cri {
+    /// The plugin over the daemon at `options.address`. Nothing is dialled
+    /// until the first call; call [`Cri::start`] once the daemon serves.
+    pub fn new(options: CriOptions) -> Result<Arc<Cri>> {
+        let client = berth_client::Client::builder(options.address.to_string_lossy())
+            .namespace(NAMESPACE)
+            .connect_lazy()?;
+        for dir in [&options.root, &options.state] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::internal(format!("create {}: {e}", dir.display())))?;
+        }
+        let network = sandbox::network::PodNetworks::new(&options);
+        Ok(Arc::new(Cri {
+            config: options.config.clone(),
+            options,
+            client,
+            sandboxes: store::Store::default(),
+            containers: store::Store::default(),
+            sandbox_names: store::Names::default(),
+            container_names: store::Names::default(),
+            network,
+        }))
+    }
+
+    /// The two tonic services, ready to be added to the daemon's routes.
+    pub fn services(self: &Arc<Self>) -> (RuntimeServer, ImageServer) {
+        server::services(self.clone())
+    }
+
+    /// Reloads pods and containers from the daemon's records (after a
+    /// restart) and starts watching their tasks. Call once the socket
+    /// serves.
+    pub async fn start(self: &Arc<Self>) -> Result<()> {
+        recover::recover(self).await
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CriConfig {
+        &self.config
+    }
+}

@@ -1,0 +1,179 @@
+//! `runtime.v1.RuntimeService`.
+
+use super::{not_yet, reply};
+use crate::Cri;
+use k8s_cri::v1::runtime_service_server::RuntimeService;
+use k8s_cri::v1::*;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The RuntimeService adapter.
+#[derive(Debug)]
+pub struct Runtime(pub Arc<Cri>);
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl RuntimeService for Runtime {
+    async fn version(&self, r: Request<VersionRequest>) -> Reply<VersionResponse> {
+        reply(self.0.version(r.into_inner()))
+    }
+    async fn run_pod_sandbox(
+        &self,
+        r: Request<RunPodSandboxRequest>,
+    ) -> Reply<RunPodSandboxResponse> {
+        reply(self.0.run_pod_sandbox(r.into_inner()).await)
+    }
+    async fn stop_pod_sandbox(
+        &self,
+        r: Request<StopPodSandboxRequest>,
+    ) -> Reply<StopPodSandboxResponse> {
+        reply(self.0.stop_pod_sandbox(r.into_inner()).await)
+    }
+    async fn remove_pod_sandbox(
+        &self,
+        r: Request<RemovePodSandboxRequest>,
+    ) -> Reply<RemovePodSandboxResponse> {
+        reply(self.0.remove_pod_sandbox(r.into_inner()).await)
+    }
+    async fn pod_sandbox_status(
+        &self,
+        r: Request<PodSandboxStatusRequest>,
+    ) -> Reply<PodSandboxStatusResponse> {
+        reply(self.0.pod_sandbox_status(r.into_inner()).await)
+    }
+    async fn list_pod_sandbox(
+        &self,
+        r: Request<ListPodSandboxRequest>,
+    ) -> Reply<ListPodSandboxResponse> {
+        reply(self.0.list_pod_sandbox(r.into_inner()).await)
+    }
+    async fn create_container(
+        &self,
+        r: Request<CreateContainerRequest>,
+    ) -> Reply<CreateContainerResponse> {
+        reply(self.0.create_container(r.into_inner()).await)
+    }
+    async fn start_container(
+        &self,
+        r: Request<StartContainerRequest>,
+    ) -> Reply<StartContainerResponse> {
+        reply(self.0.start_container(r.into_inner()).await)
+    }
+    async fn stop_container(
+        &self,
+        r: Request<StopContainerRequest>,
+    ) -> Reply<StopContainerResponse> {
+        reply(self.0.stop_container(r.into_inner()).await)
+    }
+    async fn remove_container(
+        &self,
+        r: Request<RemoveContainerRequest>,
+    ) -> Reply<RemoveContainerResponse> {
+        reply(self.0.remove_container(r.into_inner()).await)
+    }
+    async fn list_containers(
+        &self,
+        r: Request<ListContainersRequest>,
+    ) -> Reply<ListContainersResponse> {
+        reply(self.0.list_containers(r.into_inner()).await)
+    }
+    async fn container_status(
+        &self,
+        r: Request<ContainerStatusRequest>,
+    ) -> Reply<ContainerStatusResponse> {
+        reply(self.0.container_status(r.into_inner()).await)
+    }
+    async fn update_container_resources(
+        &self,
+        _: Request<UpdateContainerResourcesRequest>,
+    ) -> Reply<UpdateContainerResourcesResponse> {
+        not_yet("UpdateContainerResources")
+    }
+    async fn reopen_container_log(
+        &self,
+        _: Request<ReopenContainerLogRequest>,
+    ) -> Reply<ReopenContainerLogResponse> {
+        not_yet("ReopenContainerLog")
+    }
+    async fn exec_sync(&self, r: Request<ExecSyncRequest>) -> Reply<ExecSyncResponse> {
+        reply(self.0.exec_sync(r.into_inner()).await)
+    }
+    async fn exec(&self, _: Request<ExecRequest>) -> Reply<ExecResponse> {
+        not_yet("Exec (streaming)")
+    }
+    async fn attach(&self, _: Request<AttachRequest>) -> Reply<AttachResponse> {
+        not_yet("Attach (streaming)")
+    }
+    async fn port_forward(&self, _: Request<PortForwardRequest>) -> Reply<PortForwardResponse> {
+        not_yet("PortForward (streaming)")
+    }
+    async fn container_stats(
+        &self,
+        _: Request<ContainerStatsRequest>,
+    ) -> Reply<ContainerStatsResponse> {
+        not_yet("ContainerStats")
+    }
+    async fn list_container_stats(
+        &self,
+        _: Request<ListContainerStatsRequest>,
+    ) -> Reply<ListContainerStatsResponse> {
+        not_yet("ListContainerStats")
+    }
+    async fn pod_sandbox_stats(
+        &self,
+        _: Request<PodSandboxStatsRequest>,
+    ) -> Reply<PodSandboxStatsResponse> {
+        not_yet("PodSandboxStats")
+    }
+    async fn list_pod_sandbox_stats(
+        &self,
+        _: Request<ListPodSandboxStatsRequest>,
+    ) -> Reply<ListPodSandboxStatsResponse> {
+        not_yet("ListPodSandboxStats")
+    }
+    async fn update_runtime_config(
+        &self,
+        r: Request<UpdateRuntimeConfigRequest>,
+    ) -> Reply<UpdateRuntimeConfigResponse> {
+        reply(self.0.update_runtime_config(r.into_inner()))
+    }
+    async fn status(&self, r: Request<StatusRequest>) -> Reply<StatusResponse> {
+        reply(self.0.status(r.into_inner()))
+    }
+    async fn checkpoint_container(
+        &self,
+        _: Request<CheckpointContainerRequest>,
+    ) -> Reply<CheckpointContainerResponse> {
+        not_yet("CheckpointContainer")
+    }
+
+    type GetContainerEventsStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<ContainerEventResponse, Status>> + Send + 'static>,
+    >;
+
+    async fn get_container_events(
+        &self,
+        _: Request<GetEventsRequest>,
+    ) -> Reply<Self::GetContainerEventsStream> {
+        not_yet("GetContainerEvents")
+    }
+    async fn list_metric_descriptors(
+        &self,
+        _: Request<ListMetricDescriptorsRequest>,
+    ) -> Reply<ListMetricDescriptorsResponse> {
+        not_yet("ListMetricDescriptors")
+    }
+    async fn list_pod_sandbox_metrics(
+        &self,
+        _: Request<ListPodSandboxMetricsRequest>,
+    ) -> Reply<ListPodSandboxMetricsResponse> {
+        not_yet("ListPodSandboxMetrics")
+    }
+    async fn runtime_config(
+        &self,
+        _: Request<RuntimeConfigRequest>,
+    ) -> Reply<RuntimeConfigResponse> {
+        reply(Ok(RuntimeConfigResponse { linux: None }))
+    }
+}
