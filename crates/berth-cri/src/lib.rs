@@ -22,6 +22,7 @@
 //! | `sandbox` | Run/Stop/Remove/Status/ListPodSandbox |
 //! | `container` | Create/Start/Stop/Remove/Status/ListContainers, ExecSync |
 //! | `image` | the ImageService, the sandbox image and the built-in pause image |
+//! | `pause` | the built-in pause image |
 //! | `logs` | CRI-format log files from container stdio |
 //! | `status` | Version, Status, UpdateRuntimeConfig |
 //! | `recover` | reloading pods and containers after a restart |
@@ -33,6 +34,7 @@ mod container;
 mod ids;
 mod image;
 mod logs;
+mod pause;
 mod recover;
 mod sandbox;
 mod server;
@@ -127,5 +129,19 @@ impl Cri {
     /// The settings.
     pub fn config(&self) -> &CriConfig {
         &self.config
+    }
+
+    /// The OOM score a process asking for `requested` gets: with
+    /// `restrict_oom_score_adj`, nothing below berthd's own score (which
+    /// an unprivileged daemon cannot go below).
+    pub(crate) fn oom_score_adj(&self, requested: i64) -> i64 {
+        if !self.config.restrict_oom_score_adj {
+            return requested;
+        }
+        let own = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(requested);
+        requested.max(own)
     }
 }

@@ -18,6 +18,7 @@
 
 mod defaults;
 pub mod opts;
+pub mod seccomp;
 pub mod spec;
 mod users;
 

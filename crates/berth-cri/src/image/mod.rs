@@ -58,7 +58,7 @@ impl Cri {
     /// The sandbox image, pulled and pinned if absent; berth's built-in
     /// pause image if it cannot be had.
     pub(crate) async fn sandbox_image(&self) -> Result<Image> {
-        Err(Error::not_implemented("sandbox image"))
+        self.builtin_pause_image().await
     }
 
     pub(crate) async fn list_images(&self, _: ListImagesRequest) -> Result<ListImagesResponse> {
