@@ -460,6 +460,17 @@ impl Cni {
     /// requested ports. If any step fails, what was done is undone and the
     /// error says both what failed and any cleanup failure.
     pub async fn attach(&self, request: &AttachRequest) -> Result<Attachment> {
+        self.attach_with_args(request, &[]).await
+    }
+
+    /// [`Cni::attach`] with further `CNI_ARGS` after berth's own (the
+    /// CRI plugin's `K8S_POD_NAMESPACE`, `K8S_POD_NAME`, …). They are
+    /// cached with the result, so DEL passes them again.
+    pub async fn attach_with_args(
+        &self,
+        request: &AttachRequest,
+        extra_args: &[(String, String)],
+    ) -> Result<Attachment> {
         let list = self.network(request.network.as_deref())?;
         let key = Self::container_key(&request.namespace, &request.id);
         let netns = self.netns_path(&request.namespace, &request.id);
@@ -470,11 +481,12 @@ impl Cni {
                 serde_json::to_value(&request.ports).map_err(|e| Error::internal(e.to_string()))?,
             );
         }
-        let args = vec![
+        let mut args = vec![
             ("IgnoreUnknown".to_string(), "1".to_string()),
             (ARG_NAMESPACE.to_string(), request.namespace.clone()),
             (ARG_CONTAINER.to_string(), request.id.clone()),
         ];
+        args.extend(extra_args.iter().cloned());
         let rt = RuntimeConf {
             container_id: key.clone(),
             netns: netns.clone(),
