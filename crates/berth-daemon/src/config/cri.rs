@@ -195,9 +195,10 @@ mod tests {
     use std::path::Path;
 
     fn decode_text(text: &str) -> (CriConfig, Vec<Warning>) {
-        let mut doc = super::super::source::parse(text, Path::new("/c.toml")).unwrap();
+        let mut doc =
+            super::super::source::parse(text, Path::new("/c.toml")).expect("must succeed");
         let mut warnings = Vec::new();
-        let cri = decode(&mut doc, &mut warnings).unwrap();
+        let cri = decode(&mut doc, &mut warnings).expect("must succeed");
         (cri, warnings)
     }
 
@@ -236,7 +237,7 @@ mod tests {
         assert_eq!(cri.max_container_log_line_size, 100);
         assert!(cri.restrict_oom_score_adj && cri.enable_unprivileged_ports);
         assert_eq!(cri.containerd.snapshotter, "native");
-        let (name, fast) = cri.runtime_handler("").unwrap();
+        let (name, fast) = cri.runtime_handler("").expect("must succeed");
         assert_eq!(name, "fast");
         assert_eq!(fast.runtime_type, "io.containerd.runc.v2");
         assert_eq!(fast.pod_annotations, ["io.example/*"]);
@@ -275,8 +276,10 @@ mod tests {
             "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_image = 3\n",
             Path::new("/c.toml"),
         )
-        .unwrap();
-        let err = decode(&mut doc, &mut Vec::new()).unwrap_err().to_string();
+        .expect("must succeed");
+        let err = decode(&mut doc, &mut Vec::new())
+            .expect_err("must fail")
+            .to_string();
         assert!(
             err.contains("sandbox_image") && err.contains("line 3"),
             "{err}"
