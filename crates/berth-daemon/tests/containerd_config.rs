@@ -78,7 +78,8 @@ fn debian_containerd_default_config_runs_berthd_with_warnings() {
             .any(|l| l.contains("WARN") && l.contains("grpc.v1.cri")),
         "{log}"
     );
-    for section in ["io.containerd.snapshotter.v1.btrfs"] {
+    {
+        let section = "io.containerd.snapshotter.v1.btrfs";
         let warning = format!("plugins.\"{section}\": berth has no such plugin: section ignored");
         let line = log
             .lines()
