@@ -284,9 +284,13 @@ impl Cri {
             Ok(()) => {
                 let _ = tasks.wait(id, "").await;
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            // An already stopped task cannot be signalled; delete it.
-            Err(e) if e.kind() == ErrorKind::FailedPrecondition => {}
+            // No task, or one whose process has exited already (which
+            // cannot be signalled): what is left is deleted below.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::NotFound | ErrorKind::FailedPrecondition
+                ) => {}
             Err(e) => return Err(e.context(format!("kill sandbox task {id:?}"))),
         }
         match tasks.delete(id).await {

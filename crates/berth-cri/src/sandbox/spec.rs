@@ -168,6 +168,9 @@ impl SandboxSpec<'_> {
         if host_network(config) {
             drop(spec, "network");
             drop(spec, "uts");
+            // runc cannot set a hostname without a UTS namespace of its
+            // own; the kubelet sends none for host-network pods anyway.
+            spec.hostname.clear();
         } else {
             drop(spec, "network");
             spec.linux_mut().namespaces.push(Namespace {
