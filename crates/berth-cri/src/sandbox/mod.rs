@@ -11,7 +11,6 @@
 //! | `spec` | the pause container's OCI spec |
 //! | `files` | hostname, hosts, resolv.conf and the shm tmpfs |
 //! | [`network`] | network namespaces and CNI per runtime handler |
-//! | `runtime` | the handler's shim options |
 //! | `monitor` | NotReady when the pause task exits on its own |
 
 mod files;
@@ -20,7 +19,6 @@ pub(crate) mod monitor;
 pub mod network;
 mod remove;
 mod run;
-mod runtime;
 mod spec;
 mod status;
 mod stop;

@@ -105,13 +105,6 @@ impl PodNetworks {
     pub async fn detach(&self, id: &str) -> Result<()> {
         self.default.detach(NAMESPACE, id).await
     }
-
-    /// UpdateRuntimeConfig: fills `conf_template` with the pod CIDRs into
-    /// `<conf_dir>/10-containerd-net.conflist`, unless a network is
-    /// already configured.
-    pub fn write_template(&self, _pod_cidrs: &str) -> berth_core::Result<()> {
-        Ok(())
-    }
 }
 
 /// The name of the network `conf_dir` configures (its first valid one);

@@ -199,7 +199,8 @@ impl Cri {
         }
         .build()
         .map_err(|e| e.context("failed to generate sandbox container spec"))?;
-        let options = super::runtime::runtime_options(handler)
+        let options = handler
+            .runtime_options()
             .map_err(|e| e.context("failed to generate runtime options"))?;
         let mut labels: HashMap<String, String> = config.labels.clone();
         labels.insert(CONTAINER_KIND_LABEL.into(), CONTAINER_KIND_SANDBOX.into());
