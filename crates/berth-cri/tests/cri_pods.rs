@@ -624,3 +624,81 @@ fn a_pause_task_that_dies_makes_its_pod_not_ready() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn pods_survive_a_daemon_restart_with_their_state_ip_and_name() {
+    if !require_root() {
+        return;
+    }
+    let mut pods = Pods::new("bcri-p5", "10.231.65.0/24");
+    let (running, stopped, ip) = block_on(async {
+        let mut cri = pods.daemon.cri().await.expect("cri client");
+        let mut ids = Vec::new();
+        for name in ["keeps", "stopped"] {
+            let id = cri
+                .runtime
+                .run_pod_sandbox(run_request(pod_config(name)))
+                .await
+                .expect("RunPodSandbox")
+                .into_inner()
+                .pod_sandbox_id;
+            ids.push(id);
+        }
+        cri.runtime
+            .stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: ids[1].clone(),
+            })
+            .await
+            .expect("StopPodSandbox");
+        let (st, _) = status(&mut cri, &ids[0]).await;
+        (
+            ids[0].clone(),
+            ids[1].clone(),
+            st.network.expect("network").ip,
+        )
+    })
+    .expect("runtime");
+
+    pods.daemon.restart().expect("restart berthd");
+
+    block_on(async {
+        let mut cri = pods.daemon.cri().await.expect("cri client");
+        // berthd runs the plugin's recovery once it serves: wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while list(&mut cri, PodSandboxFilter::default()).await.len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "pods not recovered");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let (st, info) = status(&mut cri, &running).await;
+        assert_eq!(st.state, PodSandboxState::SandboxReady as i32);
+        assert_eq!(st.network.expect("network").ip, ip);
+        assert_eq!(st.metadata, pod_config("keeps").metadata);
+        assert!(info["pid"].as_u64().is_some_and(|p| p > 0), "{info}");
+        let (st, _) = status(&mut cri, &stopped).await;
+        assert_eq!(st.state, PodSandboxState::SandboxNotready as i32);
+        let mut all = list(&mut cri, PodSandboxFilter::default()).await;
+        all.sort();
+        let mut want = vec![running.clone(), stopped.clone()];
+        want.sort();
+        assert_eq!(all, want);
+        let err = cri
+            .runtime
+            .run_pod_sandbox(run_request(pod_config("keeps")))
+            .await
+            .expect_err("the name is still reserved");
+        assert!(err.message().contains("is reserved"), "{err:?}");
+        for id in [&running, &stopped] {
+            cri.runtime
+                .remove_pod_sandbox(RemovePodSandboxRequest {
+                    pod_sandbox_id: id.clone(),
+                })
+                .await
+                .expect("RemovePodSandbox");
+        }
+        assert_eq!(pods.records_and_tasks(), (vec![], vec![]));
+        assert_eq!(pods.netns_left(), Vec::<PathBuf>::new());
+        assert_eq!(pods.leases(), Vec::<String>::new());
+        assert_eq!(pods.veths(), "");
+    })
+    .expect("runtime");
+}

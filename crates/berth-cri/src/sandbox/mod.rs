@@ -12,11 +12,13 @@
 //! | `files` | hostname, hosts, resolv.conf and the shm tmpfs |
 //! | [`network`] | network namespaces and CNI per runtime handler |
 //! | `monitor` | NotReady when the pause task exits on its own |
+//! | `recover` | reloading pods after a restart |
 
 mod files;
 mod list;
 pub(crate) mod monitor;
 pub mod network;
+mod recover;
 mod remove;
 mod run;
 mod spec;
