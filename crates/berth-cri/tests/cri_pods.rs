@@ -26,7 +26,10 @@ impl Pods {
     /// with `subnet` (host-local leases in the daemon's directory) and
     /// portmap.
     fn new(bridge: &str, subnet: &str) -> Pods {
-        let daemon = Daemon::start().expect("start daemon");
+        Pods::with_daemon(Daemon::start().expect("start daemon"), bridge, subnet)
+    }
+
+    fn with_daemon(daemon: Daemon, bridge: &str, subnet: &str) -> Pods {
         let pods = Pods {
             daemon,
             bridge: bridge.into(),
@@ -101,6 +104,26 @@ impl Pods {
                 .await
                 .expect("the built-in pause image");
             image.labels.get(key).cloned()
+        })
+        .expect("runtime")
+    }
+
+    /// The k8s.io snapshots of the configured snapshotter.
+    fn snapshots(&self) -> Vec<String> {
+        block_on(async {
+            let client = berth_client::Client::connect(self.daemon.address().display().to_string())
+                .await
+                .expect("client")
+                .with_namespace("k8s.io");
+            use berth_core::snapshots::Snapshotter;
+            client
+                .snapshotter("overlayfs")
+                .walk(&[])
+                .await
+                .expect("walk snapshots")
+                .into_iter()
+                .map(|info| info.name)
+                .collect()
         })
         .expect("runtime")
     }
@@ -701,4 +724,131 @@ fn pods_survive_a_daemon_restart_with_their_state_ip_and_name() {
         assert_eq!(pods.veths(), "");
     })
     .expect("runtime");
+}
+
+/// Two more runtime handlers: `other` (runc, with a CNI conf dir of its
+/// own) and `broken` (a shim that does not exist).
+fn with_handlers(dir: &Path, config: String) -> String {
+    let section = r#"[plugins."io.containerd.grpc.v1.cri".containerd.runtimes"#;
+    format!(
+        "{config}\n{section}.other]\n  runtime_type = \"io.containerd.runc.v2\"\n  \
+         cni_conf_dir = {other:?}\n{section}.broken]\n  \
+         runtime_type = \"io.containerd.nope.v1\"\n",
+        other = dir.join("cni-other").display().to_string(),
+    )
+}
+
+#[test]
+fn a_failure_after_the_network_rolls_everything_back_and_handlers_have_their_own_cni() {
+    if !require_root() {
+        return;
+    }
+    let daemon = Daemon::builder()
+        .edit_config(with_handlers)
+        .start()
+        .expect("start daemon");
+    let pods = Pods::with_daemon(daemon, "bcri-p6", "10.231.66.0/24");
+    // The `other` handler's network: its own bridge and subnet.
+    let other_dir = pods.daemon.dir().join("cni-other");
+    std::fs::create_dir_all(&other_dir).expect("other conf dir");
+    std::fs::write(
+        other_dir.join("10-other.conflist"),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"bcri-p6o","plugins":[
+                {{"type":"bridge","bridge":"bcri-p6o","ipam":{{"type":"host-local",
+                  "ranges":[[{{"subnet":"10.231.67.0/24"}}]],"dataDir":"{}"}}}}]}}"#,
+            pods.ipam().display()
+        ),
+    )
+    .expect("other conflist");
+    let other_bridge = Bridge("bcri-p6o");
+    block_on(async {
+        let mut cri = pods.daemon.cri().await.expect("cri client");
+        let err = cri
+            .runtime
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod_config("noshim")),
+                runtime_handler: "broken".into(),
+            })
+            .await
+            .expect_err("RunPodSandbox with a missing shim");
+        assert!(
+            err.message().contains("failed to create containerd task"),
+            "{err:?}"
+        );
+        assert!(err.message().contains("nope"), "{err:?}");
+        assert_eq!(pods.netns_left(), Vec::<PathBuf>::new());
+        assert_eq!(pods.leases(), Vec::<String>::new(), "IP not released");
+        assert_eq!(pods.veths(), "", "veths left");
+        assert_eq!(pods.records_and_tasks(), (vec![], vec![]));
+        let snapshots = pods.snapshots();
+        assert_eq!(
+            snapshots.len(),
+            1,
+            "only the pause image's layer: {snapshots:?}"
+        );
+        let sandboxes = pods
+            .daemon
+            .root()
+            .join("io.containerd.grpc.v1.cri/sandboxes");
+        assert_eq!(
+            std::fs::read_dir(&sandboxes)
+                .map(|d| d.count())
+                .unwrap_or(0),
+            0
+        );
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(
+            !mounts.contains("io.containerd.grpc.v1.cri/sandboxes"),
+            "shm left mounted"
+        );
+        assert!(list(&mut cri, PodSandboxFilter::default()).await.is_empty());
+
+        let id = cri
+            .runtime
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod_config("noshim")),
+                runtime_handler: "other".into(),
+            })
+            .await
+            .expect("the name was released; the other handler runs")
+            .into_inner()
+            .pod_sandbox_id;
+        let (st, _) = status(&mut cri, &id).await;
+        assert_eq!(st.runtime_handler, "other");
+        let ip = st.network.expect("network").ip;
+        assert!(
+            ip.starts_with("10.231.67."),
+            "the other handler's network: {ip}"
+        );
+        cri.runtime
+            .remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+            .await
+            .expect("RemovePodSandbox");
+        assert_eq!(pods.netns_left(), Vec::<PathBuf>::new());
+        assert_eq!(pods.records_and_tasks(), (vec![], vec![]));
+        let err = cri
+            .runtime
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod_config("unknown")),
+                runtime_handler: "nosuch".into(),
+            })
+            .await
+            .expect_err("an unknown handler");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    })
+    .expect("runtime");
+    drop(other_bridge);
+}
+
+/// Deletes a bridge when dropped.
+struct Bridge(&'static str);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
