@@ -471,6 +471,43 @@ impl Cni {
         request: &AttachRequest,
         extra_args: &[(String, String)],
     ) -> Result<Attachment> {
+        self.attach_inner(request, extra_args, true).await
+    }
+
+    /// Creates the network namespace [`Cni::attach_prepared`] attaches
+    /// in, so that a container can be created in it while the plugins
+    /// run; its path.
+    pub fn create_netns(&self, namespace: &str, id: &str) -> Result<PathBuf> {
+        let path = self.netns_path(namespace, id);
+        netns::create(&path)?;
+        Ok(path)
+    }
+
+    /// [`Cni::attach_with_args`] in the namespace [`Cni::create_netns`]
+    /// made. On failure the namespace goes too, as with `attach`.
+    pub async fn attach_prepared(
+        &self,
+        request: &AttachRequest,
+        extra_args: &[(String, String)],
+    ) -> Result<Attachment> {
+        match self.attach_inner(request, extra_args, false).await {
+            Ok(attachment) => Ok(attachment),
+            Err(err) => {
+                let path = self.netns_path(&request.namespace, &request.id);
+                match netns::remove(&path) {
+                    Ok(()) => Err(err),
+                    Err(cleanup) => Err(with_cleanup(err, vec![cleanup])),
+                }
+            }
+        }
+    }
+
+    async fn attach_inner(
+        &self,
+        request: &AttachRequest,
+        extra_args: &[(String, String)],
+        create_netns: bool,
+    ) -> Result<Attachment> {
         let list = self.network(request.network.as_deref())?;
         let key = Self::container_key(&request.namespace, &request.id);
         let netns = self.netns_path(&request.namespace, &request.id);
@@ -508,7 +545,9 @@ impl Cni {
             Some(self.attach_lock.lock().await)
         };
         self.check_ports(&key, &request.ports)?;
-        netns::create(&netns)?;
+        if create_netns {
+            netns::create(&netns)?;
+        }
         // Loopback and the network touch different links: run them at once.
         let (lo, net) = tokio::join!(
             self.add_chain(&loopback, &lo_rt),
