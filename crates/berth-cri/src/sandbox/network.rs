@@ -77,12 +77,31 @@ impl PodNetworks {
             .map_err(|e| e.message().to_string())
     }
 
-    /// Creates the pod's network namespace and attaches the handler's
-    /// network in it, with containerd's `CNI_ARGS`. On failure nothing is
-    /// left (the error names the failing plugin and its message).
+    /// Whether runtime handler `handler` has a network configured
+    /// (containerd's "cni plugin not initialized" error if not).
+    pub fn check(&self, handler: &str) -> Result<()> {
+        network_name(&self.engine(handler).options().conf_dir).map(|_| ())
+    }
+
+    /// Creates the pod's network namespace (for [`PodNetworks::attach`]);
+    /// its path.
+    pub fn create_netns(&self, id: &str) -> Result<std::path::PathBuf> {
+        self.default.create_netns(NAMESPACE, id)
+    }
+
+    /// Attaches the handler's network in the pod's network namespace
+    /// (made by [`PodNetworks::create_netns`]), with containerd's
+    /// `CNI_ARGS`. On failure nothing is left, the namespace included (the
+    /// error names the failing plugin and its message).
     pub async fn attach(&self, pod: &PodAttach) -> Result<Attachment> {
         let engine = self.engine(&pod.handler);
-        let name = network_name(&engine.options().conf_dir)?;
+        let name = match network_name(&engine.options().conf_dir) {
+            Ok(name) => name,
+            Err(err) => {
+                let _ = berth_cni::netns::remove(&engine.netns_path(NAMESPACE, &pod.id));
+                return Err(err);
+            }
+        };
         let request = AttachRequest {
             namespace: NAMESPACE.into(),
             id: pod.id.clone(),
@@ -97,7 +116,7 @@ impl PodNetworks {
             ("K8S_POD_UID", pod.pod_uid.as_str()),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
-        engine.attach_with_args(&request, &args).await
+        engine.attach_prepared(&request, &args).await
     }
 
     /// CNI DEL of everything the pod is attached to, then its namespace

@@ -1,9 +1,10 @@
 //! RunPodSandbox, as containerd 1.6 runs a pod: reserve the name, get the
 //! sandbox image, write the pod's files and mount its shm, create the
-//! network namespace and attach CNI (unless the pod uses the host's
-//! network), create the pause container (snapshot and record) and its
-//! task, start it, and keep the sandbox. A failure at any step undoes the
-//! steps before it, last first, and the error names the step.
+//! network namespace (unless the pod uses the host's network), then at
+//! once attach CNI in it and create the pause container (snapshot and
+//! record) and its task and start it, write the addresses into the
+//! record's extension, and keep the sandbox. A failure at any step undoes
+//! the steps before it, last first, and the error names the step.
 
 use super::files::SandboxFiles;
 use super::network::PodAttach;
@@ -108,28 +109,46 @@ impl Cri {
             runtime_handler: handler_name.to_string(),
             ..SandboxMetadata::default()
         };
-        if !spec::host_network(config) {
+        let pod_network = !spec::host_network(config);
+        if pod_network {
+            let fail = |e: Error| e.context(format!("failed to setup network for sandbox {id:?}"));
+            self.network.check(handler_name).map_err(fail)?;
             done.push(Done::Network(id.to_string()));
-            self.setup_network(&mut metadata)
-                .await
-                .map_err(|e| e.context(format!("failed to setup network for sandbox {id:?}")))?;
+            let netns = self.network.create_netns(id).map_err(fail)?;
+            metadata.netns_path = netns.display().to_string();
         }
 
-        let record = self
-            .create_pause_container(&metadata, &image, &files)
-            .await?;
-        done.push(Done::Container(id.to_string()));
-
-        let container = self.client.load_container(id).await?;
-        let task = container
-            .new_task(Io::null())
-            .await
-            .map_err(|e| e.context("failed to create containerd task"))?;
-        done.push(Done::Task(id.to_string()));
-        let pid = task
-            .start()
-            .await
-            .map_err(|e| e.context(format!("failed to start sandbox container task {id:?}")))?;
+        // CNI ADD runs while the pause container is created and started in
+        // the (still unconfigured) namespace: the two take about as long
+        // as each other, and nothing in the pause process needs the
+        // network. The pod is Ready only once both are done.
+        let network = async {
+            if pod_network {
+                self.setup_network(&metadata).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let mut started = Vec::new();
+        let pause = self.start_pause(&metadata, &image, &files, &mut started);
+        let (network, pause) = tokio::join!(network, pause);
+        done.extend(started);
+        let network = network
+            .map_err(|e| e.context(format!("failed to setup network for sandbox {id:?}")))?;
+        let (record, pid) = pause?;
+        if let Some(addresses) = network {
+            metadata.netns_path = addresses.netns_path;
+            metadata.ip = addresses.ip;
+            metadata.additional_ips = addresses.additional_ips;
+            metadata.cni_result = addresses.cni_result;
+            self.update_metadata(record.clone(), &metadata)
+                .await
+                .map_err(|e| {
+                    e.context(format!(
+                        "failed to update the network namespace for the sandbox container {id:?}"
+                    ))
+                })?;
+        }
 
         let created_at = record
             .created_at
@@ -146,9 +165,45 @@ impl Cri {
         ))
     }
 
-    /// CNI ADD in a new network namespace; the addresses go into
-    /// `metadata`.
-    async fn setup_network(&self, metadata: &mut SandboxMetadata) -> Result<()> {
+    /// The pause container (snapshot and record) and its task, started;
+    /// each step pushed to `done` once it has happened.
+    async fn start_pause(
+        &self,
+        metadata: &SandboxMetadata,
+        image: &Image,
+        files: &SandboxFiles,
+        done: &mut Vec<Done>,
+    ) -> Result<(Record, u32)> {
+        let id = metadata.id.as_str();
+        let record = self.create_pause_container(metadata, image, files).await?;
+        done.push(Done::Container(id.to_string()));
+        let container = self.client.load_container(id).await?;
+        let task = container
+            .new_task(Io::null())
+            .await
+            .map_err(|e| e.context("failed to create containerd task"))?;
+        done.push(Done::Task(id.to_string()));
+        let pid = task
+            .start()
+            .await
+            .map_err(|e| e.context(format!("failed to start sandbox container task {id:?}")))?;
+        Ok((record, pid))
+    }
+
+    /// Writes `metadata` (now with the pod's addresses) into the record's
+    /// extension, as containerd updates it after the network is set up.
+    async fn update_metadata(&self, mut record: Record, metadata: &SandboxMetadata) -> Result<()> {
+        record.extensions.insert(
+            SandboxMetadata::EXTENSION.to_string(),
+            metadata_extension(metadata)?,
+        );
+        let path = format!("extensions.{}", SandboxMetadata::EXTENSION);
+        self.client.containers().update(record, &[path]).await?;
+        Ok(())
+    }
+
+    /// CNI ADD in the pod's network namespace: its addresses.
+    async fn setup_network(&self, metadata: &SandboxMetadata) -> Result<Addresses> {
         let config = &metadata.config;
         let meta = config.metadata.clone().unwrap_or_default();
         let attach = PodAttach {
@@ -161,11 +216,12 @@ impl Cri {
         };
         let attachment = self.network.attach(&attach).await?;
         let mut ips = attachment.ips().into_iter().map(|ip| ip.to_string());
-        metadata.netns_path = attachment.netns.display().to_string();
-        metadata.ip = ips.next().unwrap_or_default();
-        metadata.additional_ips = ips.collect();
-        metadata.cni_result = Some(attachment.result.raw().clone());
-        Ok(())
+        Ok(Addresses {
+            netns_path: attachment.netns.display().to_string(),
+            ip: ips.next().unwrap_or_default(),
+            additional_ips: ips.collect(),
+            cni_result: Some(attachment.result.raw().clone()),
+        })
     }
 
     /// The pause container's snapshot (on the image's chain ID) and record,
@@ -204,10 +260,7 @@ impl Cri {
             .map_err(|e| e.context("failed to generate runtime options"))?;
         let mut labels: HashMap<String, String> = config.labels.clone();
         labels.insert(CONTAINER_KIND_LABEL.into(), CONTAINER_KIND_SANDBOX.into());
-        let extension = prost_types::Any {
-            type_url: SandboxMetadata::TYPE_URL.into(),
-            value: serde_json::to_vec(metadata).map_err(|e| Error::internal(e.to_string()))?,
-        };
+        let extension = metadata_extension(metadata)?;
         let snapshotter = self.config.containerd.snapshotter.clone();
         let record = Record {
             id: id.to_string(),
@@ -314,6 +367,23 @@ impl Cri {
             Err(e) => Err(e),
         }
     }
+}
+
+/// What CNI gave a pod.
+#[derive(Debug)]
+struct Addresses {
+    netns_path: String,
+    ip: String,
+    additional_ips: Vec<String>,
+    cni_result: Option<serde_json::Value>,
+}
+
+/// The record extension holding `metadata`.
+fn metadata_extension(metadata: &SandboxMetadata) -> Result<prost_types::Any> {
+    Ok(prost_types::Any {
+        type_url: SandboxMetadata::TYPE_URL.into(),
+        value: serde_json::to_vec(metadata).map_err(|e| Error::internal(e.to_string()))?,
+    })
 }
 
 /// The pod's port mappings as CNI's `portMappings` (mappings without a
