@@ -856,3 +856,104 @@ impl Drop for Bridge {
             .status();
     }
 }
+
+/// The CRI plugins' bin dir moved to `<dir>/cnibin` (Debian's plugins
+/// linked in, plus the test's own).
+fn with_own_bin_dir(dir: &Path, config: String) -> String {
+    config.replace(
+        r#"bin_dir = "/usr/lib/cni""#,
+        &format!("bin_dir = {:?}", dir.join("cnibin").display().to_string()),
+    )
+}
+
+#[test]
+fn a_failed_cni_del_fails_the_stop_and_the_next_stop_retries_it() {
+    if !require_root() {
+        return;
+    }
+    let daemon = Daemon::builder()
+        .edit_config(with_own_bin_dir)
+        .start()
+        .expect("start daemon");
+    let bin = daemon.dir().join("cnibin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    for plugin in ["bridge", "host-local", "loopback", "portmap"] {
+        std::os::unix::fs::symlink(Path::new("/usr/lib/cni").join(plugin), bin.join(plugin))
+            .expect("link plugin");
+    }
+    let marker = daemon.dir().join("refuse-del");
+    let flaky = format!(
+        r#"#!/bin/sh
+case "$CNI_COMMAND" in
+VERSION) cat >/dev/null; echo '{{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}}' ;;
+ADD) /usr/bin/python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["prevResult"]))' ;;
+DEL) cat >/dev/null
+     if [ -e {marker:?} ]; then
+         echo '{{"cniVersion":"1.0.0","code":11,"msg":"DEL refused while the marker exists"}}'; exit 1
+     fi ;;
+*) cat >/dev/null ;;
+esac
+"#
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(bin.join("flaky"), flaky).expect("write plugin");
+        std::fs::set_permissions(bin.join("flaky"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let pods = Pods::with_daemon(daemon, "bcri-p7", "10.231.68.0/24");
+    pods.write_conflist(&format!(
+        r#"{{"cniVersion":"1.0.0","name":"bcri-p7","plugins":[
+            {{"type":"bridge","bridge":"bcri-p7","ipam":{{"type":"host-local",
+              "ranges":[[{{"subnet":"10.231.68.0/24"}}]],"dataDir":"{}"}}}},
+            {{"type":"flaky"}}]}}"#,
+        pods.ipam().display()
+    ));
+    block_on(async {
+        let mut cri = pods.daemon.cri().await.expect("cri client");
+        let id = cri
+            .runtime
+            .run_pod_sandbox(run_request(pod_config("flaky")))
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        assert_eq!(pods.leases().len(), 1);
+        std::fs::write(&marker, "").expect("marker");
+        let stop = StopPodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        };
+        let err = cri
+            .runtime
+            .stop_pod_sandbox(stop.clone())
+            .await
+            .expect_err("a stop whose CNI DEL fails");
+        assert!(
+            err.message()
+                .contains("failed to destroy network for sandbox"),
+            "{err:?}"
+        );
+        assert!(err.message().contains("DEL refused"), "{err:?}");
+        let (st, _) = status(&mut cri, &id).await;
+        assert_eq!(st.state, PodSandboxState::SandboxNotready as i32);
+
+        std::fs::remove_file(&marker).expect("remove marker");
+        cri.runtime
+            .stop_pod_sandbox(stop)
+            .await
+            .expect("the next stop runs DEL again");
+        assert_eq!(
+            pods.leases(),
+            Vec::<String>::new(),
+            "IP released by the retried DEL"
+        );
+        assert_eq!(pods.veths(), "");
+        assert_eq!(pods.netns_left(), Vec::<PathBuf>::new());
+        cri.runtime
+            .remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+            .await
+            .expect("RemovePodSandbox");
+        assert_eq!(pods.records_and_tasks(), (vec![], vec![]));
+    })
+    .expect("runtime");
+}
