@@ -635,6 +635,15 @@ fn a_pause_task_that_dies_makes_its_pod_not_ready() {
             assert!(std::time::Instant::now() < deadline, "pod still ready");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        // Its task is deleted, as containerd's exit handler deletes it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pods.records_and_tasks().1.contains(&id) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "exited task not deleted"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         cri.runtime
             .remove_pod_sandbox(RemovePodSandboxRequest {
                 pod_sandbox_id: id.clone(),

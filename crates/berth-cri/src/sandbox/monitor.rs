@@ -1,6 +1,6 @@
 //! The sandbox exit monitor: when a pause task ends on its own (killed,
-//! crashed, OOM), its sandbox becomes NotReady, as containerd's
-//! `startSandboxExitMonitor` makes it.
+//! crashed, OOM), its task is deleted and its sandbox becomes NotReady, as
+//! containerd's `startSandboxExitMonitor` handles it.
 
 use crate::store::{Sandbox, SandboxState};
 use berth_client::Client;
@@ -29,6 +29,16 @@ pub(crate) fn watch(client: Client, sandbox: Arc<Sandbox>) {
             }
         }
         tracing::debug!(sandbox = %id, "pause task exited");
+        // As containerd's exit handler does, the stopped task goes (and
+        // its shim with it). Stop and Remove delete it too: taking turns
+        // with them, whoever comes second finds it gone.
+        let _turn = sandbox.lifecycle.lock().await;
+        match client.tasks().delete(&id).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                tracing::warn!(sandbox = %id, error = %e, "delete the exited pause task");
+            }
+            _ => {}
+        }
         sandbox.update(|status| {
             status.state = SandboxState::NotReady;
             status.pid = 0;
