@@ -329,8 +329,18 @@ fn a_pod_runs_lists_stops_and_is_removed_without_a_trace() {
             ns_inode(&netns),
             "the pause process lives in the pod's netns"
         );
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
-        assert_eq!(comm.trim(), "pause");
+        // `runc start` returns once it has released the init process,
+        // which then executes /pause: give it a moment.
+        let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while comm().trim() != "pause" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} is {}",
+                comm()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         // The pause spec's annotations and hostname, as containerd sets them.
         let spec = &info["runtimeSpec"];
         assert_eq!(spec["hostname"], "web-host");
