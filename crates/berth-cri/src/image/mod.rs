@@ -3,9 +3,25 @@
 //! needs: an image's run config for CreateContainer and the sandbox (pause)
 //! image, with berth's built-in pause image as the fallback.
 
+mod resolve;
+mod view;
+
 use crate::Cri;
 use berth_core::{Error, Result};
+use berth_image::spec::ImageSpec;
 use k8s_cri::v1::*;
+
+/// The label on every image record CRI made or adopted (containerd's
+/// `io.cri-containerd.image=managed`).
+pub const MANAGED_LABEL: &str = "io.cri-containerd.image";
+/// [`MANAGED_LABEL`]'s value.
+pub const MANAGED_VALUE: &str = "managed";
+/// The label on the records of a pinned image (the sandbox image), which
+/// the kubelet's image GC leaves alone. containerd 1.6 pins nothing; this
+/// is containerd 1.7's label.
+pub const PINNED_LABEL: &str = "io.cri-containerd.pinned";
+/// [`PINNED_LABEL`]'s value.
+pub const PINNED_VALUE: &str = "pinned";
 
 /// An image as CRI sees it: one config digest, however many names.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +41,8 @@ pub struct Image {
     /// Whether it is pinned (the sandbox image): the kubelet's image GC
     /// leaves it alone.
     pub pinned: bool,
+    /// Its config as the image has it (ImageStatus' verbose info).
+    pub spec: ImageSpec,
 }
 
 /// The parts of an image config CRI uses.
@@ -47,14 +65,6 @@ pub struct RunConfig {
 }
 
 impl Cri {
-    /// The image `reference` names: a name (normalized as the kubelet
-    /// sends it, `busybox` meaning `docker.io/library/busybox:latest`), an
-    /// id (`sha256:…`, or a unique prefix of its hex) or a digest reference.
-    /// `NotFound` if there is none.
-    pub(crate) async fn local_image(&self, reference: &str) -> Result<Image> {
-        Err(Error::not_found(format!("image {reference:?}")))
-    }
-
     /// The sandbox image, pulled and pinned if absent; berth's built-in
     /// pause image if it cannot be had.
     pub(crate) async fn sandbox_image(&self) -> Result<Image> {
