@@ -3,13 +3,16 @@
 //! needs: an image's run config for CreateContainer and the sandbox (pause)
 //! image, with berth's built-in pause image as the fallback.
 
+mod auth;
+mod fs_info;
+mod pull;
+mod remove;
 mod resolve;
+mod sandbox;
+mod status;
 mod view;
 
-use crate::Cri;
-use berth_core::{Error, Result};
 use berth_image::spec::ImageSpec;
-use k8s_cri::v1::*;
 
 /// The label on every image record CRI made or adopted (containerd's
 /// `io.cri-containerd.image=managed`).
@@ -62,32 +65,4 @@ pub struct RunConfig {
     pub stop_signal: String,
     /// `Volumes`: paths in the image to copy up into volumes.
     pub volumes: Vec<String>,
-}
-
-impl Cri {
-    /// The sandbox image, pulled and pinned if absent; berth's built-in
-    /// pause image if it cannot be had.
-    pub(crate) async fn sandbox_image(&self) -> Result<Image> {
-        self.builtin_pause_image().await
-    }
-
-    pub(crate) async fn list_images(&self, _: ListImagesRequest) -> Result<ListImagesResponse> {
-        Err(Error::not_implemented("ListImages"))
-    }
-
-    pub(crate) async fn image_status(&self, _: ImageStatusRequest) -> Result<ImageStatusResponse> {
-        Err(Error::not_implemented("ImageStatus"))
-    }
-
-    pub(crate) async fn pull_image(&self, _: PullImageRequest) -> Result<PullImageResponse> {
-        Err(Error::not_implemented("PullImage"))
-    }
-
-    pub(crate) async fn remove_image(&self, _: RemoveImageRequest) -> Result<RemoveImageResponse> {
-        Err(Error::not_implemented("RemoveImage"))
-    }
-
-    pub(crate) async fn image_fs_info(&self, _: ImageFsInfoRequest) -> Result<ImageFsInfoResponse> {
-        Err(Error::not_implemented("ImageFsInfo"))
-    }
 }

@@ -91,25 +91,34 @@ async fn read_targets(
     content: &dyn ContentStore,
     records: &[Record],
 ) -> HashMap<Digest, Option<Arc<Target>>> {
-    let mut distinct: HashMap<Digest, &CoreDescriptor> = HashMap::new();
+    let mut distinct: HashMap<Digest, CoreDescriptor> = HashMap::new();
     for record in records {
         distinct
             .entry(record.target.digest.clone())
-            .or_insert(&record.target);
+            .or_insert_with(|| record.target.clone());
     }
-    futures::stream::iter(distinct)
-        .map(|(digest, target)| async move {
-            match read_target(content, target).await {
-                Ok(t) => (digest, Some(Arc::new(t))),
-                Err(err) => {
-                    tracing::debug!(target = %digest, "image left out of CRI's images: {err}");
-                    (digest, None)
-                }
-            }
-        })
+    let reads: Vec<_> = distinct
+        .into_values()
+        .map(|target| read_one(content, target))
+        .collect();
+    futures::stream::iter(reads)
         .buffer_unordered(CONCURRENT_READS)
         .collect()
         .await
+}
+
+/// One target, read.
+async fn read_one(
+    content: &dyn ContentStore,
+    target: CoreDescriptor,
+) -> (Digest, Option<Arc<Target>>) {
+    match read_target(content, &target).await {
+        Ok(t) => (target.digest, Some(Arc::new(t))),
+        Err(err) => {
+            tracing::debug!(target = %target.digest, "image left out of CRI's images: {err}");
+            (target.digest, None)
+        }
+    }
 }
 
 fn new_image(target: &Target) -> Image {
