@@ -25,12 +25,14 @@
 //! | `pause` | the built-in pause image |
 //! | `logs` | CRI-format log files from container stdio |
 //! | `status` | Version, Status, UpdateRuntimeConfig |
+//! | `cni_template` | the CNI config template UpdateRuntimeConfig fills |
 //! | `recover` | reloading pods and containers after a restart |
 
 #![warn(missing_docs)]
 // Until the domain modules land, parts of the skeleton have no caller yet.
 #![allow(dead_code)]
 
+mod cni_template;
 pub mod config;
 mod container;
 mod ids;
