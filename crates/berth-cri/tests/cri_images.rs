@@ -357,3 +357,60 @@ fn images_are_shared_with_ctr_in_k8s_io() {
         .assert_success();
     assert!(check.stdout.contains(&from_cri), "{check}");
 }
+
+/// The CRI section's `registry.config_path`, at `<daemon dir>/certs.d`.
+fn with_registry_config_path(dir: &std::path::Path, config: String) -> String {
+    let section = "[plugins.\"io.containerd.grpc.v1.cri\".cni]";
+    let registry = format!(
+        "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n      config_path = {:?}\n    {section}",
+        dir.join("certs.d")
+    );
+    assert!(config.contains(section), "{config}");
+    config.replacen(section, &registry, 1)
+}
+
+#[test]
+fn pulls_go_through_the_mirrors_of_the_registry_config_path() {
+    require_root!();
+    require_registry!();
+    let registry = Registry::start().expect("registry");
+    registry
+        .push_busybox("cri/busybox:1")
+        .expect("push busybox");
+    let daemon = Daemon::builder()
+        .edit_config(with_registry_config_path)
+        .start()
+        .expect("start daemon");
+    // `mirror.test` is served only by its mirror, the loopback registry;
+    // its own server is a closed loopback port, so nothing leaves the
+    // machine if the mirror is not used.
+    let hosts = daemon.dir().join("certs.d").join("mirror.test");
+    std::fs::create_dir_all(&hosts).expect("hosts dir");
+    std::fs::write(
+        hosts.join("hosts.toml"),
+        format!(
+            "server = \"http://127.0.0.1:1\"\n\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            registry.host()
+        ),
+    )
+    .expect("hosts.toml");
+    block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client");
+        let id = pull(&mut cri, "mirror.test/cri/busybox:1", None)
+            .await
+            .expect("pulled from the mirror");
+        let image = status(&mut cri, &id, false).await.image.expect("image");
+        assert_eq!(image.repo_tags, ["mirror.test/cri/busybox:1"]);
+        // Without the mirror, only the closed port is left.
+        std::fs::write(
+            hosts.join("hosts.toml"),
+            "server = \"http://127.0.0.1:1\"\n",
+        )
+        .expect("hosts.toml without mirror");
+        let err = pull(&mut cri, "mirror.test/cri/busybox:2", None)
+            .await
+            .expect_err("no mirror, no pull");
+        assert!(err.message().contains("mirror.test"), "{err:?}");
+    })
+    .expect("runtime");
+}
