@@ -68,3 +68,93 @@ impl Cri {
         Ok(image)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pause::BUILTIN_PAUSE_IMAGE;
+    use crate::{CriConfig, CriOptions};
+    use berth_core::images::ImageStore;
+    use berth_testkit::{block_on, require_registry, require_root, Daemon, Registry};
+    use std::sync::Arc;
+
+    /// A CRI plugin of its own over `daemon`, with `sandbox_image`.
+    fn cri(daemon: &Daemon, sandbox_image: &str) -> Arc<Cri> {
+        let dir = daemon.dir().join("sandbox-image-test");
+        Cri::new(CriOptions {
+            config: CriConfig {
+                sandbox_image: sandbox_image.into(),
+                ..CriConfig::default()
+            },
+            address: daemon.address().into(),
+            root: dir.join("root"),
+            state: dir.join("state"),
+            netns_dir: dir.join("netns"),
+            cni_cache_dir: dir.join("cni-cache"),
+        })
+        .expect("cri")
+    }
+
+    /// Whether `result` is berth's built-in pause image — or, before it is
+    /// built, the attempt to get it.
+    fn is_builtin(result: &Result<Image>) -> bool {
+        match result {
+            Ok(image) => image.references.iter().any(|r| r == BUILTIN_PAUSE_IMAGE),
+            Err(err) => err.message().contains("built-in pause image"),
+        }
+    }
+
+    #[test]
+    fn the_sandbox_image_is_pulled_once_and_pinned() {
+        require_root!();
+        require_registry!();
+        let mut registry = Registry::start().expect("registry");
+        let reference = registry.push_busybox("pause/pause:3.9").expect("push");
+        let daemon = Daemon::start().expect("daemon");
+        block_on(async {
+            let cri = cri(&daemon, &reference);
+            let image = cri.sandbox_image().await.expect("sandbox image");
+            assert!(image.pinned);
+            assert!(image.references.contains(&reference), "{image:?}");
+            let records = cri.client.images().list(&[]).await.expect("records");
+            assert_eq!(records.len(), 3, "tag, digest and id: {records:?}");
+            for record in &records {
+                assert_eq!(
+                    record.labels.get(PINNED_LABEL).map(String::as_str),
+                    Some(PINNED_VALUE)
+                );
+            }
+            // Now it is here: no registry needed.
+            registry.stop();
+            let again = cri.sandbox_image().await.expect("local sandbox image");
+            assert_eq!(again.id, image.id);
+            assert!(again.pinned);
+        })
+        .expect("runtime");
+    }
+
+    #[test]
+    fn an_unpullable_sandbox_image_falls_back_to_the_builtin_pause_image() {
+        let daemon = Daemon::start().expect("daemon");
+        block_on(async {
+            // Nothing listens on port 1: the pull fails at once.
+            let cri = cri(&daemon, "127.0.0.1:1/pause:3.9");
+            assert!(is_builtin(&cri.sandbox_image().await));
+        })
+        .expect("runtime");
+    }
+
+    #[test]
+    fn a_registry_that_never_answers_does_not_hang_the_sandbox_image() {
+        // Connections are accepted (into the backlog) and never answered.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = silent.local_addr().expect("address").port();
+        let daemon = Daemon::start().expect("daemon");
+        block_on(async {
+            let cri = cri(&daemon, &format!("127.0.0.1:{port}/pause:3.9"));
+            assert!(is_builtin(&cri.sandbox_image().await));
+        })
+        .expect("runtime");
+        drop(silent);
+    }
+}
