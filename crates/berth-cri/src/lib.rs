@@ -92,6 +92,8 @@ pub struct Cri {
     sandbox_names: store::Names,
     container_names: store::Names,
     network: sandbox::network::PodNetworks,
+    /// What image targets say (config, size), read once.
+    images: image::Cache,
 }
 
 impl Cri {
@@ -115,6 +117,7 @@ impl Cri {
             sandbox_names: store::Names::default(),
             container_names: store::Names::default(),
             network,
+            images: image::Cache::default(),
         }))
     }
 

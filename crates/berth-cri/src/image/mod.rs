@@ -14,6 +14,8 @@ mod view;
 
 use berth_image::spec::ImageSpec;
 
+pub use view::Cache;
+
 /// The label on every image record CRI made or adopted (containerd's
 /// `io.cri-containerd.image=managed`).
 pub const MANAGED_LABEL: &str = "io.cri-containerd.image";

@@ -3,9 +3,12 @@
 //! leads to for the host platform, named by that config's digest (the
 //! image id), with every record leading to it as its references — as
 //! containerd's CRI image store builds them.
+//!
+//! A target's documents never change, so what one says is read once and
+//! kept in a [`Cache`] for as long as a record names it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use berth_core::content::ContentStore;
 use berth_core::images::Image as Record;
@@ -19,6 +22,11 @@ use super::{Image, RunConfig, PINNED_LABEL, PINNED_VALUE};
 
 /// How many targets are read at once.
 const CONCURRENT_READS: usize = 8;
+
+/// What targets say, by digest: those named by the records of the last
+/// listing.
+#[derive(Debug, Default)]
+pub struct Cache(Mutex<HashMap<Digest, Arc<Target>>>);
 
 /// What a target says for the host platform.
 #[derive(Debug)]
@@ -66,12 +74,17 @@ pub(crate) async fn image_id(
 /// The images `records` lead to, one per id, in the order of their first
 /// record. Records whose content cannot be read (not all there, or not for
 /// this platform) are left out, as containerd's CRI leaves them out.
-pub(crate) async fn group(content: &dyn ContentStore, records: &[Record]) -> Vec<Image> {
-    let targets = read_targets(content, records).await;
+/// `records` must be all the records: the cache keeps only their targets.
+pub(crate) async fn group(
+    content: &dyn ContentStore,
+    records: &[Record],
+    cache: &Cache,
+) -> Vec<Image> {
+    let targets = read_targets(content, records, cache).await;
     let mut out: Vec<Image> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for record in records {
-        let Some(Some(target)) = targets.get(&record.target.digest) else {
+        let Some(target) = targets.get(&record.target.digest) else {
             continue;
         };
         let i = *by_id.entry(target.id.clone()).or_insert_with(|| {
@@ -86,37 +99,56 @@ pub(crate) async fn group(content: &dyn ContentStore, records: &[Record]) -> Vec
     out
 }
 
-/// Each distinct target of `records`, read (`None`: unreadable).
+/// Each distinct, readable target of `records`: from the cache, or read
+/// (and cached).
 async fn read_targets(
     content: &dyn ContentStore,
     records: &[Record],
-) -> HashMap<Digest, Option<Arc<Target>>> {
-    let mut distinct: HashMap<Digest, CoreDescriptor> = HashMap::new();
-    for record in records {
-        distinct
-            .entry(record.target.digest.clone())
-            .or_insert_with(|| record.target.clone());
+    cache: &Cache,
+) -> HashMap<Digest, Arc<Target>> {
+    let mut found = HashMap::new();
+    let mut missing: HashMap<Digest, CoreDescriptor> = HashMap::new();
+    {
+        let cached = cache.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for record in records {
+            let digest = &record.target.digest;
+            match cached.get(digest) {
+                Some(target) => {
+                    found.insert(digest.clone(), target.clone());
+                }
+                None => {
+                    missing
+                        .entry(digest.clone())
+                        .or_insert_with(|| record.target.clone());
+                }
+            }
+        }
     }
-    let reads: Vec<_> = distinct
+    let reads: Vec<_> = missing
         .into_values()
         .map(|target| read_one(content, target))
         .collect();
-    futures::stream::iter(reads)
+    let read: Vec<_> = futures::stream::iter(reads)
         .buffer_unordered(CONCURRENT_READS)
         .collect()
-        .await
+        .await;
+    found.extend(read.into_iter().flatten());
+    let mut cached = cache.0.lock().unwrap_or_else(PoisonError::into_inner);
+    cached.retain(|digest, _| found.contains_key(digest));
+    cached.extend(found.iter().map(|(d, t)| (d.clone(), t.clone())));
+    found
 }
 
-/// One target, read.
+/// One target, read; `None` (and a debug line) if it cannot be.
 async fn read_one(
     content: &dyn ContentStore,
     target: CoreDescriptor,
-) -> (Digest, Option<Arc<Target>>) {
+) -> Option<(Digest, Arc<Target>)> {
     match read_target(content, &target).await {
-        Ok(t) => (target.digest, Some(Arc::new(t))),
+        Ok(t) => Some((target.digest, Arc::new(t))),
         Err(err) => {
             tracing::debug!(target = %target.digest, "image left out of CRI's images: {err}");
-            (target.digest, None)
+            None
         }
     }
 }
@@ -214,7 +246,8 @@ mod tests {
                 &[(PINNED_LABEL, PINNED_VALUE)],
             ),
         ];
-        let images = group(&content, &records).await;
+        let cache = Cache::default();
+        let images = group(&content, &records, &cache).await;
         assert_eq!(images.len(), 2, "{images:?}");
         let first = &images[0];
         assert_eq!(first.id, busybox_id.to_string());
@@ -241,5 +274,16 @@ mod tests {
             image_id(&content, &other).await.expect("id"),
             other_id.to_string()
         );
+
+        // Read once: the cache answers while a record names the target,
+        // and forgets targets no record names.
+        let cached = |cache: &Cache| cache.0.lock().expect("lock").len();
+        assert_eq!(cached(&cache), 2);
+        let empty = MemContent::default();
+        assert_eq!(group(&empty, &records, &cache).await.len(), 2);
+        let only_busybox = group(&empty, &records[..1], &cache).await;
+        assert_eq!(only_busybox.len(), 1);
+        assert_eq!(cached(&cache), 1);
+        assert!(group(&empty, &records[1..2], &cache).await.is_empty());
     }
 }
