@@ -2,6 +2,12 @@
 //! daemon's image records in `k8s.io`, and the images the runtime side
 //! needs: an image's run config for CreateContainer and the sandbox (pause)
 //! image, with berth's built-in pause image as the fallback.
+//!
+//! There is no image index of CRI's own: every call reads the records in
+//! `k8s.io` (so images `ctr -n k8s.io` pulls are CRI's images at once)
+//! and groups them by image id (`view`); what a record's
+//! target says is cached by digest. A name is found as containerd's
+//! `localResolve` finds it (`resolve`).
 
 mod auth;
 mod fs_info;
@@ -16,7 +22,7 @@ use berth_image::spec::ImageSpec;
 
 pub use view::Cache;
 
-/// The label on every image record CRI made or adopted (containerd's
+/// The label on every image record CRI's pulls make (containerd's
 /// `io.cri-containerd.image=managed`).
 pub const MANAGED_LABEL: &str = "io.cri-containerd.image";
 /// [`MANAGED_LABEL`]'s value.
@@ -33,8 +39,9 @@ pub const PINNED_VALUE: &str = "pinned";
 pub struct Image {
     /// The image id: its config's digest (`sha256:…`).
     pub id: String,
-    /// Every image record naming it: tags (`docker.io/library/busybox:1`)
-    /// and digests (`…@sha256:…`).
+    /// Every image record naming it: tags (`docker.io/library/busybox:1`),
+    /// digests (`…@sha256:…`) and the id itself (`sha256:…`), which CRI's
+    /// pulls name it by too.
     pub references: Vec<String>,
     /// The chain ID of its layers: the snapshot a container's rootfs is
     /// prepared on; `None` for an image without layers.
