@@ -92,8 +92,9 @@ pub struct Cri {
     sandbox_names: store::Names,
     container_names: store::Names,
     network: sandbox::network::PodNetworks,
-    /// What image targets say (config, size), read once.
-    images: image::Cache,
+    /// What the image side remembers: what image targets say, read once;
+    /// when the sandbox image last failed to pull.
+    images: image::State,
 }
 
 impl Cri {
@@ -117,7 +118,7 @@ impl Cri {
             sandbox_names: store::Names::default(),
             container_names: store::Names::default(),
             network,
-            images: image::Cache::default(),
+            images: image::State::default(),
         }))
     }
 

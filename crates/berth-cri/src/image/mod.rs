@@ -20,7 +20,14 @@ mod view;
 
 use berth_image::spec::ImageSpec;
 
-pub use view::Cache;
+/// What the image side remembers between calls.
+#[derive(Debug, Default)]
+pub struct State {
+    /// What image targets say, by digest.
+    targets: view::Cache,
+    /// When a pull of the sandbox image last failed.
+    sandbox_pulls: sandbox::Backoff,
+}
 
 /// The label on every image record CRI's pulls make (containerd's
 /// `io.cri-containerd.image=managed`).

@@ -14,7 +14,7 @@ impl Cri {
     /// Every image in `k8s.io`, one per id.
     pub(crate) async fn all_images(&self) -> Result<Vec<Image>> {
         let records = berth_core::images::ImageStore::list(&self.client.images(), &[]).await?;
-        Ok(view::group(&self.client.content(), &records, &self.images).await)
+        Ok(view::group(&self.client.content(), &records, &self.images.targets).await)
     }
 
     /// The image `reference` names: a name (normalized as the kubelet

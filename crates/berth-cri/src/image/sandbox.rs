@@ -3,10 +3,12 @@
 //! machine without a registry does not hang RunPodSandbox — and pinned
 //! (containerd 1.7's `io.cri-containerd.pinned=pinned` on its records), so
 //! the kubelet's image GC keeps it. If it cannot be had, pods start from
-//! berth's built-in pause image.
+//! berth's built-in pause image; after a failed pull, for a minute, at
+//! once (pods do not each wait for a registry that just failed).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use berth_core::{Error, Result};
 
@@ -16,6 +18,29 @@ use crate::Cri;
 /// How long a pull of the sandbox image may take before the built-in
 /// pause image is used instead.
 const SANDBOX_PULL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after a failed pull of the sandbox image it is not tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// When a pull of the sandbox image last failed.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff(Mutex<Option<Instant>>);
+
+impl Backoff {
+    fn last_failure(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a pull failed less than `RETRY_AFTER` ago.
+    fn waiting(&self) -> bool {
+        self.last_failure()
+            .is_some_and(|t| t.elapsed() < RETRY_AFTER)
+    }
+
+    /// Records the outcome of a pull.
+    fn record(&self, succeeded: bool) {
+        *self.last_failure() = (!succeeded).then(Instant::now);
+    }
+}
 
 impl Cri {
     /// The sandbox image, pulled and pinned if absent; berth's built-in
@@ -37,18 +62,30 @@ impl Cri {
     async fn configured_sandbox_image(&self) -> Result<Image> {
         let reference = &self.config.sandbox_image;
         let image = match self.local_image(reference).await {
-            Err(err) if err.is_not_found() => {
-                tokio::time::timeout(SANDBOX_PULL_TIMEOUT, self.pull(reference, None))
-                    .await
-                    .map_err(|_| {
-                        Error::unavailable(format!(
-                            "pulling {reference:?} took more than {SANDBOX_PULL_TIMEOUT:?}"
-                        ))
-                    })??
-            }
+            Err(err) if err.is_not_found() => self.pull_sandbox_image(reference).await?,
             other => other?,
         };
         self.pin(image).await
+    }
+
+    /// Pulls the sandbox image within `SANDBOX_PULL_TIMEOUT`, unless a
+    /// pull failed less than `RETRY_AFTER` ago.
+    async fn pull_sandbox_image(&self, reference: &str) -> Result<Image> {
+        let backoff = &self.images.sandbox_pulls;
+        if backoff.waiting() {
+            return Err(Error::unavailable(format!(
+                "a pull of {reference:?} failed less than {RETRY_AFTER:?} ago"
+            )));
+        }
+        let result = tokio::time::timeout(SANDBOX_PULL_TIMEOUT, self.pull(reference, None))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::unavailable(format!(
+                    "pulling {reference:?} took more than {SANDBOX_PULL_TIMEOUT:?}"
+                )))
+            });
+        backoff.record(result.is_ok());
+        result
     }
 
     /// Labels every record of `image` pinned.
@@ -105,6 +142,19 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_pull_is_not_retried_for_a_while() {
+        let backoff = Backoff::default();
+        assert!(!backoff.waiting());
+        backoff.record(false);
+        assert!(backoff.waiting());
+        *backoff.last_failure() = Instant::now().checked_sub(RETRY_AFTER);
+        assert!(!backoff.waiting(), "long enough ago");
+        backoff.record(false);
+        backoff.record(true);
+        assert!(!backoff.waiting());
+    }
+
+    #[test]
     fn the_sandbox_image_is_pulled_once_and_pinned() {
         require_root!();
         require_registry!();
@@ -139,6 +189,11 @@ mod tests {
         block_on(async {
             // Nothing listens on port 1: the pull fails at once.
             let cri = cri(&daemon, "127.0.0.1:1/pause:3.9");
+            assert!(is_builtin(&cri.sandbox_image().await));
+            assert!(
+                cri.images.sandbox_pulls.waiting(),
+                "the failure is remembered"
+            );
             assert!(is_builtin(&cri.sandbox_image().await));
         })
         .expect("runtime");

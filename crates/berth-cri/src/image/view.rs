@@ -26,7 +26,7 @@ const CONCURRENT_READS: usize = 8;
 /// What targets say, by digest: those named by the records of the last
 /// listing.
 #[derive(Debug, Default)]
-pub struct Cache(Mutex<HashMap<Digest, Arc<Target>>>);
+pub(crate) struct Cache(Mutex<HashMap<Digest, Arc<Target>>>);
 
 /// What a target says for the host platform.
 #[derive(Debug)]
