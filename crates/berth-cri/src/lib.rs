@@ -92,6 +92,9 @@ pub struct Cri {
     sandbox_names: store::Names,
     container_names: store::Names,
     network: sandbox::network::PodNetworks,
+    /// What the image side remembers: what image targets say, read once;
+    /// when the sandbox image last failed to pull.
+    images: image::State,
 }
 
 impl Cri {
@@ -115,6 +118,7 @@ impl Cri {
             sandbox_names: store::Names::default(),
             container_names: store::Names::default(),
             network,
+            images: image::State::default(),
         }))
     }
 

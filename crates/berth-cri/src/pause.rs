@@ -14,14 +14,14 @@
 //! image's digests only change when the program does, and an image that
 //! is already in place is left as it is.
 
-use crate::image::{Image, RunConfig};
+use crate::image::{Image, RunConfig, MANAGED_LABEL, MANAGED_VALUE, PINNED_LABEL, PINNED_VALUE};
 use crate::Cri;
 use berth_client::Client;
 use berth_core::content::{self, ContentStore};
 use berth_core::images::ImageStore;
 use berth_core::snapshots::Snapshotter;
 use berth_core::{Digest, Error, ErrorKind, Result};
-use berth_image::spec::{json as spec_json, Descriptor};
+use berth_image::spec::{json as spec_json, parse_json, Descriptor, ImageSpec};
 use berth_image::tar::{Header, TarWriter};
 use berth_image::unpack::Unpacker;
 use berth_image::{mediatypes, platforms, Matcher};
@@ -33,13 +33,6 @@ pub const BUILTIN_PAUSE_IMAGE: &str = "localhost/berth/pause:builtin";
 
 /// The pause program, as `build.rs` compiled it.
 const PAUSE_PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pause"));
-
-/// The label that pins an image (containerd's CRI `io.cri-containerd.pinned`).
-pub const PINNED_LABEL: &str = "io.cri-containerd.pinned";
-/// The value of [`PINNED_LABEL`] on a pinned image.
-pub const PINNED: &str = "pinned";
-/// The label containerd's CRI puts on images it manages.
-const MANAGED_LABEL: &str = "io.cri-containerd.image";
 
 /// How long the import's lease may outlive a crashed import.
 const IMPORT_LEASE: Duration = Duration::from_secs(3600);
@@ -56,6 +49,8 @@ pub(crate) struct PauseImage {
     pub config: Vec<u8>,
     /// The manifest JSON.
     pub manifest: Vec<u8>,
+    /// The image config, parsed.
+    pub spec: ImageSpec,
 }
 
 impl PauseImage {
@@ -92,10 +87,12 @@ impl PauseImage {
             annotations: Default::default(),
         };
         let manifest = spec_json::to_vec(&manifest)?;
+        let spec = parse_json(&config, "image config")?;
         Ok(PauseImage {
             layer,
             config,
             manifest,
+            spec,
         })
     }
 
@@ -133,14 +130,15 @@ impl PauseImage {
                 ..RunConfig::default()
             },
             pinned: true,
+            spec: self.spec.clone(),
         }
     }
 
     /// The labels of the image record.
     fn labels() -> HashMap<String, String> {
         HashMap::from([
-            (PINNED_LABEL.to_string(), PINNED.to_string()),
-            (MANAGED_LABEL.to_string(), "managed".to_string()),
+            (PINNED_LABEL.to_string(), PINNED_VALUE.to_string()),
+            (MANAGED_LABEL.to_string(), MANAGED_VALUE.to_string()),
         ])
     }
 }
@@ -178,7 +176,7 @@ impl Cri {
             Err(e) => return Err(e),
         };
         if record.target.digest != image.target().digest
-            || record.labels.get(PINNED_LABEL).map(String::as_str) != Some(PINNED)
+            || record.labels.get(PINNED_LABEL).map(String::as_str) != Some(PINNED_VALUE)
         {
             return Ok(false);
         }
