@@ -61,9 +61,27 @@ impl SandboxFiles {
     }
 
     /// Writes hostname, hosts and resolv.conf, and mounts the shm tmpfs
-    /// (containerd's `setupSandboxFiles`). On failure, what was made is
-    /// left for [`SandboxFiles::remove`].
-    pub fn create(&self, config: &PodSandboxConfig) -> Result<()> {
+    /// (containerd's `setupSandboxFiles`), off the async runtime. On
+    /// failure, what was made is left for [`SandboxFiles::remove`].
+    pub async fn create(&self, config: &PodSandboxConfig) -> Result<()> {
+        let (files, config) = (self.clone(), config.clone());
+        blocking(move || files.create_now(&config)).await
+    }
+
+    /// Unmounts the shm tmpfs, off the async runtime; not mounted is fine.
+    pub async fn unmount_shm(&self) -> Result<()> {
+        let files = self.clone();
+        blocking(move || files.unmount_shm_now()).await
+    }
+
+    /// Unmounts shm and removes both directories, off the async runtime;
+    /// absent is fine.
+    pub async fn remove(&self) -> Result<()> {
+        let files = self.clone();
+        blocking(move || files.remove_now()).await
+    }
+
+    fn create_now(&self, config: &PodSandboxConfig) -> Result<()> {
         for dir in [&self.root, &self.state] {
             std::fs::create_dir_all(dir).map_err(|e| io("create directory", dir, e))?;
         }
@@ -103,8 +121,7 @@ impl SandboxFiles {
             .map_err(|e| Error::internal(format!("mount sandbox shm {}: {e}", shm.display())))
     }
 
-    /// Unmounts the shm tmpfs; not mounted is fine.
-    pub fn unmount_shm(&self) -> Result<()> {
+    fn unmount_shm_now(&self) -> Result<()> {
         let shm = self.shm();
         match umount2(&shm, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
@@ -112,9 +129,8 @@ impl SandboxFiles {
         }
     }
 
-    /// Unmounts shm and removes both directories; absent is fine.
-    pub fn remove(&self) -> Result<()> {
-        self.unmount_shm()?;
+    fn remove_now(&self) -> Result<()> {
+        self.unmount_shm_now()?;
         for dir in [&self.state, &self.root] {
             match std::fs::remove_dir_all(dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -125,6 +141,15 @@ impl SandboxFiles {
         }
         Ok(())
     }
+}
+
+/// Runs blocking file and mount work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::internal(format!("sandbox files: {e}")))?
 }
 
 /// `resolv.conf` from a pod's DNS config (containerd's `parseDNSOptions`);
@@ -187,8 +212,8 @@ mod tests {
         assert_eq!(resolv_conf(&DnsConfig::default()), "");
     }
 
-    #[test]
-    fn files_are_written_and_removed_with_host_ipc() {
+    #[tokio::test]
+    async fn files_are_written_and_removed_with_host_ipc() {
         let dir = tempfile::tempdir().expect("test step");
         let files = SandboxFiles::new(&dir.path().join("r"), &dir.path().join("s"), "id1");
         let config = PodSandboxConfig {
@@ -209,7 +234,7 @@ mod tests {
             }),
             ..PodSandboxConfig::default()
         };
-        files.create(&config).expect("test step");
+        files.create(&config).await.expect("test step");
         assert_eq!(
             std::fs::read_to_string(files.hostname()).expect("test step"),
             "pod-a\n"
@@ -220,8 +245,8 @@ mod tests {
         );
         assert!(files.hosts().exists());
         assert_eq!(files.shm_for(&config), PathBuf::from(HOST_SHM));
-        files.remove().expect("test step");
+        files.remove().await.expect("test step");
         assert!(!files.root.exists() && !files.state.exists());
-        files.remove().expect("test step");
+        files.remove().await.expect("test step");
     }
 }

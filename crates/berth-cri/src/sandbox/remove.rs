@@ -31,6 +31,7 @@ impl Cri {
             .map_err(|e| e.context(format!("failed to delete sandbox container {id:?}")))?;
         SandboxFiles::new(&self.options.root, &self.options.state, id)
             .remove()
+            .await
             .map_err(|e| e.context(format!("failed to remove sandbox directories of {id:?}")))?;
         self.sandboxes.remove(id);
         self.sandbox_names.release(&sandbox.metadata.name);

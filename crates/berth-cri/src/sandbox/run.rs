@@ -100,6 +100,7 @@ impl Cri {
         done.push(Done::Files(files.clone()));
         files
             .create(config)
+            .await
             .map_err(|e| e.context("failed to setup sandbox files"))?;
 
         let mut metadata = SandboxMetadata {
@@ -313,7 +314,7 @@ impl Cri {
                 Done::Task(id) => self.kill_and_delete_task(&id).await,
                 Done::Container(id) => self.delete_record_and_snapshot(&id).await,
                 Done::Network(id) => self.network.detach(&id).await,
-                Done::Files(files) => files.remove(),
+                Done::Files(files) => files.remove().await,
                 Done::Name(name) => {
                     self.sandbox_names.release(&name);
                     Ok(())

@@ -33,6 +33,7 @@ impl Cri {
         let files = SandboxFiles::new(&self.options.root, &self.options.state, id);
         files
             .unmount_shm()
+            .await
             .map_err(|e| e.context("failed to cleanup sandbox files"))?;
         self.kill_and_delete_task(id)
             .await
