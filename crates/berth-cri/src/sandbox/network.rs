@@ -85,8 +85,12 @@ impl PodNetworks {
 
     /// Creates the pod's network namespace (for [`PodNetworks::attach`]);
     /// its path.
-    pub fn create_netns(&self, id: &str) -> Result<std::path::PathBuf> {
-        self.default.create_netns(NAMESPACE, id)
+    pub async fn create_netns(&self, id: &str) -> Result<std::path::PathBuf> {
+        // Unshare and bind-mount block; keep them off the async runtime.
+        let (engine, id) = (self.default.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || engine.create_netns(NAMESPACE, &id))
+            .await
+            .map_err(|e| Error::internal(format!("create netns: {e}")))?
     }
 
     /// Attaches the handler's network in the pod's network namespace

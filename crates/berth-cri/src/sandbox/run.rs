@@ -115,7 +115,7 @@ impl Cri {
             let fail = |e: Error| e.context(format!("failed to setup network for sandbox {id:?}"));
             self.network.check(handler_name).map_err(fail)?;
             done.push(Done::Network(id.to_string()));
-            let netns = self.network.create_netns(id).map_err(fail)?;
+            let netns = self.network.create_netns(id).await.map_err(fail)?;
             metadata.netns_path = netns.display().to_string();
         }
 
