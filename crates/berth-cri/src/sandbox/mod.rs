@@ -11,6 +11,7 @@
 //! | `spec` | the pause container's OCI spec |
 //! | `files` | hostname, hosts, resolv.conf and the shm tmpfs |
 //! | [`network`] | network namespaces and CNI per runtime handler |
+//! | `teardown` | deleting tasks, records and snapshots, gone or not |
 //! | `monitor` | NotReady when the pause task exits on its own |
 //! | `recover` | reloading pods after a restart |
 
@@ -24,3 +25,4 @@ mod run;
 mod spec;
 mod status;
 mod stop;
+mod teardown;
