@@ -990,3 +990,126 @@ esac
     })
     .expect("runtime");
 }
+
+#[test]
+fn the_security_context_sysctls_namespaces_cgroup_and_shm_shape_the_pause_process() {
+    if !require_root() {
+        return;
+    }
+    let pods = Pods::new("bcri-p8", "10.231.69.0/24");
+    block_on(async {
+        let mut cri = pods.daemon.cri().await.expect("cri client");
+        let mut config = pod_config("secure");
+        config.linux = Some(LinuxPodSandboxConfig {
+            cgroup_parent: "/berth-cri-test".into(),
+            sysctls: HashMap::from([(
+                "net.ipv4.ip_unprivileged_port_start".to_string(),
+                "0".to_string(),
+            )]),
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    pid: NamespaceMode::Node as i32,
+                    ..NamespaceOption::default()
+                }),
+                run_as_user: Some(Int64Value { value: 1234 }),
+                run_as_group: Some(Int64Value { value: 5678 }),
+                supplemental_groups: vec![42],
+                seccomp: Some(SecurityProfile {
+                    profile_type: security_profile::ProfileType::RuntimeDefault as i32,
+                    localhost_ref: String::new(),
+                }),
+                ..LinuxSandboxSecurityContext::default()
+            }),
+            ..LinuxPodSandboxConfig::default()
+        });
+        let id = cri
+            .runtime
+            .run_pod_sandbox(run_request(config))
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        let (_, info) = status(&mut cri, &id).await;
+        let pid = info["pid"].as_u64().expect("pid");
+        let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let field = |name: &str| {
+            proc_status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(field("Uid:")[0], "1234", "{proc_status}");
+        assert_eq!(field("Gid:")[0], "5678", "{proc_status}");
+        assert!(field("Groups:").contains(&"42"), "{proc_status}");
+        assert_eq!(
+            field("Seccomp:"),
+            vec!["2"],
+            "runtime/default filters syscalls"
+        );
+        // PID namespace of the host; network namespace of its own.
+        assert_eq!(
+            ns_inode(Path::new(&format!("/proc/{pid}/ns/pid"))),
+            ns_inode(Path::new("/proc/self/ns/pid"))
+        );
+        assert_ne!(
+            ns_inode(Path::new(&format!("/proc/{pid}/ns/net"))),
+            ns_inode(Path::new("/proc/self/ns/net"))
+        );
+        // The sysctl is set in the pod's network namespace.
+        let netns = info["netnsPath"].as_str().expect("netnsPath");
+        let out = Command::new("nsenter")
+            .arg(format!("--net={netns}"))
+            .args(["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"])
+            .output()
+            .expect("nsenter");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+        // Its cgroup is under the pod's parent.
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+        assert!(
+            cgroups.contains(&format!("/berth-cri-test/{id}")),
+            "{cgroups}"
+        );
+        // Its /dev/shm is the pod's tmpfs.
+        let shm = pods
+            .daemon
+            .state()
+            .join("io.containerd.grpc.v1.cri/sandboxes")
+            .join(&id)
+            .join("shm");
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let line = mountinfo
+            .lines()
+            .find(|l| l.contains(&shm.display().to_string()))
+            .expect("the pod's shm is mounted");
+        assert!(line.contains(" - tmpfs shm "), "{line}");
+        let inside = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
+        assert!(
+            inside
+                .lines()
+                .any(|l| l.split_whitespace().nth(4) == Some("/dev/shm")
+                    && l.contains(" - tmpfs shm ")),
+            "{inside}"
+        );
+        cri.runtime
+            .remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: id.clone(),
+            })
+            .await
+            .expect("RemovePodSandbox");
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(
+            !mountinfo.contains(&shm.display().to_string()),
+            "shm left mounted"
+        );
+    })
+    .expect("runtime");
+    // runc made the parent cgroups; they are the test's to remove.
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(hierarchy.path().join("berth-cri-test"));
+    }
+}
