@@ -67,7 +67,9 @@ impl Cri {
         match created {
             Ok(sandbox) => {
                 let sandbox = Arc::new(sandbox);
-                self.sandboxes.add(sandbox.clone())?;
+                if let Err(err) = self.sandboxes.add(sandbox.clone()) {
+                    return Err(self.undo(err, done).await);
+                }
                 super::monitor::watch(self.client.clone(), sandbox);
                 Ok(RunPodSandboxResponse { pod_sandbox_id: id })
             }
