@@ -26,10 +26,7 @@ impl Pods {
     /// with `subnet` (host-local leases in the daemon's directory) and
     /// portmap.
     fn new(bridge: &str, subnet: &str) -> Pods {
-        let daemon = Daemon::builder()
-            .edit_config(|_, config| offline(config))
-            .start()
-            .expect("start daemon");
+        let daemon = Daemon::start().expect("start daemon");
         Pods::with_daemon(daemon, bridge, subnet)
     }
 
@@ -201,15 +198,6 @@ impl Drop for Pods {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-/// The sandbox image is berth's built-in pause image, so no test reaches
-/// for a registry off the machine (its first pull goes to localhost and
-/// fails; the built-in image is imported then).
-fn offline(config: String) -> String {
-    let before = r#"sandbox_image = "registry.k8s.io/pause:3.6""#;
-    assert!(config.contains(before), "the testkit's config changed");
-    config.replace(before, r#"sandbox_image = "localhost/berth/pause:builtin""#)
 }
 
 fn sh(script: &str) -> String {
@@ -761,7 +749,6 @@ fn pods_survive_a_daemon_restart_with_their_state_ip_and_name() {
 /// Two more runtime handlers: `other` (runc, with a CNI conf dir of its
 /// own) and `broken` (a shim that does not exist).
 fn with_handlers(dir: &Path, config: String) -> String {
-    let config = offline(config);
     let section = r#"[plugins."io.containerd.grpc.v1.cri".containerd.runtimes"#;
     format!(
         "{config}\n{section}.other]\n  runtime_type = \"io.containerd.runc.v2\"\n  \
@@ -893,7 +880,7 @@ impl Drop for Bridge {
 /// The CRI plugins' bin dir moved to `<dir>/cnibin` (Debian's plugins
 /// linked in, plus the test's own).
 fn with_own_bin_dir(dir: &Path, config: String) -> String {
-    offline(config).replace(
+    config.replace(
         r#"bin_dir = "/usr/lib/cni""#,
         &format!("bin_dir = {:?}", dir.join("cnibin").display().to_string()),
     )
