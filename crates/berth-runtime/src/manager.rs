@@ -90,12 +90,25 @@ impl TaskManager {
         (namespace.to_string(), id.to_string())
     }
 
+    /// containerd's `NotFound` for a task it does not have.
+    fn not_found(id: &str) -> Error {
+        Error::new(ErrorKind::NotFound, format!("task {id} not found"))
+    }
+
     /// The task `id`, or containerd's "no running task" `NotFound`.
     pub fn get(&self, namespace: &str, id: &str) -> Result<Arc<Task>> {
         self.lock()
             .get(&Self::key(namespace, id))
             .cloned()
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("task {id} not found")))
+            .ok_or_else(|| Self::not_found(id))
+    }
+
+    /// Whether `task` is still the task listed under `key` (not deleted,
+    /// its shim not found dead, no newer task of the same id).
+    fn is_current(&self, key: &Key, task: &Arc<Task>) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|current| Arc::ptr_eq(current, task))
     }
 
     /// Every task in `namespace`.
@@ -215,12 +228,22 @@ impl TaskManager {
 
     /// Deletes a stopped task: the shim's Delete, then the bundle; the
     /// shim's Shutdown goes on in the background (see [`TaskManager::retire`]).
+    ///
+    /// Deletes of one task take turns (other tasks are not held up): a
+    /// delete that waited for another finds the task gone and answers
+    /// containerd's "task not found" `NotFound`, as containerd does once its
+    /// first delete removed the task; if the first failed (the task still
+    /// runs), the second tries in its turn.
     pub async fn delete(&self, namespace: &str, id: &str) -> Result<Exit> {
         let began = std::time::Instant::now();
         let task = self.get(namespace, id)?;
+        let _turn = task.deleting.lock().await;
+        let key = Self::key(namespace, id);
+        if !self.is_current(&key, &task) {
+            return Err(Self::not_found(id));
+        }
         let exit = task.shim_delete("").await?;
         tracing::debug!(id, elapsed = ?began.elapsed(), "shim deleted the task");
-        let key = Self::key(namespace, id);
         self.lock().remove(&key);
         task.stop_log();
         // The shim is done with the bundle once Delete returned (its socket
@@ -234,7 +257,7 @@ impl TaskManager {
             bundle.delete()
         })
         .await;
-        self.retire(key, task);
+        self.retire(key, task.clone());
         removed?;
         tracing::debug!(id, elapsed = ?began.elapsed(), "task deleted");
         Ok(exit)

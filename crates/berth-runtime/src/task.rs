@@ -128,6 +128,10 @@ pub struct Task {
     pid: AtomicU32,
     /// Copies the shim's log FIFO into the daemon log; aborted on delete.
     pub(crate) log: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// Held by the delete in progress, so a second delete of this task
+    /// waits for the first's outcome instead of racing it to the shim (see
+    /// [`crate::TaskManager::delete`]).
+    pub(crate) deleting: tokio::sync::Mutex<()>,
 }
 
 fn any(
@@ -149,6 +153,7 @@ impl Task {
             command,
             pid: AtomicU32::new(pid),
             log: std::sync::Mutex::new(None),
+            deleting: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -115,8 +115,20 @@ impl Networking {
     /// most of a networked run's cost and nothing the client need wait for.
     /// If the daemon dies first, the next one finds the attachment in the
     /// result cache and tears it down at start ([`Networking::cleanup_orphans`]).
+    ///
+    /// A teardown of the same container still under way is left to finish
+    /// alone (the losing one of two concurrent Deletes asks again), so
+    /// [`Networking::wait_detached`] keeps waiting for it.
     pub fn teardown_in_background(self: &Arc<Self>, namespace: &str, id: &str) {
         use futures::FutureExt;
+        let key = (namespace.to_string(), id.to_string());
+        // One lock from the check to the insert: two callers cannot both
+        // start one.
+        let mut detaching = self.detaching.lock().unwrap_or_else(|e| e.into_inner());
+        detaching.retain(|_, d| d.peek().is_none());
+        if detaching.contains_key(&key) {
+            return;
+        }
         let (this, ns, cid) = (self.clone(), namespace.to_string(), id.to_string());
         let handle = tokio::spawn(async move {
             if let Err(err) = this.teardown(&ns, &cid).await {
@@ -128,9 +140,7 @@ impl Networking {
         }
         .boxed()
         .shared();
-        let mut detaching = self.detaching.lock().unwrap_or_else(|e| e.into_inner());
-        detaching.retain(|_, d| d.peek().is_none());
-        detaching.insert((namespace.to_string(), id.to_string()), done);
+        detaching.insert(key, done);
     }
 
     /// Waits until the background teardowns that `request` could collide
