@@ -52,6 +52,9 @@ pub struct Config {
     pub temp: Option<PathBuf>,
     /// berthd's own `oom_score_adj` (0: leave it).
     pub oom_score: i32,
+    /// The file [`Config::load`] read, if one was (the default path may
+    /// be absent).
+    pub file: Option<PathBuf>,
     /// The files imported by the main one, in the order they were read.
     pub imports: Vec<PathBuf>,
     /// The gRPC API listener.
@@ -127,6 +130,7 @@ impl Default for Config {
             state: DEFAULT_STATE.into(),
             temp: None,
             oom_score: 0,
+            file: None,
             imports: Vec::new(),
             grpc: GrpcConfig::default(),
             ttrpc: TtrpcConfig::default(),
@@ -172,7 +176,9 @@ impl Config {
                 warnings: Vec::new(),
             });
         }
-        decode(source::load(path)?)
+        let mut loaded = decode(source::load(path)?)?;
+        loaded.config.file = Some(path.to_path_buf());
+        Ok(loaded)
     }
 
     /// Parses one file's text, as if read from `file` (imports are not followed).
