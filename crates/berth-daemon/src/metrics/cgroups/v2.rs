@@ -117,3 +117,49 @@ fn io(dir: &Path, out: &mut Vec<Sample>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unified_files_give_containerds_v2_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (file, text) in [
+            ("pids.current", "2\n"),
+            ("pids.max", "max\n"),
+            ("memory.current", "65536\n"),
+            (
+                "cpu.stat",
+                "usage_usec 300\nuser_usec 200\nsystem_usec 100\n",
+            ),
+            (
+                "io.stat",
+                "8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
+            ),
+        ] {
+            std::fs::write(dir.path().join(file), text).expect("write");
+        }
+        let samples = read(dir.path());
+        let value = |name: &str| {
+            samples
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.value)
+                .unwrap_or_else(|| panic!("{name} missing from {samples:?}"))
+        };
+        assert_eq!(value("container_pids_current"), 2.0);
+        assert_eq!(value("container_pids_limit"), 0.0);
+        assert_eq!(value("container_memory_usage_bytes"), 65536.0);
+        assert_eq!(value("container_cpu_usage_usec_microseconds"), 300.0);
+        assert_eq!(value("container_io_rbytes_bytes"), 4096.0);
+        let io = samples
+            .iter()
+            .find(|s| s.name == "container_io_rios_total")
+            .expect("rios");
+        assert_eq!(
+            io.labels,
+            [("major", "8".to_string()), ("minor", "0".to_string())]
+        );
+    }
+}

@@ -9,17 +9,18 @@
 //! gRPC frames (a 5-byte header: compressed flag and big-endian length) as
 //! the request and response bodies pass through.
 
-use bytes::{Buf, Bytes};
-use http::{HeaderMap, Request, Response};
-use http_body::{Body, Frame};
+mod body;
+mod layer;
+
+pub use body::CountedBody;
+pub use layer::{GrpcMetricsLayer, GrpcMetricsService, ResponseFuture};
+
+use http::HeaderMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 /// The labels of every gRPC series but `grpc_server_handled_total`.
@@ -231,227 +232,9 @@ fn code_name(code: i32) -> &'static str {
         .unwrap_or("Unknown")
 }
 
-/// Counts gRPC messages in a byte stream by their 5-byte frame headers.
-#[derive(Debug, Default)]
-struct Frames {
-    /// Header bytes seen of the frame being read.
-    header: [u8; 5],
-    /// How many of `header` are filled.
-    filled: usize,
-    /// Payload bytes still to skip.
-    remaining: u64,
-}
-
-impl Frames {
-    /// Feeds `data`; returns how many frames it completed.
-    fn feed(&mut self, mut data: &[u8]) -> u64 {
-        let mut done = 0;
-        while !data.is_empty() {
-            if self.remaining > 0 {
-                let skip = self.remaining.min(data.len() as u64);
-                self.remaining -= skip;
-                data = &data[skip as usize..];
-                continue;
-            }
-            let take = (5 - self.filled).min(data.len());
-            self.header[self.filled..self.filled + take].copy_from_slice(&data[..take]);
-            self.filled += take;
-            data = &data[take..];
-            if self.filled == 5 {
-                self.filled = 0;
-                let len = [
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                ];
-                self.remaining = u32::from_be_bytes(len).into();
-                // A frame's end is its header's end plus its length: count
-                // it now, it is read whole or the stream breaks.
-                done += 1;
-            }
-        }
-        done
-    }
-}
-
-/// The tower layer counting a server's calls; `None` counts nothing.
-#[derive(Debug, Clone, Default)]
-pub struct GrpcMetricsLayer(Option<GrpcMetrics>);
-
-impl<S> tower::Layer<S> for GrpcMetricsLayer {
-    type Service = GrpcMetricsService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GrpcMetricsService {
-            inner,
-            metrics: self.0.clone(),
-        }
-    }
-}
-
-/// A service counting the calls it passes on.
-#[derive(Debug, Clone)]
-pub struct GrpcMetricsService<S> {
-    inner: S,
-    metrics: Option<GrpcMetrics>,
-}
-
-impl<S, B, RB> tower::Service<Request<B>> for GrpcMetricsService<S>
-where
-    S: tower::Service<Request<CountedBody<B>>, Response = Response<RB>>,
-{
-    type Response = Response<CountedBody<RB>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let call = self.metrics.as_ref().map(|m| m.start(request.uri().path()));
-        let received = call
-            .as_ref()
-            .map(|c| c.metrics.received.get_or_create(&c.labels).clone());
-        let request = request.map(|body| CountedBody::new(body, received, None));
-        ResponseFuture {
-            inner: self.inner.call(request),
-            call,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The inner service's answer, its body wrapped to see its trailers.
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        call: Option<Call>,
-    }
-}
-
-impl<F, RB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<RB>, E>>,
-{
-    type Output = Result<Response<CountedBody<RB>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        let mut call = this.call.take();
-        let response = match result {
-            Ok(response) => response,
-            Err(err) => {
-                if let Some(call) = call.as_mut() {
-                    call.handled("Unknown");
-                }
-                return Poll::Ready(Err(err));
-            }
-        };
-        if let Some(c) = call.as_mut() {
-            if c.handled_from(response.headers()) {
-                call = None;
-            }
-        }
-        let sent = call
-            .as_ref()
-            .map(|c| c.metrics.sent.get_or_create(&c.labels).clone());
-        Poll::Ready(Ok(response.map(|body| CountedBody::new(body, sent, call))))
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A body counting the gRPC messages in it and, for a response,
-    /// counting the call as handled when its trailers pass.
-    pub struct CountedBody<B> {
-        #[pin]
-        inner: B,
-        frames: Frames,
-        messages: Option<Counter>,
-        call: Option<Call>,
-    }
-}
-
-impl<B> CountedBody<B> {
-    fn new(inner: B, messages: Option<Counter>, call: Option<Call>) -> Self {
-        CountedBody {
-            inner,
-            frames: Frames::default(),
-            messages,
-            call,
-        }
-    }
-}
-
-impl<B> Body for CountedBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        match &frame {
-            Some(Ok(frame)) => {
-                if let (Some(data), Some(counter)) = (frame.data_ref(), this.messages.as_ref()) {
-                    let n = this.frames.feed(data.chunk());
-                    if n > 0 {
-                        counter.inc_by(n);
-                    }
-                }
-                if let (Some(trailers), Some(call)) = (frame.trailers_ref(), this.call.as_mut()) {
-                    call.handled_from(trailers);
-                }
-            }
-            Some(Err(_)) => {
-                if let Some(call) = this.call.as_mut() {
-                    call.handled("Unknown");
-                }
-            }
-            None => {
-                // The body ended without trailers: a broken response.
-                if let Some(call) = this.call.as_mut() {
-                    call.handled("Unknown");
-                }
-            }
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_are_counted_across_chunks() {
-        let mut frames = Frames::default();
-        let one = [0u8, 0, 0, 0, 3, b'a', b'b', b'c'];
-        let empty = [0u8, 0, 0, 0, 0];
-        let mut stream = Vec::new();
-        stream.extend_from_slice(&one);
-        stream.extend_from_slice(&empty);
-        stream.extend_from_slice(&one);
-        let (a, b) = stream.split_at(6);
-        let (b, c) = b.split_at(4);
-        assert_eq!(frames.feed(a) + frames.feed(b) + frames.feed(c), 3);
-    }
-
     #[test]
     fn paths_give_service_method_and_type() {
         let l = call_labels("/containerd.services.content.v1.Content/Read");
