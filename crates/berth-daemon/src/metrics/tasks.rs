@@ -1,7 +1,7 @@
 //! Every task's cgroup figures, read at scrape time.
 //!
 //! Each task the task managers hold is looked up in its cgroup
-//! ([`cgroups`](crate::metrics::cgroups)) and its series are labelled
+//! ([`cgroups`]) and its series are labelled
 //! `container_id` and `namespace`, as containerd labels them. A task whose
 //! cgroup is gone (its container exited and was cleaned up) adds nothing.
 
