@@ -35,12 +35,12 @@ pub async fn run(
     crate::dirs::prepare(&config.root, &config.state)?;
     let _lock = lock_root(&config)?;
     let address = config.grpc.address.clone();
-    let listener = socket::bind(&address, config.grpc.uid, config.grpc.gid)?;
-    // Bound before the plugins load, so a busy address stops start-up at once.
+    // Bound first, so a busy address stops start-up before anything is made.
     let metrics_listener = match config.metrics.address.as_str() {
         "" => None,
         metrics_address => Some(metrics::endpoint::bind(metrics_address).await?),
     };
+    let listener = socket::bind(&address, config.grpc.uid, config.grpc.gid)?;
 
     let plugins = {
         let config = config.clone();

@@ -235,4 +235,6 @@ fn a_busy_metrics_address_stops_start_up_naming_it() {
         text.contains(&format!("metrics address {address}")) && text.contains("in use"),
         "{text}"
     );
+    // It stopped before loading any plugin (the log is at debug level).
+    assert!(!text.contains("loaded plugin"), "{text}");
 }
