@@ -2,6 +2,9 @@
 //! the image's), Start (with CRI-format logs), Stop, Remove, Status, List
 //! and ExecSync.
 
+mod mounts;
+mod spec;
+
 use crate::Cri;
 use berth_core::{Error, Result};
 use k8s_cri::v1::*;
