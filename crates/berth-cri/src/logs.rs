@@ -82,7 +82,6 @@ pub(crate) fn rfc3339_nano(time: SystemTime) -> String {
 
 /// Splits one stream's bytes into CRI log entries.
 struct Lines {
-    stream: Stream,
     /// The longest text an entry may carry; `None` for no limit.
     max_len: Option<usize>,
     /// Text of the current line not yet written.
@@ -90,9 +89,8 @@ struct Lines {
 }
 
 impl Lines {
-    fn new(stream: Stream, max_len: i64) -> Lines {
+    fn new(max_len: i64) -> Lines {
         Lines {
-            stream,
             max_len: usize::try_from(max_len).ok().filter(|n| *n > 0),
             pending: Vec::new(),
         }
@@ -151,7 +149,7 @@ pub(crate) async fn redirect<R>(mut reader: R, stream: Stream, sink: Sink, max_l
 where
     R: AsyncRead + Unpin,
 {
-    let mut lines = Lines::new(stream, max_len);
+    let mut lines = Lines::new(max_len);
     let mut write = |tag: Tag, text: &[u8]| {
         let bytes = entry(SystemTime::now(), stream, tag, text);
         let mut out = sink.lock().unwrap_or_else(|e| e.into_inner());
@@ -179,7 +177,7 @@ mod tests {
     use std::time::Duration;
 
     fn entries(max: i64, chunks: &[&[u8]]) -> Vec<(Tag, String)> {
-        let mut lines = Lines::new(Stream::Stdout, max);
+        let mut lines = Lines::new(max);
         let mut out = Vec::new();
         let mut emit =
             |tag: Tag, text: &[u8]| out.push((tag, String::from_utf8_lossy(text).into()));

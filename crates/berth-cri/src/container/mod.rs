@@ -1,58 +1,60 @@
 //! Containers in pods: Create (the spec from the CRI config merged with
 //! the image's), Start (with CRI-format logs), Stop, Remove, Status, List
 //! and ExecSync.
+//!
+//! A CRI container is a container record in `k8s.io` (its CRI metadata in
+//! the record's extension), a rootfs snapshot keyed by its id, a directory
+//! `<root>/containers/<id>` (status file, image volumes) and a directory
+//! `<state>/containers/<id>` (the FIFOs of its stdio). Once started, a
+//! waiter follows its task: when the process exits the task is deleted,
+//! the log copies drain, and the exit is written to the status, as
+//! containerd's event monitor does.
 
+mod create;
+mod exec_sync;
+mod list;
 mod mounts;
+mod remove;
 mod spec;
+mod start;
+mod status;
+mod stop;
+mod volumes;
 
 use crate::Cri;
-use berth_core::{Error, Result};
-use k8s_cri::v1::*;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The container record label that marks CRI containers (containerd's
+/// `io.cri-containerd.kind`).
+pub(crate) const KIND_LABEL: &str = "io.cri-containerd.kind";
 
 impl Cri {
-    pub(crate) async fn create_container(
-        &self,
-        _: CreateContainerRequest,
-    ) -> Result<CreateContainerResponse> {
-        Err(Error::not_implemented("CreateContainer"))
+    /// `<root>/containers/<id>`: the status file and image volumes.
+    fn container_root_dir(&self, id: &str) -> PathBuf {
+        self.options.root.join("containers").join(id)
     }
 
-    pub(crate) async fn start_container(
-        &self,
-        _: StartContainerRequest,
-    ) -> Result<StartContainerResponse> {
-        Err(Error::not_implemented("StartContainer"))
+    /// `<state>/containers/<id>`: the stdio FIFOs.
+    fn container_state_dir(&self, id: &str) -> PathBuf {
+        self.options.state.join("containers").join(id)
     }
+}
 
-    pub(crate) async fn stop_container(
-        &self,
-        _: StopContainerRequest,
-    ) -> Result<StopContainerResponse> {
-        Err(Error::not_implemented("StopContainer"))
-    }
+/// `<root>/sandboxes/<id>`: a pod's hostname, hosts and resolv.conf (as
+/// containerd keeps them).
+fn pod_files_dir(options: &crate::CriOptions, id: &str) -> PathBuf {
+    options.root.join("sandboxes").join(id)
+}
 
-    pub(crate) async fn remove_container(
-        &self,
-        _: RemoveContainerRequest,
-    ) -> Result<RemoveContainerResponse> {
-        Err(Error::not_implemented("RemoveContainer"))
-    }
+/// `<state>/sandboxes/<id>`: where a pod's `/dev/shm` is.
+fn pod_shm_parent(options: &crate::CriOptions, id: &str) -> PathBuf {
+    options.state.join("sandboxes").join(id)
+}
 
-    pub(crate) async fn list_containers(
-        &self,
-        _: ListContainersRequest,
-    ) -> Result<ListContainersResponse> {
-        Err(Error::not_implemented("ListContainers"))
-    }
-
-    pub(crate) async fn container_status(
-        &self,
-        _: ContainerStatusRequest,
-    ) -> Result<ContainerStatusResponse> {
-        Err(Error::not_implemented("ContainerStatus"))
-    }
-
-    pub(crate) async fn exec_sync(&self, _: ExecSyncRequest) -> Result<ExecSyncResponse> {
-        Err(Error::not_implemented("ExecSync"))
-    }
+/// Nanoseconds since the epoch.
+fn unix_nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

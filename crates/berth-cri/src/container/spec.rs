@@ -501,6 +501,7 @@ fn with_user(
 /// The profile the security context asks for: the `seccomp` field, else
 /// the deprecated `seccomp_profile_path` (`runtime/default`,
 /// `docker/default`, `unconfined`, `localhost/<path>`); `None` for none.
+#[allow(deprecated)] // the field older kubelets send
 fn seccomp_profile(security: &LinuxContainerSecurityContext) -> Result<Option<SecurityProfile>> {
     if security.seccomp.is_some() {
         return Ok(security.seccomp.clone());
@@ -563,6 +564,7 @@ fn with_seccomp(spec: &mut Spec, security: &LinuxContainerSecurityContext) -> Re
 
 /// berth does not load AppArmor profiles: asking for one other than
 /// `unconfined` fails, as containerd fails where AppArmor is off.
+#[allow(deprecated)] // the field older kubelets send
 fn check_apparmor(security: &LinuxContainerSecurityContext) -> Result<()> {
     let unconfined = match &security.apparmor {
         Some(p) => p.profile_type == ProfileType::Unconfined as i32,
@@ -576,6 +578,7 @@ fn check_apparmor(security: &LinuxContainerSecurityContext) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(deprecated)] // the deprecated profile fields are tested too
 mod tests {
     use super::*;
     use k8s_cri::v1::{

@@ -1,0 +1,104 @@
+//! StopContainer: the stop signal (the image's `StopSignal`, else
+//! `SIGTERM`), `timeout` seconds for the process to go, then `SIGKILL` to
+//! every process of the task; stopping a container that does not run is
+//! a no-op, as in containerd.
+
+use crate::store::{self, ContainerState};
+use crate::Cri;
+use berth_client::task::{parse_signal, SIGKILL, SIGTERM};
+use berth_core::Result;
+use k8s_cri::v1::*;
+use std::time::Duration;
+
+/// How often a stopping container's status is looked at.
+const POLL: Duration = Duration::from_millis(50);
+
+impl Cri {
+    pub(crate) async fn stop_container(
+        &self,
+        r: StopContainerRequest,
+    ) -> Result<StopContainerResponse> {
+        let container = self.containers.get(&r.container_id)?;
+        self.stop_container_within(&container, Duration::from_secs(r.timeout.max(0) as u64))
+            .await?;
+        Ok(StopContainerResponse {})
+    }
+
+    /// Stops `container`, giving it `timeout` after the stop signal.
+    pub(crate) async fn stop_container_within(
+        &self,
+        container: &store::Container,
+        timeout: Duration,
+    ) -> Result<()> {
+        let state = container.status().state();
+        if state != ContainerState::Running && state != ContainerState::Unknown {
+            return Ok(());
+        }
+        let id = &container.metadata.id;
+        if !timeout.is_zero() {
+            let signal = match container.metadata.stop_signal.as_str() {
+                "" => SIGTERM,
+                name => parse_signal(name).unwrap_or(SIGTERM),
+            };
+            self.signal_container(id, signal, false).await?;
+            if self.container_exited_within(container, Some(timeout)).await {
+                return Ok(());
+            }
+            tracing::info!(%id, ?timeout, "container did not stop in time; killing it");
+        }
+        self.signal_container(id, SIGKILL, true).await?;
+        self.container_exited_within(container, None).await;
+        Ok(())
+    }
+
+    /// Sends `signal` to the container's task; a task already gone is not
+    /// an error.
+    async fn signal_container(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        match self.client.tasks().kill(id, "", signal, all).await {
+            Err(err) if !err.is_not_found() => Err(err),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits for the waiter to record the exit; with a timeout, whether it
+    /// came in time.
+    async fn container_exited_within(
+        &self,
+        container: &store::Container,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let wait = async {
+            while container.status().state() == ContainerState::Running {
+                tokio::time::sleep(POLL).await;
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, wait).await.is_ok(),
+            None => {
+                wait.await;
+                true
+            }
+        }
+    }
+
+    /// Stops every container of pod `sandbox_id` at once (no grace), as
+    /// StopPodSandbox does before it stops the pause container.
+    #[allow(dead_code)] // for the pods' Stop/RemovePodSandbox
+    pub(crate) async fn stop_containers_of(&self, sandbox_id: &str) -> Result<()> {
+        for container in self.containers_of(sandbox_id) {
+            self.stop_container_within(&container, Duration::ZERO)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The containers of pod `sandbox_id`.
+    #[allow(dead_code)] // for the pods' Stop/RemovePodSandbox
+    pub(crate) fn containers_of(&self, sandbox_id: &str) -> Vec<std::sync::Arc<store::Container>> {
+        self.containers
+            .list()
+            .into_iter()
+            .filter(|c| c.metadata.sandbox_id == sandbox_id)
+            .collect()
+    }
+}
