@@ -65,8 +65,7 @@ use crate::Client;
 pub const DEFAULT_SNAPSHOTTER: &str = "overlayfs";
 /// The runtime containers use unless told otherwise.
 pub const DEFAULT_RUNTIME: &str = "io.containerd.runc.v2";
-/// The type URL of runc shim options (`containerd.runc.v1.Options`).
-pub const RUNC_OPTIONS_TYPE_URL: &str = "containerd.runc.v1.Options";
+pub use crate::runc_options::RUNC_OPTIONS_TYPE_URL;
 
 /// How long the lease protecting a container's creation may live if the
 /// client dies before deleting it.
@@ -255,7 +254,7 @@ impl NewContainer {
     /// The OCI runtime binary the runc shim runs (`ctr run
     /// --runc-binary`): runtime options naming it.
     pub fn runc_binary(self, binary: impl Into<String>) -> Self {
-        let options = runc_options(&binary.into());
+        let options = crate::runc_options::RuncOptions::binary(binary).to_any();
         self.runtime_options(options)
     }
 
@@ -307,27 +306,6 @@ impl NewContainer {
             opt(spec)?;
         }
         Ok(())
-    }
-}
-
-/// `containerd.runc.v1.Options` with only `binary_name` (field 6) set,
-/// encoded by hand: the message is not among `containerd-client`'s types.
-fn runc_options(binary: &str) -> Any {
-    let mut value = vec![(6 << 3) | 2];
-    let mut len = binary.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            value.push(byte);
-            break;
-        }
-        value.push(byte | 0x80);
-    }
-    value.extend_from_slice(binary.as_bytes());
-    Any {
-        type_url: RUNC_OPTIONS_TYPE_URL.to_string(),
-        value,
     }
 }
 
@@ -607,16 +585,6 @@ fn wire_mount(m: Mount) -> WireMount {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runc_options_encode_the_binary_name() {
-        let any = runc_options("/usr/bin/crun");
-        assert_eq!(any.type_url, RUNC_OPTIONS_TYPE_URL);
-        assert_eq!(&any.value[..2], &[0x32, 13]);
-        assert_eq!(&any.value[2..], b"/usr/bin/crun");
-        let long = runc_options(&"x".repeat(200));
-        assert_eq!(&long.value[..3], &[0x32, 0xc8, 0x01]);
-    }
 
     #[test]
     fn options_shape_the_spec() {

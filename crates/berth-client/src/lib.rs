@@ -52,6 +52,7 @@ pub mod introspection;
 pub mod leases;
 pub mod namespaces;
 pub mod network;
+pub mod runc_options;
 pub mod snapshots;
 pub mod spec;
 pub mod task;

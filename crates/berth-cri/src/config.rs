@@ -128,6 +128,22 @@ impl Default for RuntimeHandler {
     }
 }
 
+impl RuntimeHandler {
+    /// The runtime options for a container record of this handler: for
+    /// runc shims (`io.containerd.runc.v1`/`v2`), `options` as
+    /// `containerd.runc.v1.Options`; for other runtime types none, and
+    /// the shim runs with its defaults.
+    pub fn runtime_options(&self) -> berth_core::Result<Option<prost_types::Any>> {
+        match self.runtime_type.as_str() {
+            "io.containerd.runc.v1" | "io.containerd.runc.v2" => {
+                let options = berth_client::runc_options::RuncOptions::from_config(&self.options)?;
+                Ok(Some(options.to_any()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 impl Default for CniConfig {
     fn default() -> Self {
         CniConfig {
@@ -157,5 +173,35 @@ impl CriConfig {
                     "no runtime for {name:?} is configured"
                 ))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handlers_resolve_by_name_with_the_default_for_none() {
+        let config = CriConfig::default();
+        let (name, runc) = config.runtime_handler("").expect("the default handler");
+        assert_eq!(name, "runc");
+        assert_eq!(runc.runtime_type, "io.containerd.runc.v2");
+        let err = config.runtime_handler("kata").expect_err("no such handler");
+        assert_eq!(err.kind(), berth_core::ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn runc_handlers_carry_runc_options() {
+        let mut handler = RuntimeHandler::default();
+        handler
+            .options
+            .insert("BinaryName".into(), "/usr/bin/crun".into());
+        let any = handler
+            .runtime_options()
+            .expect("valid options")
+            .expect("runc options");
+        assert_eq!(any.type_url, "containerd.runc.v1.Options");
+        handler.runtime_type = "io.containerd.kata.v2".into();
+        assert!(handler.runtime_options().expect("no options").is_none());
     }
 }

@@ -282,6 +282,12 @@ pub fn registrations() -> Vec<Registration> {
                 grpc_service!(ctx, services::introspection::server(plugins, uuid))
             },
         },
+        Registration {
+            plugin_type: types::GRPC,
+            id: berth_cri::PLUGIN_ID,
+            requires: &[types::SERVICE, types::INTERNAL],
+            init: init_cri,
+        },
     ]
 }
 
@@ -521,5 +527,50 @@ fn init_snapshots_service(ctx: &mut InitContext<'_>) -> Result<Instance> {
         .remove_interrupted_unpacks()
         .context("removing interrupted unpacks")?;
     service.reconcile_all_in_background();
+    Ok(Arc::new(service))
+}
+
+/// The CRI plugin: a client of the daemon's own socket, so it starts its
+/// recovery only once the daemon serves.
+fn init_cri(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let config = ctx.config;
+    let cri = berth_cri::Cri::new(berth_cri::CriOptions {
+        config: config.plugins.cri.clone(),
+        address: config.grpc.address.clone(),
+        root: config
+            .root
+            .join(format!("{}.{}", types::GRPC, berth_cri::PLUGIN_ID)),
+        state: config
+            .state
+            .join(format!("{}.{}", types::GRPC, berth_cri::PLUGIN_ID)),
+        netns_dir: config.state.join("netns"),
+        cni_cache_dir: config
+            .plugins
+            .cni
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| config.state.join("cni")),
+    })
+    .context("CRI plugin")?;
+    let (runtime, image) = cri.services();
+    let grpc = &config.grpc;
+    let runtime = runtime
+        .max_decoding_message_size(grpc.max_recv_message_size)
+        .max_encoding_message_size(grpc.max_send_message_size);
+    let image = image
+        .max_decoding_message_size(grpc.max_recv_message_size)
+        .max_encoding_message_size(grpc.max_send_message_size);
+    let service = GrpcService::new("runtime.v1.RuntimeService", move |routes| {
+        routes.add_service(runtime.clone());
+        routes.add_service(image.clone());
+    })
+    .on_serving(move || {
+        let cri = cri.clone();
+        tokio::spawn(async move {
+            if let Err(err) = cri.start().await {
+                tracing::error!(error = %err, "CRI plugin: recovery failed");
+            }
+        });
+    });
     Ok(Arc::new(service))
 }

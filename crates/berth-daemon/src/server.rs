@@ -43,7 +43,8 @@ pub async fn run(
     };
     let mut routes = RoutesBuilder::default();
     let mut served = Vec::new();
-    for service in plugins.all::<GrpcService>(types::GRPC) {
+    let grpc_services = plugins.all::<GrpcService>(types::GRPC);
+    for service in &grpc_services {
         service.register(&mut routes);
         served.push(service.name());
     }
@@ -71,6 +72,7 @@ pub async fn run(
     // The listener is bound and listening, so connections made from here on
     // are served as soon as `serving` is first polled below.
     notifier.ready();
+    grpc_services.iter().for_each(|service| service.serving());
     tokio::select! {
         result = &mut serving => result.context("serve")?,
         () = shutdown => {

@@ -38,6 +38,7 @@
 
 mod binaries;
 mod command;
+mod cri;
 mod daemon;
 mod dockerd;
 mod go_client;
@@ -54,6 +55,7 @@ mod tasks;
 
 pub use binaries::{berth_bin, berthd_bin, containerd_bin, ctr_bin};
 pub use command::{run_with_input, run_with_timeout, CmdOutput, DEFAULT_COMMAND_TIMEOUT};
+pub use cri::CriClient;
 pub use daemon::{default_config, testing_containerd, Daemon, DaemonBuilder};
 pub use dockerd::{docker_bin, require_docker, Dockerd, DockerdBuilder, DOCKERD_BIN};
 pub use go_client::{

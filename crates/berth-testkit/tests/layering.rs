@@ -27,10 +27,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "berth-core",
             "berth-api",
-            "berth-store",
+            "berth-client",
             "berth-image",
             "berth-oci",
-            "berth-runtime",
             "berth-cni",
         ],
     ),

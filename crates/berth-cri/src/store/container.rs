@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn status_survives_a_reload_and_gives_the_state() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("must succeed");
         let meta = ContainerMetadata {
             id: "c1".into(),
             ..Default::default()
@@ -208,9 +208,9 @@ mod tests {
             },
             dir.path(),
         )
-        .unwrap();
+        .expect("must succeed");
         assert_eq!(c.status().state(), ContainerState::Created);
-        c.update(|s| s.started_at = 2).unwrap();
+        c.update(|s| s.started_at = 2).expect("must succeed");
         c.update_transient(|s| s.removing = true);
         let again = Container::load(meta.clone(), dir.path());
         assert_eq!(again.status().state(), ContainerState::Running);
@@ -219,7 +219,7 @@ mod tests {
             s.finished_at = 3;
             s.exit_code = 1;
         })
-        .unwrap();
+        .expect("must succeed");
         let again = Container::load(meta.clone(), dir.path());
         assert_eq!(again.status().state(), ContainerState::Exited);
         assert_eq!(again.status().exit_code, 1);

@@ -113,25 +113,28 @@ mod tests {
     fn prefixes_find_unique_ids_only() {
         let store = Store::default();
         for id in ["abc123", "abd456", "ff"] {
-            store.add(Arc::new(Item(id.into()))).unwrap();
+            store.add(Arc::new(Item(id.into()))).expect("must succeed");
         }
-        assert_eq!(store.get("abc").unwrap().0, "abc123");
-        assert_eq!(store.get("ff").unwrap().0, "ff");
+        assert_eq!(store.get("abc").expect("must succeed").0, "abc123");
+        assert_eq!(store.get("ff").expect("must succeed").0, "ff");
         assert_eq!(
-            store.get("ab").unwrap_err().kind(),
+            store.get("ab").expect_err("must fail").kind(),
             berth_core::ErrorKind::InvalidArgument
         );
-        assert!(store.get("zz").unwrap_err().is_not_found());
+        assert!(store.get("zz").expect_err("must fail").is_not_found());
         assert_eq!(
-            store.get("").unwrap_err().kind(),
+            store.get("").expect_err("must fail").kind(),
             berth_core::ErrorKind::InvalidArgument
         );
         assert_eq!(
-            store.add(Arc::new(Item("ff".into()))).unwrap_err().kind(),
+            store
+                .add(Arc::new(Item("ff".into())))
+                .expect_err("must fail")
+                .kind(),
             berth_core::ErrorKind::AlreadyExists
         );
         assert!(store.remove("ff").is_some());
-        assert!(store.get("ff").unwrap_err().is_not_found());
+        assert!(store.get("ff").expect_err("must fail").is_not_found());
         assert_eq!(store.list().len(), 2);
     }
 }

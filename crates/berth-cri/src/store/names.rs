@@ -64,11 +64,11 @@ mod tests {
     #[test]
     fn a_name_belongs_to_one_id_until_released() {
         let names = Names::default();
-        names.reserve("a", "1").unwrap();
-        names.reserve("a", "1").unwrap();
-        let err = names.reserve("a", "2").unwrap_err();
+        names.reserve("a", "1").expect("must succeed");
+        names.reserve("a", "1").expect("must succeed");
+        let err = names.reserve("a", "2").expect_err("must fail");
         assert!(err.to_string().contains("is reserved for \"1\""), "{err}");
         names.release("a");
-        names.reserve("a", "2").unwrap();
+        names.reserve("a", "2").expect("must succeed");
     }
 }

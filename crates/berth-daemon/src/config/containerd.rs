@@ -49,6 +49,56 @@ mount_options = []
 [plugins."io.containerd.runtime.v2.task"]
 platforms = ["linux/ARCH"]
 sched_core = false
+[plugins."io.containerd.grpc.v1.cri"]
+device_ownership_from_security_context = false
+disable_hugetlb_controller = true
+disable_proc_mount = false
+disable_tcp_service = true
+enable_selinux = false
+enable_tls_streaming = false
+ignore_image_defined_volumes = false
+max_concurrent_downloads = 3
+netns_mounts_under_state_dir = false
+selinux_category_range = 1024
+stats_collect_period = 10
+stream_idle_timeout = "4h0m0s"
+systemd_cgroup = false
+tolerate_missing_hugetlb_controller = true
+unset_seccomp_profile = ""
+[plugins."io.containerd.grpc.v1.cri".cni]
+ip_pref = ""
+[plugins."io.containerd.grpc.v1.cri".containerd]
+disable_snapshot_annotations = true
+discard_unpacked_layers = false
+ignore_rdt_not_enabled_errors = false
+no_pivot = false
+[plugins."io.containerd.grpc.v1.cri".containerd.default_runtime]
+base_runtime_spec = ""
+cni_conf_dir = ""
+cni_max_conf_num = 0
+container_annotations = []
+pod_annotations = []
+privileged_without_host_devices = false
+runtime_engine = ""
+runtime_path = ""
+runtime_root = ""
+runtime_type = ""
+[plugins."io.containerd.grpc.v1.cri".containerd.untrusted_workload_runtime]
+base_runtime_spec = ""
+cni_conf_dir = ""
+cni_max_conf_num = 0
+container_annotations = []
+pod_annotations = []
+privileged_without_host_devices = false
+runtime_engine = ""
+runtime_path = ""
+runtime_root = ""
+runtime_type = ""
+[plugins."io.containerd.grpc.v1.cri".image_decryption]
+key_model = "node"
+[plugins."io.containerd.grpc.v1.cri".x509_key_pair_streaming]
+tls_cert_file = ""
+tls_key_file = ""
 [plugins."io.containerd.service.v1.tasks-service"]
 rdt_config_file = ""
 blockio_config_file = ""

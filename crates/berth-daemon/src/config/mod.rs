@@ -16,6 +16,7 @@
 //! config back in containerd's format (`berthd config default|dump`).
 
 pub mod containerd;
+pub mod cri;
 pub mod keys;
 pub mod plugins;
 pub mod render;
@@ -454,7 +455,6 @@ imports = []
             [
                 "plugins.\"io.containerd.cri.v1.images\"",
                 "plugins.\"io.containerd.cri.v1.runtime\"",
-                "plugins.\"io.containerd.grpc.v1.cri\"",
                 "plugins.\"io.containerd.metadata.v1.bolt\"",
                 "plugins.\"io.containerd.nri.v1.nri\"",
             ]

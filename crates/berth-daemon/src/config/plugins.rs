@@ -7,9 +7,10 @@
 //! | `io.containerd.snapshotter.v1.overlayfs`, `….native` | `root_path` |
 //! | `io.containerd.runtime.v2.task` | `shims` (berth's own: a shim binary per runtime name) |
 //! | `io.containerd.internal.v1.opt` | `path` |
+//! | `io.containerd.grpc.v1.cri` | see `cri.rs` |
 //! | `io.containerd.internal.v1.cni` | berth's own: `bin_dirs`, `conf_dir`, `cache_dir`, `timeout_secs`, `default_network.{name,bridge,subnet,subnet6,ipam_data_dir}` |
 //!
-//! A section for a plugin berth does not have (CRI, CNI, btrfs, …) is
+//! A section for a plugin berth does not have (btrfs, …) is
 //! warned about once and ignored, as containerd ignores plugins it lacks.
 //! A key of a berth plugin that berth does not act on is warned about
 //! unless it holds containerd's default; a key containerd does not know
@@ -51,6 +52,8 @@ pub struct PluginConfigs {
     pub opt: OptConfig,
     /// CNI networking.
     pub cni: CniConfig,
+    /// The CRI plugin.
+    pub cri: berth_cri::CriConfig,
 }
 
 /// CNI networking for containers that ask for it (`berth run --net cni`).
@@ -161,6 +164,7 @@ impl Default for PluginConfigs {
                 path: "/opt/containerd".into(),
             },
             cni: CniConfig::default(),
+            cri: berth_cri::CriConfig::default(),
         }
     }
 }
@@ -194,6 +198,7 @@ pub fn decode(
         out.opt.path = path;
     }
     decode_cni(doc, &mut out.cni)?;
+    out.cri = super::cri::decode(doc, warnings)?;
     warn_leftovers(doc, known, warnings);
     Ok(out)
 }

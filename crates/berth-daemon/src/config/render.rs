@@ -109,11 +109,81 @@ fn plugins(config: &Config) -> Table {
         ("default_network", default_network.into()),
     ]);
     out.insert(CNI.into(), cni.into());
+    out.insert(super::cri::CRI.into(), cri(&p.cri).into());
     for (name, snapshotter) in [(OVERLAYFS, &p.overlayfs), (NATIVE, &p.native)] {
         let section = table([("root_path", root_path(&snapshotter.root_path))]);
         out.insert(name.into(), section.into());
     }
     out
+}
+
+/// `[plugins."io.containerd.grpc.v1.cri"]`, the keys berth acts on.
+fn cri(c: &berth_cri::CriConfig) -> Table {
+    let optional = |p: &Option<std::path::PathBuf>| p.as_deref().map_or_else(|| "".into(), path);
+    let runtimes: Table = c
+        .containerd
+        .runtimes
+        .iter()
+        .map(|(name, h)| {
+            let options: Table = h
+                .options
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), toml::Value::try_from(v).ok()?)))
+                .collect();
+            let handler = table([
+                ("runtime_type", h.runtime_type.clone().into()),
+                ("pod_annotations", strings(&h.pod_annotations)),
+                ("container_annotations", strings(&h.container_annotations)),
+                ("cni_conf_dir", optional(&h.cni_conf_dir)),
+                ("cni_max_conf_num", Value::Integer(h.cni_max_conf_num)),
+                ("options", options.into()),
+            ]);
+            (name.clone(), handler.into())
+        })
+        .collect();
+    let containerd = table([
+        ("snapshotter", c.containerd.snapshotter.clone().into()),
+        (
+            "default_runtime_name",
+            c.containerd.default_runtime_name.clone().into(),
+        ),
+        ("runtimes", runtimes.into()),
+    ]);
+    let cni = table([
+        ("bin_dir", path(&c.cni.bin_dir)),
+        ("conf_dir", path(&c.cni.conf_dir)),
+        ("max_conf_num", Value::Integer(c.cni.max_conf_num)),
+        ("conf_template", optional(&c.cni.conf_template)),
+    ]);
+    table([
+        ("sandbox_image", c.sandbox_image.clone().into()),
+        (
+            "stream_server_address",
+            c.stream_server_address.clone().into(),
+        ),
+        ("stream_server_port", c.stream_server_port.clone().into()),
+        (
+            "max_container_log_line_size",
+            Value::Integer(c.max_container_log_line_size),
+        ),
+        ("restrict_oom_score_adj", c.restrict_oom_score_adj.into()),
+        ("disable_cgroup", c.disable_cgroup.into()),
+        ("disable_apparmor", c.disable_apparmor.into()),
+        (
+            "enable_unprivileged_ports",
+            c.enable_unprivileged_ports.into(),
+        ),
+        (
+            "enable_unprivileged_icmp",
+            c.enable_unprivileged_icmp.into(),
+        ),
+        ("containerd", containerd.into()),
+        ("cni", cni.into()),
+        (
+            "registry",
+            table([("config_path", optional(&c.registry_config_path))]).into(),
+        ),
+    ])
 }
 
 fn table<const N: usize>(pairs: [(&str, Value); N]) -> Table {
@@ -164,6 +234,18 @@ mod tests {
             .shims
             .insert("io.containerd.runc.v2".into(), "/usr/bin/shim".into());
         config.plugins.native.root_path = Some("/n".into());
+        config.plugins.cri.restrict_oom_score_adj = true;
+        config.plugins.cri.containerd.runtimes.insert(
+            "crun".into(),
+            berth_cri::config::RuntimeHandler {
+                pod_annotations: vec!["io.x/*".into()],
+                cni_conf_dir: Some("/etc/cni/crun".into()),
+                options: [("BinaryName".to_string(), "/usr/bin/crun".into())]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            },
+        );
         config.oom_score = -10;
         let text = to_toml(&config);
         let loaded = Config::parse(&text, Path::new("/dump.toml")).expect("reparse");

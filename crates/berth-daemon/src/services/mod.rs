@@ -25,6 +25,7 @@ use tonic::Status;
 pub struct GrpcService {
     name: &'static str,
     register: Box<dyn Fn(&mut RoutesBuilder) + Send + Sync>,
+    serving: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl GrpcService {
@@ -36,6 +37,21 @@ impl GrpcService {
         GrpcService {
             name,
             register: Box::new(register),
+            serving: None,
+        }
+    }
+
+    /// Runs `hook` once the daemon serves, for a service whose start-up
+    /// calls the daemon's own API (the CRI plugin's recovery).
+    pub fn on_serving(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.serving = Some(Box::new(hook));
+        self
+    }
+
+    /// Tells the service that the daemon serves.
+    pub fn serving(&self) {
+        if let Some(hook) = &self.serving {
+            hook();
         }
     }
 
