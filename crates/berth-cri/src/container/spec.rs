@@ -129,6 +129,12 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Result<Spec> {
             ));
         }
         opts::with_privileged(&mut spec);
+        let current = current_capabilities();
+        if let Some(caps) = spec.process_mut().capabilities.as_mut() {
+            caps.bounding = current.clone();
+            caps.effective = current.clone();
+            caps.permitted = current;
+        }
     }
     if let Some(caps) = spec.process_mut().capabilities.as_mut() {
         caps.ambient.clear();
@@ -222,10 +228,7 @@ pub(crate) fn with_capabilities(spec: &mut Spec, caps: &Capability) {
         f(&mut set.permitted);
     };
     if caps.add_capabilities.iter().any(is_all) {
-        let all: Vec<String> = opts::ALL_CAPABILITIES
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        let all = current_capabilities();
         sets(&mut |s| *s = all.clone());
     }
     if caps.drop_capabilities.iter().any(is_all) {
@@ -251,6 +254,29 @@ pub(crate) fn with_capabilities(spec: &mut Spec, caps: &Capability) {
     {
         sets(&mut |s| s.retain(|c| *c != cap));
     }
+}
+
+/// The capabilities berthd itself may hand out: those in its bounding
+/// set, as containerd's `cap.Current()` gives them for `ALL` and for
+/// privileged containers (a runtime cannot grant more).
+pub(crate) fn current_capabilities() -> Vec<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
+    capabilities_in(bounding.unwrap_or(u64::MAX))
+}
+
+/// The names of the capabilities whose bits `mask` sets (berth-oci's
+/// list is in bit order).
+fn capabilities_in(mask: u64) -> Vec<String> {
+    opts::ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1 << bit) != 0)
+        .map(|(_, name)| name.to_string())
+        .collect()
 }
 
 /// Resources (`WithResources`) and the cgroup path: `disable_cgroup`
@@ -857,6 +883,15 @@ mod tests {
         let c = caps(&["kill"], &["all"]);
         assert_eq!(c.bounding, vec!["CAP_KILL".to_string()]);
         assert!(c.ambient.is_empty());
+    }
+
+    #[test]
+    fn current_capabilities_follow_the_bounding_mask() {
+        assert_eq!(capabilities_in(0b101), ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"]);
+        let all = capabilities_in(u64::MAX);
+        assert_eq!(all.len(), opts::ALL_CAPABILITIES.len());
+        assert_eq!(all[24], "CAP_SYS_RESOURCE");
+        assert!(current_capabilities().contains(&"CAP_CHOWN".to_string()));
     }
 
     #[test]
