@@ -65,7 +65,8 @@ pub(crate) fn apply(spec: &mut Spec, cri: &[Mount], extra: &[Mount]) -> Result<(
     let dev = supplied.iter().any(|d| d == "/dev");
     spec.mounts.retain(|m| {
         let dst = clean(&m.destination);
-        !supplied.contains(&dst) && !(dev && dst.starts_with("/dev/"))
+        let replaced = supplied.contains(&dst) || (dev && dst.starts_with("/dev/"));
+        !replaced
     });
     for mount in &mounts {
         let source = host_source(&mount.host_path)?;
