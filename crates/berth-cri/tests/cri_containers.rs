@@ -364,3 +364,49 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn a_container_over_its_memory_limit_is_oom_killed() {
+    require_root!();
+    require_ctr!();
+    let daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod_config = pod_config(logs.path());
+        let pod = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod_config.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        let mut config = container_config("hog", "a=x; while true; do a=\"$a$a\"; done");
+        config.linux = Some(LinuxContainerConfig {
+            resources: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 16 << 20,
+                ..LinuxContainerResources::default()
+            }),
+            security_context: None,
+        });
+        let hog = run_container(&mut cri, &pod, &pod_config, config).await;
+        let done = wait_exited(&mut cri, &hog).await;
+        assert_eq!((done.exit_code, done.reason.as_str()), (137, "OOMKilled"));
+        cri.remove_container(RemoveContainerRequest { container_id: hog })
+            .await
+            .expect("RemoveContainer");
+        cri.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        cri.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    })
+    .expect("runtime");
+}
