@@ -410,3 +410,70 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn a_running_container_survives_a_daemon_restart() {
+    require_root!();
+    require_ctr!();
+    let mut daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod_config = pod_config(logs.path());
+    let (pod, id) = berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod_config.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        let script = "echo before; trap 'echo after; exit 7' TERM; while true; do sleep 0.1; done";
+        let id = run_container(
+            &mut cri,
+            &pod,
+            &pod_config,
+            container_config("long", script),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (pod, id)
+    })
+    .expect("runtime");
+    daemon.restart().expect("restart");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        // The plugin reloads its containers once the socket serves.
+        let request = || ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: false,
+        };
+        for _ in 0..100 {
+            if cri.container_status(request()).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let s = status(&mut cri, &id).await;
+        assert_eq!(
+            s.state,
+            k8s_cri::v1::ContainerState::ContainerRunning as i32,
+            "{s:?}"
+        );
+        let out = exec(&mut cri, &id, &["echo", "hi"], 10).await;
+        assert_eq!(out.stdout, b"hi\n");
+        cri.stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 10,
+        })
+        .await
+        .expect("StopContainer");
+        let s = status(&mut cri, &id).await;
+        assert_eq!((s.exit_code, s.reason.as_str()), (7, "Error"));
+        let entries = log_entries(Path::new(&s.log_path));
+        assert_eq!(entries, ["stdout F before", "stdout F after"]);
+        let _ = pod;
+    })
+    .expect("runtime");
+}

@@ -14,6 +14,7 @@ mod create;
 mod exec_sync;
 mod list;
 mod mounts;
+mod recover;
 mod remove;
 mod spec;
 mod start;

@@ -116,7 +116,11 @@ impl Cri {
 
     /// Takes the task's FIFO ends and starts copying its output into the
     /// log file (or nowhere, without one).
-    fn start_container_logs(&self, container: &store::Container, task: &Task) -> Result<Outputs> {
+    pub(super) fn start_container_logs(
+        &self,
+        container: &store::Container,
+        task: &Task,
+    ) -> Result<Outputs> {
         let meta = &container.metadata;
         let streams = task.take_streams().unwrap_or_default();
         let sink: logs::Sink = if meta.log_path.is_empty() {
@@ -145,7 +149,7 @@ impl Cri {
 
     /// Follows `/tasks/oom` events for container `id`; the flag is set
     /// once one came.
-    async fn watch_container_oom(&self, id: &str) -> OomWatch {
+    pub(super) async fn watch_container_oom(&self, id: &str) -> OomWatch {
         let flag = Arc::new(AtomicBool::new(false));
         let filter = "topic==\"/tasks/oom\"".to_string();
         let watcher = match self.client.events().subscribe(&[filter]).await {
@@ -172,7 +176,7 @@ impl Cri {
 
     /// The process exited: delete the task (its shim closes the FIFOs),
     /// let the log copies drain, and record the exit.
-    async fn finish_container(
+    pub(super) async fn finish_container(
         &self,
         container: &store::Container,
         task: Task,
@@ -217,7 +221,7 @@ impl Cri {
 
 /// A running container's output copies and its stdin, kept open until it
 /// exits.
-struct Outputs {
+pub(super) struct Outputs {
     copies: Vec<JoinHandle<()>>,
     stdin: Option<tokio::net::unix::pipe::Sender>,
 }
@@ -238,7 +242,7 @@ impl Outputs {
 }
 
 /// The OOM event watch of one container.
-struct OomWatch {
+pub(super) struct OomWatch {
     flag: Arc<AtomicBool>,
     watcher: Option<JoinHandle<()>>,
 }
