@@ -72,6 +72,30 @@ fn container_config(name: &str, script: &str) -> ContainerConfig {
     }
 }
 
+async fn run_pod(cri: &mut Runtime, config: &PodSandboxConfig) -> String {
+    cri.run_pod_sandbox(RunPodSandboxRequest {
+        config: Some(config.clone()),
+        runtime_handler: String::new(),
+    })
+    .await
+    .expect("RunPodSandbox")
+    .into_inner()
+    .pod_sandbox_id
+}
+
+async fn remove_pod(cri: &mut Runtime, pod: String) {
+    cri.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    cri.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    })
+    .await
+    .expect("RemovePodSandbox");
+}
+
 async fn run_container(
     cri: &mut Runtime,
     pod: &str,
@@ -153,15 +177,7 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
         let pod_config = pod_config(logs.path());
-        let pod = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(pod_config.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .expect("RunPodSandbox")
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut cri, &pod_config).await;
 
         // A serves on localhost and ignores SIGTERM; B only sleeps.
         let server = run_container(
@@ -351,16 +367,7 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
             .join(&client)
             .exists());
 
-        cri.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        cri.remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        remove_pod(&mut cri, pod).await;
     })
     .expect("runtime");
 }
@@ -374,15 +381,7 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
         let pod_config = pod_config(logs.path());
-        let pod = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(pod_config.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .expect("RunPodSandbox")
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut cri, &pod_config).await;
         let mut config = container_config("hog", "a=x; while true; do a=\"$a$a\"; done");
         config.linux = Some(LinuxContainerConfig {
             resources: Some(LinuxContainerResources {
@@ -397,16 +396,7 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
         cri.remove_container(RemoveContainerRequest { container_id: hog })
             .await
             .expect("RemoveContainer");
-        cri.stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .expect("StopPodSandbox");
-        cri.remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .expect("RemovePodSandbox");
+        remove_pod(&mut cri, pod).await;
     })
     .expect("runtime");
 }
@@ -420,15 +410,7 @@ fn a_running_container_survives_a_daemon_restart() {
     let pod_config = pod_config(logs.path());
     let (pod, id) = berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod = cri
-            .run_pod_sandbox(RunPodSandboxRequest {
-                config: Some(pod_config.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .expect("RunPodSandbox")
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut cri, &pod_config).await;
         let script = "echo before; trap 'echo after; exit 7' TERM; while true; do sleep 0.1; done";
         let id = run_container(
             &mut cri,
@@ -473,7 +455,69 @@ fn a_running_container_survives_a_daemon_restart() {
         assert_eq!((s.exit_code, s.reason.as_str()), (7, "Error"));
         let entries = log_entries(Path::new(&s.log_path));
         assert_eq!(entries, ["stdout F before", "stdout F after"]);
-        let _ = pod;
+        remove_pod(&mut cri, pod).await;
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn user_groups_env_workdir_readonly_rootfs_and_mounts_reach_the_process() {
+    require_root!();
+    require_ctr!();
+    let daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    let host = tempfile::tempdir().expect("host dir");
+    std::fs::write(host.path().join("greeting"), "from the host\n").expect("greeting");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod_config = pod_config(logs.path());
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let script = "id -u; id -g; id -G; pwd; echo $GREETING; cat /data/greeting; \
+                      touch /rootfs-file 2>/dev/null || echo read-only; \
+                      touch /data/new 2>/dev/null || echo data-read-only";
+        let mut config = container_config("who", script);
+        config.working_dir = "/tmp".into();
+        config.envs = vec![KeyValue {
+            key: "GREETING".into(),
+            value: "hello".into(),
+        }];
+        config.mounts = vec![Mount {
+            container_path: "/data".into(),
+            host_path: host.path().to_string_lossy().into_owned(),
+            readonly: true,
+            ..Mount::default()
+        }];
+        config.linux = Some(LinuxContainerConfig {
+            resources: None,
+            security_context: Some(LinuxContainerSecurityContext {
+                run_as_user: Some(Int64Value { value: 4242 }),
+                run_as_group: Some(Int64Value { value: 4343 }),
+                supplemental_groups: vec![5000],
+                readonly_rootfs: true,
+                ..LinuxContainerSecurityContext::default()
+            }),
+        });
+        let id = run_container(&mut cri, &pod, &pod_config, config).await;
+        let done = wait_exited(&mut cri, &id).await;
+        assert_eq!(done.exit_code, 0, "{done:?}");
+        let entries = log_entries(Path::new(&done.log_path));
+        assert_eq!(
+            entries,
+            [
+                "stdout F 4242",
+                "stdout F 4343",
+                "stdout F 4343 5000",
+                "stdout F /tmp",
+                "stdout F hello",
+                "stdout F from the host",
+                "stdout F read-only",
+                "stdout F data-read-only",
+            ]
+        );
+        cri.remove_container(RemoveContainerRequest { container_id: id })
+            .await
+            .expect("RemoveContainer");
+        remove_pod(&mut cri, pod).await;
     })
     .expect("runtime");
 }
