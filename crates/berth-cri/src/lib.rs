@@ -25,12 +25,14 @@
 //! | `pause` | the built-in pause image |
 //! | `logs` | CRI-format log files from container stdio |
 //! | `status` | Version, Status, UpdateRuntimeConfig |
+//! | `cni_template` | the CNI config template UpdateRuntimeConfig fills |
 //! | `recover` | reloading pods and containers after a restart |
 
 #![warn(missing_docs)]
 // Until the domain modules land, parts of the skeleton have no caller yet.
 #![allow(dead_code)]
 
+mod cni_template;
 pub mod config;
 mod container;
 mod ids;
@@ -90,6 +92,9 @@ pub struct Cri {
     sandbox_names: store::Names,
     container_names: store::Names,
     network: sandbox::network::PodNetworks,
+    /// What the image side remembers: what image targets say, read once;
+    /// when the sandbox image last failed to pull.
+    images: image::State,
 }
 
 impl Cri {
@@ -113,6 +118,7 @@ impl Cri {
             sandbox_names: store::Names::default(),
             container_names: store::Names::default(),
             network,
+            images: image::State::default(),
         }))
     }
 

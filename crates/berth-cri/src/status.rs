@@ -1,8 +1,10 @@
 //! Version, Status and UpdateRuntimeConfig: what the kubelet asks first.
 
+use crate::cni_template::{self, TemplateData};
 use crate::Cri;
-use berth_core::Result;
+use berth_core::{Error, Result};
 use k8s_cri::v1::*;
+use std::path::Path;
 
 /// The CRI condition types.
 const RUNTIME_READY: &str = "RuntimeReady";
@@ -63,7 +65,25 @@ impl Cri {
         if cidrs.is_empty() {
             return Ok(UpdateRuntimeConfigResponse {});
         }
-        self.network.write_template(&cidrs)?;
+        let Some(template) = &self.config.cni.conf_template else {
+            return Ok(UpdateRuntimeConfigResponse {});
+        };
+        // As containerd: a network configured by other means wins.
+        if self.network.ready().is_ok() {
+            return Ok(UpdateRuntimeConfigResponse {});
+        }
+        let data = TemplateData::from_pod_cidrs(&cidrs)?;
+        let io = |what: &str, path: &Path, e: std::io::Error| {
+            Error::internal(format!("{what} {}: {e}", path.display()))
+        };
+        let text = std::fs::read_to_string(template)
+            .map_err(|e| io("read cni config template", template, e))?;
+        let conf = cni_template::render(&text, &data)?;
+        let dir = &self.config.cni.conf_dir;
+        std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+        let path = dir.join(cni_template::CONF_FILE);
+        std::fs::write(&path, conf).map_err(|e| io("write", &path, e))?;
+        tracing::info!(path = %path.display(), "cni config written from the template");
         Ok(UpdateRuntimeConfigResponse {})
     }
 }

@@ -77,3 +77,58 @@ fn the_cri_plugin_is_listed_by_ctr() {
         .unwrap_or_else(|| panic!("no cri plugin in:\n{}", out.stdout));
     assert!(row.trim_end().ends_with("ok"), "{row}");
 }
+
+#[test]
+fn update_runtime_config_fills_the_cni_template_with_the_pod_cidr() {
+    let daemon = Daemon::builder()
+        .edit_config(|dir, config| {
+            let template = dir.join("cni-template.json");
+            std::fs::write(
+                &template,
+                r#"{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"bridge","ipam":{"type":"host-local","ranges":[{{range $i, $range := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$range}}"}]{{end}}],"routes":[{{range $i, $route := .Routes}}{{if $i}}, {{end}}{"dst": "{{$route}}"}{{end}}]}}]}"#,
+            )
+            .expect("template");
+            config.replace(
+                "      bin_dir = \"/usr/lib/cni\"\n",
+                &format!("      bin_dir = \"/usr/lib/cni\"\n      conf_template = {template:?}\n"),
+            )
+        })
+        .start()
+        .expect("start daemon");
+    block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client");
+        cri.runtime
+            .update_runtime_config(k8s_cri::v1::UpdateRuntimeConfigRequest {
+                runtime_config: Some(k8s_cri::v1::RuntimeConfig {
+                    network_config: Some(k8s_cri::v1::NetworkConfig {
+                        pod_cidr: "10.244.1.0/24,fd10:244:1::/64".into(),
+                    }),
+                }),
+            })
+            .await
+            .expect("UpdateRuntimeConfig");
+        let written = daemon.dir().join("cni").join("10-containerd-net.conflist");
+        let conf: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&written).expect("conflist written"))
+                .expect("valid JSON");
+        let ipam = &conf["plugins"][0]["ipam"];
+        assert_eq!(ipam["ranges"][0][0]["subnet"], "10.244.1.0/24");
+        assert_eq!(ipam["ranges"][1][0]["subnet"], "fd10:244:1::/64");
+        assert_eq!(ipam["routes"][1]["dst"], "::/0");
+        let status = cri
+            .runtime
+            .status(StatusRequest { verbose: false })
+            .await
+            .expect("Status")
+            .into_inner();
+        let network = status
+            .status
+            .expect("status")
+            .conditions
+            .into_iter()
+            .find(|c| c.r#type == "NetworkReady")
+            .expect("NetworkReady");
+        assert!(network.status, "the written config makes the network ready");
+    })
+    .expect("runtime");
+}

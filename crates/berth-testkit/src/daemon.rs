@@ -51,6 +51,7 @@ pub struct DaemonBuilder {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     config: Option<String>,
+    edit_config: Option<fn(&Path, String) -> String>,
     ready_timeout: Duration,
 }
 
@@ -60,6 +61,7 @@ impl Default for DaemonBuilder {
             args: Vec::new(),
             env: Vec::new(),
             config: None,
+            edit_config: None,
             ready_timeout: READY_TIMEOUT,
         }
     }
@@ -94,6 +96,14 @@ impl DaemonBuilder {
     /// instead of the default containerd-style file ([`default_config`]).
     pub fn config(mut self, contents: impl Into<String>) -> Self {
         self.config = Some(contents.into());
+        self
+    }
+
+    /// Rewrites the config file (the default one unless [`config`](Self::config)
+    /// gave another) before it is written: `edit(dir, contents)`, with the
+    /// daemon's directory, for a test that changes a few keys.
+    pub fn edit_config(mut self, edit: fn(&Path, String) -> String) -> Self {
+        self.edit_config = Some(edit);
         self
     }
 
@@ -156,7 +166,10 @@ impl DaemonBuilder {
             "--log-level".into(),
             "debug".into(),
         ];
-        let contents = self.config.clone().unwrap_or_else(|| default_config(base));
+        let mut contents = self.config.clone().unwrap_or_else(|| default_config(base));
+        if let Some(edit) = self.edit_config {
+            contents = edit(base, contents);
+        }
         let path = base.join("config.toml");
         fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
         args.extend(["--config".into(), path.into()]);

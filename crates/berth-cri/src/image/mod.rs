@@ -2,18 +2,53 @@
 //! daemon's image records in `k8s.io`, and the images the runtime side
 //! needs: an image's run config for CreateContainer and the sandbox (pause)
 //! image, with berth's built-in pause image as the fallback.
+//!
+//! There is no image index of CRI's own: every call reads the records in
+//! `k8s.io` (so images `ctr -n k8s.io` pulls are CRI's images at once)
+//! and groups them by image id (`view`); what a record's
+//! target says is cached by digest. A name is found as containerd's
+//! `localResolve` finds it (`resolve`).
 
-use crate::Cri;
-use berth_core::{Error, Result};
-use k8s_cri::v1::*;
+mod auth;
+mod fs_info;
+mod pull;
+mod remove;
+mod resolve;
+mod sandbox;
+mod status;
+mod view;
+
+use berth_image::spec::ImageSpec;
+
+/// What the image side remembers between calls.
+#[derive(Debug, Default)]
+pub struct State {
+    /// What image targets say, by digest.
+    targets: view::Cache,
+    /// When a pull of the sandbox image last failed.
+    sandbox_pulls: sandbox::Backoff,
+}
+
+/// The label on every image record CRI's pulls make (containerd's
+/// `io.cri-containerd.image=managed`).
+pub const MANAGED_LABEL: &str = "io.cri-containerd.image";
+/// [`MANAGED_LABEL`]'s value.
+pub const MANAGED_VALUE: &str = "managed";
+/// The label on the records of a pinned image (the sandbox image), which
+/// the kubelet's image GC leaves alone. containerd 1.6 pins nothing; this
+/// is containerd 1.7's label.
+pub const PINNED_LABEL: &str = "io.cri-containerd.pinned";
+/// [`PINNED_LABEL`]'s value.
+pub const PINNED_VALUE: &str = "pinned";
 
 /// An image as CRI sees it: one config digest, however many names.
 #[derive(Debug, Clone, Default)]
 pub struct Image {
     /// The image id: its config's digest (`sha256:…`).
     pub id: String,
-    /// Every image record naming it: tags (`docker.io/library/busybox:1`)
-    /// and digests (`…@sha256:…`).
+    /// Every image record naming it: tags (`docker.io/library/busybox:1`),
+    /// digests (`…@sha256:…`) and the id itself (`sha256:…`), which CRI's
+    /// pulls name it by too.
     pub references: Vec<String>,
     /// The chain ID of its layers: the snapshot a container's rootfs is
     /// prepared on; `None` for an image without layers.
@@ -25,6 +60,8 @@ pub struct Image {
     /// Whether it is pinned (the sandbox image): the kubelet's image GC
     /// leaves it alone.
     pub pinned: bool,
+    /// Its config as the image has it (ImageStatus' verbose info).
+    pub spec: ImageSpec,
 }
 
 /// The parts of an image config CRI uses.
@@ -44,40 +81,4 @@ pub struct RunConfig {
     pub stop_signal: String,
     /// `Volumes`: paths in the image to copy up into volumes.
     pub volumes: Vec<String>,
-}
-
-impl Cri {
-    /// The image `reference` names: a name (normalized as the kubelet
-    /// sends it, `busybox` meaning `docker.io/library/busybox:latest`), an
-    /// id (`sha256:…`, or a unique prefix of its hex) or a digest reference.
-    /// `NotFound` if there is none.
-    pub(crate) async fn local_image(&self, reference: &str) -> Result<Image> {
-        Err(Error::not_found(format!("image {reference:?}")))
-    }
-
-    /// The sandbox image, pulled and pinned if absent; berth's built-in
-    /// pause image if it cannot be had.
-    pub(crate) async fn sandbox_image(&self) -> Result<Image> {
-        self.builtin_pause_image().await
-    }
-
-    pub(crate) async fn list_images(&self, _: ListImagesRequest) -> Result<ListImagesResponse> {
-        Err(Error::not_implemented("ListImages"))
-    }
-
-    pub(crate) async fn image_status(&self, _: ImageStatusRequest) -> Result<ImageStatusResponse> {
-        Err(Error::not_implemented("ImageStatus"))
-    }
-
-    pub(crate) async fn pull_image(&self, _: PullImageRequest) -> Result<PullImageResponse> {
-        Err(Error::not_implemented("PullImage"))
-    }
-
-    pub(crate) async fn remove_image(&self, _: RemoveImageRequest) -> Result<RemoveImageResponse> {
-        Err(Error::not_implemented("RemoveImage"))
-    }
-
-    pub(crate) async fn image_fs_info(&self, _: ImageFsInfoRequest) -> Result<ImageFsInfoResponse> {
-        Err(Error::not_implemented("ImageFsInfo"))
-    }
 }

@@ -7,7 +7,10 @@
 //! content are parsed leniently (unknown fields ignored, missing ones
 //! defaulted) but digests are validated as they are parsed.
 
+mod image;
 pub mod json;
+
+pub use image::{Empty, History, ImageSpec, RunConfig};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -208,7 +211,7 @@ pub struct ImageConfig {
 }
 
 /// An image's root filesystem: the diff IDs of its layers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootFs {
     /// Always `layers`.
     #[serde(rename = "type", default)]

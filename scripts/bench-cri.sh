@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Pod start latency and pod density through CRI, berthd against Debian's
+# containerd 1.6.20 with its CRI plugin, driven by one CRI client
+# (crates/berth-cri/examples/cri_bench.rs) the way the kubelet drives them:
+# RunPodSandbox (pause container + CNI bridge network), CreateContainer and
+# StartContainer of a busybox `sleep`.
+#
+# Both daemons use the same pause image (berth's built-in one, exported from
+# berthd and imported into containerd), the same busybox image, the same CNI
+# conflist and Debian's plugins. Latency rounds alternate the daemons; each
+# round starts PODS pods, then stops and removes them outside the timing.
+# Density starts DENSITY pods on one daemon at a time and reads the daemon's
+# RSS and the shims' PSS.
+#
+# Usage: scripts/bench-cri.sh   (env: ROUNDS=6, PODS=5, DENSITY=50, SKIP_BUILD=1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -z ${BENCH_CRI_INSIDE:-} ]]; then
+    if [[ -z ${SKIP_BUILD:-} ]]; then
+        echo "building berthd, the shim and the CRI client (release)…" >&2
+        cargo build --release -q -p berth-daemon -p berth-shim --bins
+        cargo build --release -q -p berth-cri --example cri_bench
+    fi
+    # A private mount namespace: containerd's CNI keeps its cache in the
+    # fixed /var/lib/cni, which the benchmark replaces with its own.
+    exec env BENCH_CRI_INSIDE=1 unshare -m --propagation private "$0" "$@"
+fi
+
+ROUNDS=${ROUNDS:-6}
+PODS=${PODS:-5}
+DENSITY=${DENSITY:-50}
+IMAGE=docker.io/library/bench-busybox:latest
+PAUSE=localhost/berth/pause:builtin
+CTR=${CTR_BIN:-$(command -v ctr)}
+CONTAINERD=${CONTAINERD_BIN:-$(command -v containerd)}
+BERTHD=${BERTHD_BIN:-$PWD/target/release/berthd}
+CLIENT=${CRI_BENCH_BIN:-$PWD/target/release/examples/cri_bench}
+WORK=$(mktemp -d /tmp/berth-bench-cri.XXXXXX)
+declare -A PIDS=()
+declare -A SOCKS=()
+
+cleanup() {
+    local name
+    for name in "${!PIDS[@]}"; do
+        "$CLIENT" "${SOCKS[$name]}" clean bench >/dev/null 2>&1 || true
+        kill "${PIDS[$name]}" 2>/dev/null || true
+        wait "${PIDS[$name]}" 2>/dev/null || true
+    done
+    ip link del benchcri0 2>/dev/null || true
+    umount -R "$WORK"/*/state 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+
+mkdir -p "$WORK/net.d" "$WORK/varlib" /var/lib/cni
+mount --bind "$WORK/varlib" /var/lib/cni
+cat >"$WORK/net.d/10-benchcri.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "benchcri", "plugins": [
+  {"type": "bridge", "bridge": "benchcri0", "isGateway": true, "ipMasq": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.98.0.0/16"}]],
+            "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$WORK/ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}
+]}
+JSON
+CRI_SECTION="[plugins.\"io.containerd.grpc.v1.cri\"]
+  sandbox_image = \"$PAUSE\"
+  restrict_oom_score_adj = true
+  [plugins.\"io.containerd.grpc.v1.cri\".cni]
+    bin_dir = \"/usr/lib/cni\"
+    conf_dir = \"$WORK/net.d\""
+BERTHD_CONFIG="version = 2
+$CRI_SECTION"
+
+start_containerd_cri() {
+    local dir=$WORK/containerd
+    mkdir -p "$dir"
+    SOCKS[containerd]=$dir/containerd.sock
+    cat >"$dir/config.toml" <<TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+[grpc]
+  address = "${SOCKS[containerd]}"
+[ttrpc]
+  address = "${SOCKS[containerd]}.ttrpc"
+[debug]
+  address = "$dir/debug.sock"
+$CRI_SECTION
+TOML
+    "$CONTAINERD" --config "$dir/config.toml" --log-level warn >"$dir/log" 2>&1 &
+    PIDS[containerd]=$!
+    wait_ready containerd
+}
+
+# Appends the latencies (ns) of PODS pod starts on daemon $1, then cleans up.
+round() {
+    local name=$1
+    "$CLIENT" "${SOCKS[$name]}" start "$PODS" "$IMAGE" bench >>"$WORK/$name.samples"
+    "$CLIENT" "${SOCKS[$name]}" clean bench
+}
+
+# Sum of a field (kB) of /proc/PID/FILE over the shims of daemon $1.
+shims_sum() { # daemon field file
+    local total=0 pid cmd v
+    for proc in /proc/[0-9]*; do
+        pid=${proc#/proc/}
+        cmd=$( (tr '\0' ' ' <"$proc/cmdline") 2>/dev/null) || continue
+        case "$cmd" in *containerd-shim*"${SOCKS[$1]}"*) ;; *) continue ;; esac
+        v=$(awk -v f="$2:" '$1==f {print $2}' "/proc/$pid/$3" 2>/dev/null) || continue
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+make_image
+start_berthd
+start_containerd_cri
+for name in berthd containerd; do
+    ctr_ "$name" -n k8s.io images import "$WORK/image.tar" >/dev/null
+done
+# The first pod on berthd imports its built-in pause image; containerd gets
+# the same image.
+"$CLIENT" "${SOCKS[berthd]}" start 1 "$IMAGE" bench >/dev/null
+"$CLIENT" "${SOCKS[berthd]}" clean bench
+ctr_ berthd -n k8s.io images export "$WORK/pause.tar" "$PAUSE"
+ctr_ containerd -n k8s.io images import "$WORK/pause.tar" >/dev/null
+for name in berthd containerd; do # warm-up
+    round "$name" >/dev/null
+    : >"$WORK/$name.samples"
+done
+
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for i in $(seq "$ROUNDS"); do
+    if ((i % 2)); then order=(berthd containerd); else order=(containerd berthd); fi
+    for name in "${order[@]}"; do round "$name"; done
+done
+echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+
+printf '\npod start (RunPodSandbox + CreateContainer + StartContainer), %d pods each (ms)\n' \
+    "$((ROUNDS * PODS))"
+printf '%-34s %8s %8s %8s\n' daemon mean median p90
+declare -A MEDIAN=()
+for name in berthd containerd; do
+    read -r mean median p90 <<<"$(summary "$name")"
+    MEDIAN[$name]=$median
+    printf '%-34s %8s %8s %8s\n' "$name" "$mean" "$median" "$p90"
+done
+awk -v b="${MEDIAN[berthd]}" -v c="${MEDIAN[containerd]}" \
+    'BEGIN { printf "berth/containerd (median) = %.2f\n", b / c }'
+
+printf '\n%d pods running (kB)\n' "$DENSITY"
+printf '%-12s %12s %12s %12s\n' daemon "daemon RSS" "shims PSS" "shims RSS"
+for name in berthd containerd; do
+    "$CLIENT" "${SOCKS[$name]}" start "$DENSITY" "$IMAGE" bench >/dev/null
+    sleep 2
+    rss=$(awk '$1=="VmRSS:" {print $2}' "/proc/${PIDS[$name]}/status")
+    printf '%-12s %12s %12s %12s\n' "$name" "$rss" "$(shims_sum "$name" Pss smaps_rollup)" \
+        "$(shims_sum "$name" VmRSS status)"
+    "$CLIENT" "${SOCKS[$name]}" clean bench
+done
