@@ -259,6 +259,8 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
         )
         .await;
         let done = wait_exited(&mut cri, &logger).await;
+        assert_eq!(done.image.as_ref().map(|i| i.image.as_str()), Some(IMAGE));
+        assert!(done.image_ref.starts_with("sha256:"), "{}", done.image_ref);
         assert_eq!((done.exit_code, done.reason.as_str()), (0, "Completed"));
         assert_eq!(
             done.log_path,

@@ -90,9 +90,11 @@ impl Cri {
             .local_image(&reference)
             .await
             .map_err(|e| e.context(format!("failed to resolve image {reference:?}")))?;
+        // The record names the image by a name, not its id, if it has one.
         let image_name = image
             .references
-            .first()
+            .iter()
+            .find(|r| **r != image.id)
             .cloned()
             .unwrap_or_else(|| image.id.clone());
         let sandbox_record = self.client.containers().get(&sandbox_id).await?;

@@ -17,7 +17,8 @@ impl Cri {
         let mut image = meta.config.image.clone().unwrap_or_default();
         let mut image_ref = meta.image_ref.clone();
         if let Ok(found) = self.local_image(&meta.image_ref).await {
-            if let Some(tag) = found.references.iter().find(|r| !r.contains('@')) {
+            let is_tag = |r: &&String| !r.contains('@') && **r != found.id;
+            if let Some(tag) = found.references.iter().find(is_tag) {
                 image = ImageSpec {
                     image: tag.clone(),
                     ..ImageSpec::default()
