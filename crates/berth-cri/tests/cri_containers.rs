@@ -523,3 +523,191 @@ fn user_groups_env_workdir_readonly_rootfs_and_mounts_reach_the_process() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn a_failed_create_leaves_nothing_behind_and_frees_the_name() {
+    require_root!();
+    require_ctr!();
+    let daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod_config = pod_config(logs.path());
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let create = |config: ContainerConfig| CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod_config.clone()),
+        };
+        let records = |daemon: &Daemon| daemon.ctr_ns("k8s.io", &["containers", "ls", "-q"]).stdout;
+        let before = records(&daemon);
+
+        // Fails after the snapshot is prepared: the user is looked up in it.
+        let mut config = container_config("app", "true");
+        config.linux = Some(LinuxContainerConfig {
+            resources: None,
+            security_context: Some(LinuxContainerSecurityContext {
+                run_as_username: "nobody-here".into(),
+                ..LinuxContainerSecurityContext::default()
+            }),
+        });
+        let err = cri
+            .create_container(create(config))
+            .await
+            .expect_err("no such user");
+        assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+        let mut missing = container_config("app", "true");
+        missing.image = Some(ImageSpec {
+            image: "docker.io/library/not-here:1".into(),
+            ..ImageSpec::default()
+        });
+        let err = cri
+            .create_container(create(missing))
+            .await
+            .expect_err("no image");
+        assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+
+        assert_eq!(records(&daemon), before);
+        let snapshots = daemon.ctr_ns("k8s.io", &["snapshots", "ls"]).stdout;
+        assert_eq!(
+            snapshots.lines().filter(|l| l.contains("Active")).count(),
+            1,
+            "{snapshots}"
+        );
+        let dirs = daemon.root().join("io.containerd.grpc.v1.cri/containers");
+        assert!(std::fs::read_dir(&dirs).map(|d| d.count()).unwrap_or(0) == 0);
+
+        // The name is free again; a second container of the name is not.
+        let id = cri
+            .create_container(create(container_config("app", "true")))
+            .await
+            .expect("CreateContainer")
+            .into_inner()
+            .container_id;
+        let err = cri
+            .create_container(create(container_config("app", "true")))
+            .await
+            .expect_err("name taken");
+        assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
+        assert_eq!(
+            status(&mut cri, &id).await.state,
+            k8s_cri::v1::ContainerState::ContainerCreated as i32
+        );
+        // Stopping a created container is fine; removing it too.
+        cri.stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 1,
+        })
+        .await
+        .expect("StopContainer");
+        cri.remove_container(RemoveContainerRequest { container_id: id })
+            .await
+            .expect("RemoveContainer");
+        remove_pod(&mut cri, pod).await;
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn seccomp_capabilities_and_privileged_shape_what_a_container_may_do() {
+    require_root!();
+    require_ctr!();
+    let daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let mut pod_config = pod_config(logs.path());
+        pod_config.linux = Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                privileged: true,
+                ..LinuxSandboxSecurityContext::default()
+            }),
+            ..LinuxPodSandboxConfig::default()
+        });
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let mount = "mount -t tmpfs none /tmp && echo mounted || echo denied";
+        let runtime_default = Some(SecurityProfile {
+            profile_type: security_profile::ProfileType::RuntimeDefault as i32,
+            localhost_ref: String::new(),
+        });
+        let seccomp_mode = "grep '^Seccomp:' /proc/self/status";
+        let cases = [
+            (
+                "filtered",
+                seccomp_mode,
+                LinuxContainerSecurityContext {
+                    seccomp: runtime_default.clone(),
+                    ..LinuxContainerSecurityContext::default()
+                },
+                "Seccomp:\t2",
+            ),
+            (
+                "unfiltered",
+                seccomp_mode,
+                LinuxContainerSecurityContext::default(),
+                "Seccomp:\t0",
+            ),
+            (
+                "plain",
+                mount,
+                LinuxContainerSecurityContext {
+                    seccomp: runtime_default.clone(),
+                    ..LinuxContainerSecurityContext::default()
+                },
+                "denied",
+            ),
+            (
+                "admin",
+                mount,
+                LinuxContainerSecurityContext {
+                    seccomp: runtime_default.clone(),
+                    capabilities: Some(Capability {
+                        add_capabilities: vec!["SYS_ADMIN".into()],
+                        ..Capability::default()
+                    }),
+                    ..LinuxContainerSecurityContext::default()
+                },
+                "mounted",
+            ),
+            (
+                "privileged",
+                mount,
+                LinuxContainerSecurityContext {
+                    privileged: true,
+                    ..LinuxContainerSecurityContext::default()
+                },
+                "mounted",
+            ),
+            (
+                "nocaps",
+                "chown 1 /tmp && echo chowned || echo denied",
+                LinuxContainerSecurityContext {
+                    capabilities: Some(Capability {
+                        drop_capabilities: vec!["ALL".into()],
+                        ..Capability::default()
+                    }),
+                    ..LinuxContainerSecurityContext::default()
+                },
+                "denied",
+            ),
+        ];
+        for (name, script, security, expected) in cases {
+            let mut config = container_config(name, script);
+            config.linux = Some(LinuxContainerConfig {
+                resources: None,
+                security_context: Some(security),
+            });
+            let id = run_container(&mut cri, &pod, &pod_config, config).await;
+            let done = wait_exited(&mut cri, &id).await;
+            assert_eq!(done.exit_code, 0, "{name}: {done:?}");
+            let entries = log_entries(Path::new(&done.log_path));
+            let expected = format!("stdout F {expected}");
+            assert!(entries.contains(&expected), "{name}: {entries:?}");
+            cri.remove_container(RemoveContainerRequest { container_id: id })
+                .await
+                .expect("RemoveContainer");
+        }
+        remove_pod(&mut cri, pod).await;
+    })
+    .expect("runtime");
+}

@@ -147,8 +147,7 @@ impl Cri {
                 })?;
                 volumes::copy_up(root, &volumes)?;
                 Ok(spec)
-            })
-            .await?;
+            })?;
             let log_path = log_path(sandbox_config, &config);
             let metadata = ContainerMetadata {
                 id: id.to_string(),
@@ -290,18 +289,23 @@ impl Cri {
 }
 
 /// Mounts `rootfs` under `parent` for the time `work` runs.
-async fn with_rootfs<T: Send + 'static>(
+fn with_rootfs<T>(
     rootfs: Vec<berth_core::mount::Mount>,
     parent: PathBuf,
-    work: impl FnOnce(&Path) -> Result<T> + Send,
+    work: impl FnOnce(&Path) -> Result<T>,
 ) -> Result<T> {
-    // The work only reads and copies files: run it where blocking is fine.
-    tokio::task::block_in_place(move || {
+    let run = move || {
         let mounted = TempMount::new(&rootfs, &parent)?;
         let out = work(mounted.path());
         mounted.unmount()?;
         out
-    })
+    };
+    // The work mounts, reads and copies files: on a multi-threaded
+    // runtime (berthd's) other tasks move off this thread meanwhile.
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
+        _ => run(),
+    }
 }
 
 /// The log file: the pod's log directory joined with the config's path;
