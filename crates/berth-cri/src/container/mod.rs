@@ -22,7 +22,8 @@ mod status;
 mod stop;
 mod volumes;
 
-use crate::Cri;
+use crate::{store, Cri};
+use berth_core::Result;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -58,4 +59,29 @@ fn unix_nanos(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The exit code and reason of a container whose end nobody saw.
+pub(crate) const UNKNOWN_EXIT_CODE: i32 = 255;
+/// The reason reported with [`UNKNOWN_EXIT_CODE`].
+pub(crate) const UNKNOWN_EXIT_REASON: &str = "Unknown";
+
+/// Writes an exit to the status; without a reason, `Completed` or
+/// `Error` by the code.
+fn record_exit(
+    container: &store::Container,
+    code: i32,
+    at: SystemTime,
+    reason: Option<&str>,
+) -> Result<()> {
+    container.update(|s| {
+        s.pid = 0;
+        s.finished_at = unix_nanos(at).max(s.started_at);
+        s.exit_code = code;
+        s.reason = match reason {
+            Some(r) => r.to_string(),
+            None if code == 0 => "Completed".into(),
+            None => "Error".into(),
+        };
+    })
 }

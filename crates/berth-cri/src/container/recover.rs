@@ -6,6 +6,7 @@
 //! task any more ends as exited with code 255 (`Unknown`).
 
 use super::start::Outputs;
+use super::{record_exit, UNKNOWN_EXIT_CODE, UNKNOWN_EXIT_REASON};
 use crate::store::{self, ContainerMetadata, ContainerState};
 use crate::Cri;
 use berth_client::cio::Io;
@@ -14,10 +15,6 @@ use berth_client::pb::types::v1::Status as TaskStatus;
 use berth_core::{Error, Result};
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// The exit code and reason of a container whose end nobody saw.
-const UNKNOWN_EXIT_CODE: i32 = 255;
-const UNKNOWN_EXIT_REASON: &str = "Unknown";
 
 impl Cri {
     /// Puts the CRI container of `record` back into the store (and its
@@ -104,23 +101,4 @@ impl Cri {
         });
         Ok(())
     }
-}
-
-/// Writes an exit to the status.
-fn record_exit(
-    container: &store::Container,
-    code: i32,
-    at: SystemTime,
-    reason: Option<&str>,
-) -> Result<()> {
-    container.update(|s| {
-        s.pid = 0;
-        s.finished_at = super::unix_nanos(at).max(s.started_at);
-        s.exit_code = code;
-        s.reason = match reason {
-            Some(r) => r.to_string(),
-            None if code == 0 => "Completed".into(),
-            None => "Error".into(),
-        };
-    })
 }

@@ -194,25 +194,15 @@ impl Cri {
         outputs.drain().await;
         let (code, at) = match (&exited, &deleted) {
             (Ok(exit), _) | (_, Ok(exit)) => (exit.code as i32, exit.exited_at),
-            _ => (255, SystemTime::now()),
+            _ => (super::UNKNOWN_EXIT_CODE, SystemTime::now()),
         };
         // An OOM event may trail the exit a little.
         if code != 0 && !oom.flag.load(Ordering::SeqCst) {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let oom_killed = oom.stop();
-        let updated = container.update(|s| {
-            s.pid = 0;
-            s.finished_at = super::unix_nanos(at).max(s.started_at);
-            s.exit_code = code;
-            s.reason = if oom_killed {
-                "OOMKilled".into()
-            } else if code == 0 {
-                "Completed".into()
-            } else {
-                "Error".into()
-            };
-        });
+        let reason = oom_killed.then_some("OOMKilled");
+        let updated = super::record_exit(container, code, at, reason);
         if let Err(err) = updated {
             tracing::warn!(%id, %err, "record container exit");
         }

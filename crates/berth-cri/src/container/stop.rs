@@ -12,6 +12,9 @@ use std::time::Duration;
 
 /// How often a stopping container's status is looked at.
 const POLL: Duration = Duration::from_millis(50);
+/// Every how many polls a container that still runs is checked for a
+/// task that is gone (about every 2 s).
+const ORPHAN_CHECK: u32 = 40;
 
 impl Cri {
     pub(crate) async fn stop_container(
@@ -68,8 +71,13 @@ impl Cri {
         timeout: Option<Duration>,
     ) -> bool {
         let wait = async {
+            let mut polls = 0u32;
             while container.status().state() == ContainerState::Running {
                 tokio::time::sleep(POLL).await;
+                polls += 1;
+                if polls.is_multiple_of(ORPHAN_CHECK) && self.exit_was_lost(container).await {
+                    break;
+                }
             }
         };
         match timeout {
@@ -79,6 +87,34 @@ impl Cri {
                 true
             }
         }
+    }
+
+    /// Whether the container's task is gone although its status says it
+    /// runs (its waiter was lost, e.g. the task was deleted by another
+    /// client); the exit is then recorded as unknown, so that a stop does
+    /// not wait forever.
+    async fn exit_was_lost(&self, container: &store::Container) -> bool {
+        let id = &container.metadata.id;
+        match self.client.tasks().get(id).await {
+            Err(err) if err.is_not_found() => {}
+            _ => return false,
+        }
+        // Give a waiter that is just finishing a moment.
+        tokio::time::sleep(POLL * 4).await;
+        if container.status().state() != ContainerState::Running {
+            return true;
+        }
+        tracing::warn!(%id, "container task is gone without a recorded exit");
+        let recorded = super::record_exit(
+            container,
+            super::UNKNOWN_EXIT_CODE,
+            std::time::SystemTime::now(),
+            Some(super::UNKNOWN_EXIT_REASON),
+        );
+        if let Err(err) = recorded {
+            tracing::warn!(%id, %err, "record lost exit");
+        }
+        true
     }
 
     /// Stops every container of pod `sandbox_id` at once (no grace), as
