@@ -670,6 +670,21 @@ fn seccomp_capabilities_and_privileged_shape_what_a_container_may_do() {
                 "mounted",
             ),
             (
+                "hostdevs",
+                "test -c /dev/kmsg && echo host-devices || echo none",
+                LinuxContainerSecurityContext {
+                    privileged: true,
+                    ..LinuxContainerSecurityContext::default()
+                },
+                "host-devices",
+            ),
+            (
+                "nohostdevs",
+                "test -c /dev/kmsg && echo host-devices || echo none",
+                LinuxContainerSecurityContext::default(),
+                "none",
+            ),
+            (
                 "privileged",
                 mount,
                 LinuxContainerSecurityContext {

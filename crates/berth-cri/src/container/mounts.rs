@@ -185,6 +185,22 @@ pub(crate) fn apply_devices(spec: &mut Spec, devices: &[Device]) -> Result<()> {
     Ok(())
 }
 
+/// Directories under `/dev` that hold no devices to pass on (containerd's
+/// `getDevices` skips them, and `/dev/console`).
+const SKIPPED_DIRS: &[&str] = &["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+
+/// `WithHostDevices`: every device node of the host's `/dev`, for a
+/// privileged container (whose cgroup already allows every device).
+pub(crate) fn apply_host_devices(spec: &mut Spec) -> Result<()> {
+    for (node, path) in device_nodes(Path::new("/dev"), Path::new("/dev"))? {
+        // A node that went away meanwhile is skipped.
+        if let Ok(entry) = device_entry(&node, &path) {
+            push_device(spec, entry.0);
+        }
+    }
+    Ok(())
+}
+
 /// The device nodes at `host` (a node, or a directory searched
 /// recursively) with their container paths.
 fn device_nodes(host: &Path, target: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
@@ -207,10 +223,16 @@ fn device_nodes(host: &Path, target: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     for entry in entries.flatten() {
         let t = entry.file_type().ok();
         let path = entry.path();
-        let sub = target.join(entry.file_name());
+        let name = entry.file_name();
+        let sub = target.join(&name);
+        let name = name.to_string_lossy();
         if t.is_some_and(|t| t.is_dir()) {
+            if SKIPPED_DIRS.contains(&name.as_ref()) {
+                continue;
+            }
             nodes.extend(device_nodes(&path, &sub)?);
-        } else if t.is_some_and(|t| t.is_char_device() || t.is_block_device()) {
+        } else if name != "console" && t.is_some_and(|t| t.is_char_device() || t.is_block_device())
+        {
             nodes.push((path, sub));
         }
     }
@@ -218,6 +240,18 @@ fn device_nodes(host: &Path, target: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
 }
 
 fn add_device(spec: &mut Spec, host: &Path, target: &Path, permissions: &str) -> Result<()> {
+    let (entry, rule) = device_entry(host, target)?;
+    push_device(spec, entry);
+    spec.resources_mut().devices.push(DeviceRule {
+        access: permissions.to_string(),
+        ..rule
+    });
+    Ok(())
+}
+
+/// `linux.devices`' entry for the node at `host`, and the cgroup rule
+/// that allows it.
+fn device_entry(host: &Path, target: &Path) -> Result<(Value, DeviceRule)> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let meta = std::fs::metadata(host)
         .map_err(|e| Error::invalid_argument(format!("device {:?}: {e}", host.display())))?;
@@ -231,7 +265,6 @@ fn add_device(spec: &mut Spec, host: &Path, target: &Path, permissions: &str) ->
         nix::sys::stat::major(rdev) as i64,
         nix::sys::stat::minor(rdev) as i64,
     );
-    let linux = spec.linux_mut();
     let entry = json!({
         "path": target.to_string_lossy(),
         "type": kind,
@@ -241,18 +274,25 @@ fn add_device(spec: &mut Spec, host: &Path, target: &Path, permissions: &str) ->
         "uid": meta.uid(),
         "gid": meta.gid(),
     });
-    let list = linux.extra.entry("devices").or_insert_with(|| json!([]));
-    if let Some(list) = list.as_array_mut() {
-        list.push(entry);
-    }
-    spec.resources_mut().devices.push(DeviceRule {
+    let rule = DeviceRule {
         allow: true,
         kind: Some(kind.into()),
         major: Some(major),
         minor: Some(minor),
-        access: permissions.to_string(),
-    });
-    Ok(())
+        access: String::new(),
+    };
+    Ok((entry, rule))
+}
+
+fn push_device(spec: &mut Spec, entry: Value) {
+    let list = spec
+        .linux_mut()
+        .extra
+        .entry("devices")
+        .or_insert_with(|| json!([]));
+    if let Some(list) = list.as_array_mut() {
+        list.push(entry);
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +396,19 @@ mod tests {
             .clone();
         assert!(rule.allow);
         assert_eq!(rule.access, "rwm");
+        let mut privileged = berth_oci::default_spec("k8s.io", "p");
+        apply_host_devices(&mut privileged).expect("host devices");
+        let devices = privileged.linux.expect("linux").extra["devices"].clone();
+        let paths: Vec<&str> = devices
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|d| d["path"].as_str())
+            .collect();
+        assert!(paths.contains(&"/dev/null"), "{paths:?}");
+        assert!(!paths
+            .iter()
+            .any(|p| p.starts_with("/dev/pts/") || *p == "/dev/console"));
         let bad = Device {
             container_path: "/x".into(),
             host_path: "/nonexistent-device".into(),

@@ -129,6 +129,9 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Result<Spec> {
             ));
         }
         opts::with_privileged(&mut spec);
+        // (containerd's `privileged_without_host_devices` is not a setting
+        // berth has yet.)
+        mounts::apply_host_devices(&mut spec)?;
         let current = current_capabilities();
         if let Some(caps) = spec.process_mut().capabilities.as_mut() {
             caps.bounding = current.clone();
