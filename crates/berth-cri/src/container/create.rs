@@ -161,7 +161,7 @@ impl Cri {
             let record = Record {
                 id: id.to_string(),
                 image: image_name.clone(),
-                labels: container_labels(&config.labels),
+                labels: container_labels(&config.labels, &image.spec.config.labels),
                 runtime: sandbox_record.runtime.clone(),
                 spec: Some(berth_client::spec::to_any(&spec)),
                 snapshotter: snapshotter_name.clone(),
@@ -320,9 +320,19 @@ fn log_path(sandbox: &PodSandboxConfig, config: &ContainerConfig) -> String {
         .into_owned()
 }
 
-/// The CRI labels plus `io.cri-containerd.kind=container`.
-fn container_labels(labels: &HashMap<String, String>) -> HashMap<String, String> {
-    let mut out = labels.clone();
+/// containerd's `buildLabels`: the image config's labels (those valid as
+/// record labels), the CRI labels over them, and
+/// `io.cri-containerd.kind=container`.
+fn container_labels<'a>(
+    labels: &HashMap<String, String>,
+    image_labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = image_labels
+        .into_iter()
+        .filter(|(k, v)| berth_core::labels::validate(k, v).is_ok())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
     out.insert(KIND_LABEL.into(), "container".into());
     out
 }
@@ -361,9 +371,15 @@ mod tests {
         };
         assert_eq!(log_path(&sandbox, &config), "/var/log/pods/x/app/0.log");
         assert_eq!(log_path(&PodSandboxConfig::default(), &config), "");
-        assert_eq!(
-            container_labels(&HashMap::from([("a".into(), "b".into())]))[KIND_LABEL],
-            "container"
-        );
+        let image = std::collections::BTreeMap::from([
+            ("a".to_string(), "image".to_string()),
+            ("from-image".to_string(), "1".to_string()),
+            ("big".to_string(), "x".repeat(5000)),
+        ]);
+        let labels = container_labels(&HashMap::from([("a".into(), "cri".into())]), &image);
+        assert_eq!(labels[KIND_LABEL], "container");
+        assert_eq!(labels["a"], "cri");
+        assert_eq!(labels["from-image"], "1");
+        assert!(!labels.contains_key("big"));
     }
 }
