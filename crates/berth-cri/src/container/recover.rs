@@ -17,11 +17,25 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 impl Cri {
+    /// Puts every CRI container (records labelled
+    /// `io.cri-containerd.kind=container`) back into the store; call it
+    /// after the sandboxes are back. A container that cannot be loaded is
+    /// logged and left out, as containerd leaves it.
+    #[allow(dead_code)] // for recover::recover, which the lead wires up
+    pub(crate) async fn recover_containers(self: &Arc<Self>) -> Result<()> {
+        let filter = format!("labels.\"{}\"==container", super::KIND_LABEL);
+        for record in self.client.containers().list(&[filter]).await? {
+            if let Err(err) = self.recover_container(&record).await {
+                tracing::warn!(id = %record.id, %err, "CRI: failed to load container");
+            }
+        }
+        Ok(())
+    }
+
     /// Puts the CRI container of `record` back into the store (and its
     /// name into the index), re-attached to its task if that still runs.
     /// Records without CRI container metadata are not containers of ours:
     /// `InvalidArgument`.
-    #[allow(dead_code)] // for recover::recover, which the lead wires up
     pub(crate) async fn recover_container(self: &Arc<Self>, record: &Record) -> Result<()> {
         let any = record
             .extensions
