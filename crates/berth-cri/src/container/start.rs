@@ -196,8 +196,8 @@ impl Cri {
             (Ok(exit), _) | (_, Ok(exit)) => (exit.code as i32, exit.exited_at),
             _ => (super::UNKNOWN_EXIT_CODE, SystemTime::now()),
         };
-        // An OOM event may trail the exit a little.
-        if code != 0 && !oom.flag.load(Ordering::SeqCst) {
+        // An OOM kill is a SIGKILL, whose event may trail the exit a little.
+        if code == 128 + 9 && !oom.flag.load(Ordering::SeqCst) {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let oom_killed = oom.stop();
