@@ -460,6 +460,54 @@ impl Cni {
     /// requested ports. If any step fails, what was done is undone and the
     /// error says both what failed and any cleanup failure.
     pub async fn attach(&self, request: &AttachRequest) -> Result<Attachment> {
+        self.attach_with_args(request, &[]).await
+    }
+
+    /// [`Cni::attach`] with further `CNI_ARGS` after berth's own (the
+    /// CRI plugin's `K8S_POD_NAMESPACE`, `K8S_POD_NAME`, …). They are
+    /// cached with the result, so DEL passes them again.
+    pub async fn attach_with_args(
+        &self,
+        request: &AttachRequest,
+        extra_args: &[(String, String)],
+    ) -> Result<Attachment> {
+        self.attach_inner(request, extra_args, true).await
+    }
+
+    /// Creates the network namespace [`Cni::attach_prepared`] attaches
+    /// in, so that a container can be created in it while the plugins
+    /// run; its path.
+    pub fn create_netns(&self, namespace: &str, id: &str) -> Result<PathBuf> {
+        let path = self.netns_path(namespace, id);
+        netns::create(&path)?;
+        Ok(path)
+    }
+
+    /// [`Cni::attach_with_args`] in the namespace [`Cni::create_netns`]
+    /// made. On failure the namespace goes too, as with `attach`.
+    pub async fn attach_prepared(
+        &self,
+        request: &AttachRequest,
+        extra_args: &[(String, String)],
+    ) -> Result<Attachment> {
+        match self.attach_inner(request, extra_args, false).await {
+            Ok(attachment) => Ok(attachment),
+            Err(err) => {
+                let path = self.netns_path(&request.namespace, &request.id);
+                match netns::remove(&path) {
+                    Ok(()) => Err(err),
+                    Err(cleanup) => Err(with_cleanup(err, vec![cleanup])),
+                }
+            }
+        }
+    }
+
+    async fn attach_inner(
+        &self,
+        request: &AttachRequest,
+        extra_args: &[(String, String)],
+        create_netns: bool,
+    ) -> Result<Attachment> {
         let list = self.network(request.network.as_deref())?;
         let key = Self::container_key(&request.namespace, &request.id);
         let netns = self.netns_path(&request.namespace, &request.id);
@@ -470,11 +518,12 @@ impl Cni {
                 serde_json::to_value(&request.ports).map_err(|e| Error::internal(e.to_string()))?,
             );
         }
-        let args = vec![
+        let mut args = vec![
             ("IgnoreUnknown".to_string(), "1".to_string()),
             (ARG_NAMESPACE.to_string(), request.namespace.clone()),
             (ARG_CONTAINER.to_string(), request.id.clone()),
         ];
+        args.extend(extra_args.iter().cloned());
         let rt = RuntimeConf {
             container_id: key.clone(),
             netns: netns.clone(),
@@ -496,7 +545,9 @@ impl Cni {
             Some(self.attach_lock.lock().await)
         };
         self.check_ports(&key, &request.ports)?;
-        netns::create(&netns)?;
+        if create_netns {
+            netns::create(&netns)?;
+        }
         // Loopback and the network touch different links: run them at once.
         let (lo, net) = tokio::join!(
             self.add_chain(&loopback, &lo_rt),

@@ -397,3 +397,52 @@ async fn the_default_network_is_berth0_and_speaks_ipv6_when_asked() {
     assert_eq!(world.veths(), "");
     assert_eq!(rules(&Cni::container_key("test", "v6a")), "");
 }
+
+#[tokio::test]
+async fn attach_prepared_uses_the_namespace_made_before_and_removes_it_on_failure() {
+    require_root!();
+    let conflist =
+        BRIDGE_PORTMAP_FIREWALL.replace(r#"{"type": "firewall"}"#, r#"{"type": "failing"}"#);
+    let mut world = World::new("bcni-e9", "10.231.9.0/24", Some(BRIDGE_PORTMAP_FIREWALL));
+    let req = world.request("p", Vec::new());
+    let netns = world.cni.create_netns("test", "p").expect("create netns");
+    assert!(berth_cni::netns::is_netns(&netns));
+    let extra = [("K8S_POD_NAME".to_string(), "p".to_string())];
+    let attached = world
+        .cni
+        .attach_prepared(&req, &extra)
+        .await
+        .expect("attach in the prepared netns");
+    assert_eq!(attached.netns, netns);
+    assert!(!attached.ips().is_empty());
+    let cached = world.cni.cache().list().expect("cache");
+    assert!(
+        cached.iter().all(|e| e.arg("K8S_POD_NAME") == Some("p")),
+        "the extra CNI_ARGS are cached for DEL"
+    );
+    world.cni.detach("test", "p").await.expect("detach");
+    assert!(!netns.exists());
+    assert_eq!(world.leases(), Vec::<String>::new());
+
+    // A failing chain removes the prepared namespace too.
+    std::fs::write(
+        world.dir.path().join("net.d/10-test.conflist"),
+        conflist
+            .replace("@BRIDGE@", "bcni-e9")
+            .replace("@SUBNET@", "10.231.9.0/24")
+            .replace("@IPAM@", &world.ipam().display().to_string()),
+    )
+    .expect("failing conflist");
+    world.plugin("failing", "cat >/dev/null; [ \"$CNI_COMMAND\" = DEL ] && exit 0\necho '{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"no\"}'; exit 1");
+    let req = world.request("q", Vec::new());
+    let netns = world.cni.create_netns("test", "q").expect("create netns");
+    let err = world
+        .cni
+        .attach_prepared(&req, &[])
+        .await
+        .expect_err("a failing plugin");
+    assert!(err.to_string().contains("failing"), "{err}");
+    assert!(!netns.exists(), "the prepared netns is removed");
+    assert_eq!(world.leases(), Vec::<String>::new());
+    assert_eq!(world.veths(), "");
+}

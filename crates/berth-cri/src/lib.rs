@@ -62,6 +62,10 @@ pub const RUNTIME_NAME: &str = "berth";
 /// The CRI API version served.
 pub const RUNTIME_API_VERSION: &str = "v1";
 
+/// How long a call waits for start-up recovery before it answers
+/// `Unavailable`.
+const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the daemon tells the plugin.
 #[derive(Debug, Clone)]
 pub struct CriOptions {
@@ -95,6 +99,8 @@ pub struct Cri {
     /// What the image side remembers: what image targets say, read once;
     /// when the sandbox image last failed to pull.
     images: image::State,
+    /// Whether start-up recovery has run.
+    recovered: tokio::sync::watch::Sender<bool>,
 }
 
 impl Cri {
@@ -119,6 +125,7 @@ impl Cri {
             container_names: store::Names::default(),
             network,
             images: image::State::default(),
+            recovered: tokio::sync::watch::Sender::new(false),
         }))
     }
 
@@ -130,8 +137,36 @@ impl Cri {
     /// Reloads pods and containers from the daemon's records (after a
     /// restart) and starts watching their tasks. Call once the socket
     /// serves.
+    ///
+    /// Until it has run, every call but Version, Status and the runtime
+    /// config waits, so the kubelet never sees a restarted daemon without
+    /// the pods it had.
     pub async fn start(self: &Arc<Self>) -> Result<()> {
-        recover::recover(self).await
+        let result = recover::recover(self).await;
+        self.recovered.send_replace(true);
+        result
+    }
+
+    /// Runs `call` once [`Cri::start`] has reloaded what CRI made.
+    /// A recovery that takes longer than [`RECOVERY_WAIT`] answers
+    /// `Unavailable`, which the kubelet retries.
+    pub(crate) async fn after_recovery<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::time::timeout(RECOVERY_WAIT, self.recovered())
+            .await
+            .map_err(|_| {
+                Error::unavailable("the CRI plugin is still reloading its pods and containers")
+            })?;
+        call.await
+    }
+
+    /// Waits until [`Cri::start`] has reloaded what CRI made.
+    pub(crate) async fn recovered(&self) {
+        let mut done = self.recovered.subscribe();
+        // The sender lives as long as `self`.
+        let _ = done.wait_for(|done| *done).await;
     }
 
     /// The settings.

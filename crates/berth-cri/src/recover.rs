@@ -8,6 +8,6 @@ use berth_core::Result;
 use std::sync::Arc;
 
 /// Reloads everything CRI made.
-pub async fn recover(_cri: &Arc<Cri>) -> Result<()> {
-    Ok(())
+pub async fn recover(cri: &Arc<Cri>) -> Result<()> {
+    cri.recover_sandboxes().await
 }

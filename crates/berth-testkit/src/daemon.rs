@@ -245,7 +245,7 @@ oom_score = 0
     schedule_delay = "0s"
     startup_delay = "100ms"
   [plugins."io.containerd.grpc.v1.cri"]
-    sandbox_image = "registry.k8s.io/pause:3.6"
+    sandbox_image = "localhost/berth/pause:builtin"
     max_concurrent_downloads = 3
     [plugins."io.containerd.grpc.v1.cri".containerd]
       snapshotter = "overlayfs"

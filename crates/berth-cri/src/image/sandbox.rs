@@ -4,7 +4,8 @@
 //! (containerd 1.7's `io.cri-containerd.pinned=pinned` on its records), so
 //! the kubelet's image GC keeps it. If it cannot be had, pods start from
 //! berth's built-in pause image; after a failed pull, for a minute, at
-//! once (pods do not each wait for a registry that just failed).
+//! once (pods do not each wait for a registry that just failed). A
+//! `sandbox_image` naming the built-in image itself is never pulled.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -46,6 +47,9 @@ impl Cri {
     /// The sandbox image, pulled and pinned if absent; berth's built-in
     /// pause image if it cannot be had.
     pub(crate) async fn sandbox_image(&self) -> Result<Image> {
+        if self.config.sandbox_image == crate::pause::BUILTIN_PAUSE_IMAGE {
+            return self.builtin_pause_image().await;
+        }
         match self.configured_sandbox_image().await {
             Ok(image) => Ok(image),
             Err(err) => {

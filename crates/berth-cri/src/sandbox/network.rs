@@ -1,54 +1,208 @@
-//! Pod networks: a network namespace per pod and the CNI networks of the
+//! Pod networks: a network namespace per pod and the CNI network of the
 //! pod's runtime handler attached in it, through `berth-cni`.
+//!
+//! As containerd's CRI keeps one CNI instance for `[cni]` and one per
+//! runtime handler that sets `cni_conf_dir`, [`PodNetworks`] keeps one
+//! `berth-cni` engine per configuration directory. All of them share the
+//! result cache and the netns directory, so a pod is detached by whichever
+//! engine: DEL runs with the configuration cached at ADD.
 
-use crate::CriOptions;
+use crate::{CriOptions, NAMESPACE};
+use berth_cni::{AttachRequest, Attachment, Cni, CniOptions, PortMapping};
+use berth_core::{Error, ErrorKind, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 /// The CNI engines: the plugin's own (`[…cni]`) and one per runtime
 /// handler that has its own `cni_conf_dir`.
 #[derive(Debug)]
 pub struct PodNetworks {
-    options: CriOptions,
+    default: Arc<Cni>,
+    handlers: BTreeMap<String, Arc<Cni>>,
+}
+
+/// What a pod asks of the network.
+#[derive(Debug, Clone, Default)]
+pub struct PodAttach {
+    /// The sandbox id.
+    pub id: String,
+    /// The runtime handler (its CNI configuration directory, if it has one).
+    pub handler: String,
+    /// The pod's Kubernetes namespace, name and uid.
+    pub pod_namespace: String,
+    /// See [`PodAttach::pod_namespace`].
+    pub pod_name: String,
+    /// See [`PodAttach::pod_namespace`].
+    pub pod_uid: String,
+    /// Host ports to map (the `portMappings` capability).
+    pub ports: Vec<PortMapping>,
 }
 
 impl PodNetworks {
     /// The engines for `options`.
     pub fn new(options: &CriOptions) -> Self {
+        let engine = |conf_dir: &Path| {
+            Arc::new(Cni::new(CniOptions {
+                bin_dirs: vec![options.config.cni.bin_dir.clone()],
+                conf_dir: conf_dir.to_path_buf(),
+                cache_dir: options.cni_cache_dir.clone(),
+                netns_dir: options.netns_dir.clone(),
+                ..CniOptions::default()
+            }))
+        };
+        let handlers = options
+            .config
+            .containerd
+            .runtimes
+            .iter()
+            .filter_map(|(name, h)| Some((name.clone(), engine(h.cni_conf_dir.as_deref()?))))
+            .collect();
         PodNetworks {
-            options: options.clone(),
+            default: engine(&options.config.cni.conf_dir),
+            handlers,
         }
+    }
+
+    /// The engine of runtime handler `handler`.
+    fn engine(&self, handler: &str) -> &Arc<Cni> {
+        self.handlers.get(handler).unwrap_or(&self.default)
     }
 
     /// Whether the default CNI configuration directory holds a network
     /// configuration (NetworkReady).
     pub fn ready(&self) -> std::result::Result<(), String> {
-        let dir = &self.options.config.cni.conf_dir;
-        let found = std::fs::read_dir(dir)
-            .map(|entries| {
-                entries.flatten().any(|e| {
-                    let name = e.file_name();
-                    let name = name.to_string_lossy();
-                    [".conf", ".conflist", ".json"]
-                        .iter()
-                        .any(|ext| name.ends_with(ext))
-                })
-            })
-            .unwrap_or(false);
-        if found {
-            Ok(())
-        } else {
-            Err(format!(
-                "cni config load failed: no network config found in {}: cni plugin not initialized",
-                dir.display()
-            ))
-        }
+        network_name(self.default.options().conf_dir.as_path())
+            .map(|_| ())
+            .map_err(|e| e.message().to_string())
+    }
+
+    /// Whether runtime handler `handler` has a network configured
+    /// (containerd's "cni plugin not initialized" error if not).
+    pub fn check(&self, handler: &str) -> Result<()> {
+        network_name(&self.engine(handler).options().conf_dir).map(|_| ())
+    }
+
+    /// Creates the pod's network namespace (for [`PodNetworks::attach`]);
+    /// its path.
+    pub async fn create_netns(&self, id: &str) -> Result<std::path::PathBuf> {
+        // Unshare and bind-mount block; keep them off the async runtime.
+        let (engine, id) = (self.default.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || engine.create_netns(NAMESPACE, &id))
+            .await
+            .map_err(|e| Error::internal(format!("create netns: {e}")))?
+    }
+
+    /// Attaches the handler's network in the pod's network namespace
+    /// (made by [`PodNetworks::create_netns`]), with containerd's
+    /// `CNI_ARGS`. On failure nothing is left, the namespace included (the
+    /// error names the failing plugin and its message).
+    pub async fn attach(&self, pod: &PodAttach) -> Result<Attachment> {
+        let engine = self.engine(&pod.handler);
+        let name = match network_name(&engine.options().conf_dir) {
+            Ok(name) => name,
+            Err(err) => {
+                let _ = berth_cni::netns::remove(&engine.netns_path(NAMESPACE, &pod.id));
+                return Err(err);
+            }
+        };
+        let request = AttachRequest {
+            namespace: NAMESPACE.into(),
+            id: pod.id.clone(),
+            network: Some(name),
+            ports: pod.ports.clone(),
+            capability_args: Default::default(),
+        };
+        let args = [
+            ("K8S_POD_NAMESPACE", pod.pod_namespace.as_str()),
+            ("K8S_POD_NAME", pod.pod_name.as_str()),
+            ("K8S_POD_INFRA_CONTAINER_ID", pod.id.as_str()),
+            ("K8S_POD_UID", pod.pod_uid.as_str()),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        engine.attach_prepared(&request, &args).await
+    }
+
+    /// CNI DEL of everything the pod is attached to, then its namespace
+    /// goes. Idempotent.
+    pub async fn detach(&self, id: &str) -> Result<()> {
+        self.default.detach(NAMESPACE, id).await
     }
 }
 
-impl PodNetworks {
-    /// UpdateRuntimeConfig: fills `conf_template` with the pod CIDRs into
-    /// `<conf_dir>/10-containerd-net.conflist`, unless a network is
-    /// already configured.
-    pub fn write_template(&self, _pod_cidrs: &str) -> berth_core::Result<()> {
-        Ok(())
+/// The name of the network `conf_dir` configures (its first valid one);
+/// containerd's "not initialized" error when it has none.
+fn network_name(conf_dir: &Path) -> Result<String> {
+    match berth_cni::config::load_dir(conf_dir, None) {
+        Ok(Some(list)) => Ok(list.name),
+        Ok(None) => Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            format!(
+                "cni config load failed: no network config found in {}: cni plugin not initialized",
+                conf_dir.display()
+            ),
+        )),
+        Err(e) => Err(e.context(format!(
+            "cni config load failed in {}: cni plugin not initialized",
+            conf_dir.display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(dir: &Path) -> CriOptions {
+        let mut config = crate::CriConfig::default();
+        config.cni.conf_dir = dir.join("net.d");
+        let mut handler = config.containerd.runtimes["runc"].clone();
+        handler.cni_conf_dir = Some(dir.join("other.d"));
+        config.containerd.runtimes.insert("other".into(), handler);
+        CriOptions {
+            config,
+            address: dir.join("sock"),
+            root: dir.join("root"),
+            state: dir.join("state"),
+            netns_dir: dir.join("netns"),
+            cni_cache_dir: dir.join("cache"),
+        }
+    }
+
+    #[test]
+    fn each_handler_with_a_conf_dir_has_its_engine() {
+        let dir = tempfile::tempdir().expect("test step");
+        let networks = PodNetworks::new(&options(dir.path()));
+        assert_eq!(
+            networks.engine("runc").options().conf_dir,
+            dir.path().join("net.d")
+        );
+        assert_eq!(
+            networks.engine("other").options().conf_dir,
+            dir.path().join("other.d")
+        );
+        assert_eq!(
+            networks.default.netns_path(NAMESPACE, "abc"),
+            dir.path().join("netns").join(NAMESPACE).join("abc")
+        );
+    }
+
+    #[test]
+    fn no_config_is_not_ready_with_containerds_words() {
+        let dir = tempfile::tempdir().expect("test step");
+        let networks = PodNetworks::new(&options(dir.path()));
+        let err = networks.ready().expect_err("should fail");
+        assert!(err.contains("cni plugin not initialized"), "{err}");
+        std::fs::create_dir_all(dir.path().join("net.d")).expect("test step");
+        std::fs::write(
+            dir.path().join("net.d/10-a.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"a","plugins":[{"type":"loopback"}]}"#,
+        )
+        .expect("test step");
+        networks.ready().expect("test step");
+        assert_eq!(
+            network_name(&dir.path().join("net.d")).expect("test step"),
+            "a"
+        );
     }
 }

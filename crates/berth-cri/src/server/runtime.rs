@@ -22,67 +22,111 @@ impl RuntimeService for Runtime {
         &self,
         r: Request<RunPodSandboxRequest>,
     ) -> Reply<RunPodSandboxResponse> {
-        reply(self.0.run_pod_sandbox(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.run_pod_sandbox(r.into_inner()))
+                .await,
+        )
     }
     async fn stop_pod_sandbox(
         &self,
         r: Request<StopPodSandboxRequest>,
     ) -> Reply<StopPodSandboxResponse> {
-        reply(self.0.stop_pod_sandbox(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.stop_pod_sandbox(r.into_inner()))
+                .await,
+        )
     }
     async fn remove_pod_sandbox(
         &self,
         r: Request<RemovePodSandboxRequest>,
     ) -> Reply<RemovePodSandboxResponse> {
-        reply(self.0.remove_pod_sandbox(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.remove_pod_sandbox(r.into_inner()))
+                .await,
+        )
     }
     async fn pod_sandbox_status(
         &self,
         r: Request<PodSandboxStatusRequest>,
     ) -> Reply<PodSandboxStatusResponse> {
-        reply(self.0.pod_sandbox_status(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.pod_sandbox_status(r.into_inner()))
+                .await,
+        )
     }
     async fn list_pod_sandbox(
         &self,
         r: Request<ListPodSandboxRequest>,
     ) -> Reply<ListPodSandboxResponse> {
-        reply(self.0.list_pod_sandbox(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.list_pod_sandbox(r.into_inner()))
+                .await,
+        )
     }
     async fn create_container(
         &self,
         r: Request<CreateContainerRequest>,
     ) -> Reply<CreateContainerResponse> {
-        reply(self.0.create_container(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.create_container(r.into_inner()))
+                .await,
+        )
     }
     async fn start_container(
         &self,
         r: Request<StartContainerRequest>,
     ) -> Reply<StartContainerResponse> {
-        reply(self.0.start_container(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.start_container(r.into_inner()))
+                .await,
+        )
     }
     async fn stop_container(
         &self,
         r: Request<StopContainerRequest>,
     ) -> Reply<StopContainerResponse> {
-        reply(self.0.stop_container(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.stop_container(r.into_inner()))
+                .await,
+        )
     }
     async fn remove_container(
         &self,
         r: Request<RemoveContainerRequest>,
     ) -> Reply<RemoveContainerResponse> {
-        reply(self.0.remove_container(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.remove_container(r.into_inner()))
+                .await,
+        )
     }
     async fn list_containers(
         &self,
         r: Request<ListContainersRequest>,
     ) -> Reply<ListContainersResponse> {
-        reply(self.0.list_containers(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.list_containers(r.into_inner()))
+                .await,
+        )
     }
     async fn container_status(
         &self,
         r: Request<ContainerStatusRequest>,
     ) -> Reply<ContainerStatusResponse> {
-        reply(self.0.container_status(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.container_status(r.into_inner()))
+                .await,
+        )
     }
     async fn update_container_resources(
         &self,
@@ -97,7 +141,11 @@ impl RuntimeService for Runtime {
         not_yet("ReopenContainerLog")
     }
     async fn exec_sync(&self, r: Request<ExecSyncRequest>) -> Reply<ExecSyncResponse> {
-        reply(self.0.exec_sync(r.into_inner()).await)
+        reply(
+            self.0
+                .after_recovery(self.0.exec_sync(r.into_inner()))
+                .await,
+        )
     }
     async fn exec(&self, _: Request<ExecRequest>) -> Reply<ExecResponse> {
         not_yet("Exec (streaming)")
