@@ -21,7 +21,6 @@ impl Cri {
     /// `io.cri-containerd.kind=container`) back into the store; call it
     /// after the sandboxes are back. A container that cannot be loaded is
     /// logged and left out, as containerd leaves it.
-    #[allow(dead_code)] // for recover::recover, which the lead wires up
     pub(crate) async fn recover_containers(self: &Arc<Self>) -> Result<()> {
         let filter = format!("labels.\"{}\"==container", super::KIND_LABEL);
         for record in self.client.containers().list(&[filter]).await? {
