@@ -356,7 +356,11 @@ pub(crate) fn with_resources(spec: &mut Spec, r: &LinuxContainerResources) {
             .extra
             .insert("swap".into(), json!(r.memory_swap_limit_in_bytes));
     }
-    if !r.hugepage_limits.is_empty() {
+    // containerd tolerates a missing hugetlb controller by default
+    // (`tolerate_missing_hugetlb_controller`): the limits are skipped.
+    if !r.hugepage_limits.is_empty() && !hugetlb_controller() {
+        tracing::warn!("hugetlb cgroup controller is absent; skipping huge page limits");
+    } else if !r.hugepage_limits.is_empty() {
         let limits: Vec<Value> = r
             .hugepage_limits
             .iter()
@@ -369,6 +373,14 @@ pub(crate) fn with_resources(spec: &mut Spec, r: &LinuxContainerResources) {
     if !r.unified.is_empty() {
         resources.extra.insert("unified".into(), json!(r.unified));
     }
+}
+
+/// Whether the hugetlb controller is there: cgroup v1's hierarchy, or
+/// among cgroup v2's controllers.
+fn hugetlb_controller() -> bool {
+    Path::new("/sys/fs/cgroup/hugetlb").is_dir()
+        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|n| n == "hugetlb"))
 }
 
 /// Whether memory+swap can be limited (cgroup v1's `memsw` files).
@@ -1023,7 +1035,11 @@ mod tests {
         assert_eq!(r["cpu"]["cpus"], "0");
         assert_eq!(r["cpu"]["mems"], "0");
         assert_eq!(r["memory"]["limit"], 64 << 20);
-        assert_eq!(r["hugepageLimits"][0]["pageSize"], "2MB");
+        if hugetlb_controller() {
+            assert_eq!(r["hugepageLimits"][0]["pageSize"], "2MB");
+        } else {
+            assert!(r.get("hugepageLimits").is_none());
+        }
         assert_eq!(json["linux"]["cgroupsPath"], "/kubepods/burstable/pod1/c1");
         assert_eq!(
             cgroups_path("/kubepods.slice/kubepods-pod1.slice", "c1"),
