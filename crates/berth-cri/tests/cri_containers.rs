@@ -220,6 +220,40 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
         let ps = String::from_utf8_lossy(&ps.stdout);
         assert!(ps.contains("nc -l -p 8080"), "{ps}");
 
+        // A container with a PID namespace of its own, and one that
+        // targets it: they see each other, not the pod's.
+        let pid_mode = |mode: NamespaceMode, target: &str| {
+            Some(LinuxContainerConfig {
+                resources: None,
+                security_context: Some(LinuxContainerSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        pid: mode as i32,
+                        target_id: target.into(),
+                        ..NamespaceOption::default()
+                    }),
+                    ..LinuxContainerSecurityContext::default()
+                }),
+            })
+        };
+        let mut config = container_config("private", "sleep 2000");
+        config.linux = pid_mode(NamespaceMode::Container, "");
+        let private = run_container(&mut cri, &pod, &pod_config, config).await;
+        let mut config = container_config("targeting", "sleep 3000");
+        config.linux = pid_mode(NamespaceMode::Target, &private);
+        let targeting = run_container(&mut cri, &pod, &pod_config, config).await;
+        let ps = exec(&mut cri, &targeting, &["ps"], 10).await;
+        let ps = String::from_utf8_lossy(&ps.stdout);
+        assert!(
+            ps.contains("sleep 2000") && ps.contains("sleep 3000"),
+            "{ps}"
+        );
+        assert!(!ps.contains("nc -l"), "{ps}");
+        for id in [private, targeting] {
+            cri.remove_container(RemoveContainerRequest { container_id: id })
+                .await
+                .expect("RemoveContainer");
+        }
+
         // ExecSync: exit codes, both streams, and a timeout that kills.
         let out = exec(
             &mut cri,
