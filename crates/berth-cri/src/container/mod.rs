@@ -9,6 +9,20 @@
 //! waiter follows its task: when the process exits the task is deleted,
 //! the log copies drain, and the exit is written to the status, as
 //! containerd's event monitor does.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `create` | CreateContainer: name, image, snapshot, record, rollback |
+//! | `spec` | the OCI spec from the CRI config, the pod and the image |
+//! | `security` | capabilities, user and groups, seccomp, AppArmor |
+//! | `resources` | cgroup resources and paths |
+//! | `mounts` | bind mounts, propagation and devices |
+//! | `volumes` | image volumes and their copy-up |
+//! | `start` | StartContainer, the logs' copies and the exit waiter |
+//! | `stop`, `remove` | StopContainer, RemoveContainer, and both for a pod |
+//! | `status`, `list` | ContainerStatus, ListContainers |
+//! | `exec_sync` | ExecSync |
+//! | `recover` | containers reloaded after a restart |
 
 mod create;
 mod exec_sync;
@@ -16,6 +30,8 @@ mod list;
 mod mounts;
 mod recover;
 mod remove;
+mod resources;
+mod security;
 mod spec;
 mod start;
 mod status;

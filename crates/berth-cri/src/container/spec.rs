@@ -14,17 +14,16 @@
 //! the image's rootfs), its groups and the seccomp profile, which depends
 //! on the final capabilities.
 
-use super::mounts;
+use super::{mounts, resources, security};
 use crate::config::{CriConfig, RuntimeHandler};
 use crate::image::RunConfig;
 use berth_core::{Error, Result};
-use berth_oci::spec::{Capabilities, Cpu, Memory, Namespace};
+use berth_oci::spec::Namespace;
 use berth_oci::{opts, Spec};
 use k8s_cri::v1::{
-    security_profile::ProfileType, Capability, ContainerConfig, LinuxContainerResources,
-    LinuxContainerSecurityContext, NamespaceMode, PodSandboxConfig, SecurityProfile,
+    ContainerConfig, LinuxContainerSecurityContext, NamespaceMode, PodSandboxConfig,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::Path;
 
 /// containerd's CRI annotation keys (`pkg/cri/annotations`).
@@ -114,7 +113,7 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Result<Spec> {
     linux.readonly_paths = security.readonly_paths.clone();
     mounts::apply_devices(&mut spec, &config.devices)?;
     if let Some(caps) = &security.capabilities {
-        with_capabilities(&mut spec, caps);
+        security::with_capabilities(&mut spec, caps);
     }
     if security.privileged {
         let pod_privileged = input
@@ -132,7 +131,7 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Result<Spec> {
         // (containerd's `privileged_without_host_devices` is not a setting
         // berth has yet.)
         mounts::apply_host_devices(&mut spec)?;
-        let current = current_capabilities();
+        let current = security::current_capabilities();
         if let Some(caps) = spec.process_mut().capabilities.as_mut() {
             caps.bounding = current.clone();
             caps.effective = current.clone();
@@ -161,9 +160,9 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Result<Spec> {
         });
     }
     with_cri_annotations(&mut spec, input);
-    with_user(&mut spec, &security, input)?;
-    with_seccomp(&mut spec, &security)?;
-    check_apparmor(&security)?;
+    security::with_user(&mut spec, &security, input.rootfs, &input.image.user)?;
+    security::with_seccomp(&mut spec, &security)?;
+    security::check_apparmor(&security)?;
     Ok(spec)
 }
 
@@ -214,74 +213,6 @@ fn hostname(input: &SpecInput<'_>) -> String {
         .unwrap_or_default()
 }
 
-/// containerd's CRI `WithCapabilities`: `ALL` in add sets every known
-/// capability first, `ALL` in drop clears them first; then single names
-/// (CRI's have no `CAP_` prefix) are added to or dropped from the
-/// bounding, effective and permitted sets.
-pub(crate) fn with_capabilities(spec: &mut Spec, caps: &Capability) {
-    let is_all = |c: &String| c.eq_ignore_ascii_case("ALL");
-    let full = |c: &String| format!("CAP_{}", c.to_ascii_uppercase());
-    let process = spec.process_mut();
-    let set = process
-        .capabilities
-        .get_or_insert_with(Capabilities::default);
-    let mut sets = |f: &mut dyn FnMut(&mut Vec<String>)| {
-        f(&mut set.bounding);
-        f(&mut set.effective);
-        f(&mut set.permitted);
-    };
-    if caps.add_capabilities.iter().any(is_all) {
-        let all = current_capabilities();
-        sets(&mut |s| *s = all.clone());
-    }
-    if caps.drop_capabilities.iter().any(is_all) {
-        sets(&mut |s| s.clear());
-    }
-    for cap in caps
-        .add_capabilities
-        .iter()
-        .filter(|c| !is_all(c))
-        .map(full)
-    {
-        sets(&mut |s| {
-            if !s.contains(&cap) {
-                s.push(cap.clone());
-            }
-        });
-    }
-    for cap in caps
-        .drop_capabilities
-        .iter()
-        .filter(|c| !is_all(c))
-        .map(full)
-    {
-        sets(&mut |s| s.retain(|c| *c != cap));
-    }
-}
-
-/// The capabilities berthd itself may hand out: those in its bounding
-/// set, as containerd's `cap.Current()` gives them for `ALL` and for
-/// privileged containers (a runtime cannot grant more).
-pub(crate) fn current_capabilities() -> Vec<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let bounding = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
-    capabilities_in(bounding.unwrap_or(u64::MAX))
-}
-
-/// The names of the capabilities whose bits `mask` sets (berth-oci's
-/// list is in bit order).
-fn capabilities_in(mask: u64) -> Vec<String> {
-    opts::ALL_CAPABILITIES
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| mask & (1 << bit) != 0)
-        .map(|(_, name)| name.to_string())
-        .collect()
-}
-
 /// Resources (`WithResources`) and the cgroup path: `disable_cgroup`
 /// clears the path; a pod's cgroup parent puts the container under it
 /// (systemd slices as `slice:cri-containerd:id`).
@@ -296,7 +227,7 @@ fn with_cgroups(spec: &mut Spec, input: &SpecInput<'_>) {
         .as_ref()
         .and_then(|l| l.resources.as_ref())
     {
-        with_resources(spec, resources);
+        resources::with_resources(spec, resources);
     }
     let parent = input
         .sandbox_config
@@ -305,88 +236,8 @@ fn with_cgroups(spec: &mut Spec, input: &SpecInput<'_>) {
         .map(|l| l.cgroup_parent.as_str())
         .unwrap_or_default();
     if !parent.is_empty() {
-        spec.linux_mut().cgroups_path = cgroups_path(parent, input.id);
+        spec.linux_mut().cgroups_path = resources::cgroups_path(parent, input.id);
     }
-}
-
-/// containerd's `getCgroupsPath`.
-pub(crate) fn cgroups_path(parent: &str, id: &str) -> String {
-    let base = Path::new(parent)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if base.ends_with(".slice") {
-        return format!("{base}:cri-containerd:{id}");
-    }
-    Path::new(parent).join(id).to_string_lossy().into_owned()
-}
-
-/// containerd's CRI `WithResources`: only the values set (non-zero) are
-/// written; a memory limit without a swap limit gets swap equal to it when
-/// the swap controller is there.
-pub(crate) fn with_resources(spec: &mut Spec, r: &LinuxContainerResources) {
-    let resources = spec.resources_mut();
-    let cpu = resources.cpu.get_or_insert_with(Cpu::default);
-    if r.cpu_period != 0 {
-        cpu.period = Some(r.cpu_period as u64);
-    }
-    if r.cpu_quota != 0 {
-        cpu.quota = Some(r.cpu_quota);
-    }
-    if r.cpu_shares != 0 {
-        cpu.shares = Some(r.cpu_shares as u64);
-    }
-    if !r.cpuset_cpus.is_empty() {
-        cpu.extra.insert("cpus".into(), json!(r.cpuset_cpus));
-    }
-    if !r.cpuset_mems.is_empty() {
-        cpu.extra.insert("mems".into(), json!(r.cpuset_mems));
-    }
-    let memory = resources.memory.get_or_insert_with(Memory::default);
-    if r.memory_limit_in_bytes != 0 {
-        memory.limit = Some(r.memory_limit_in_bytes);
-        if r.memory_swap_limit_in_bytes == 0 && swap_controller() {
-            memory
-                .extra
-                .insert("swap".into(), json!(r.memory_limit_in_bytes));
-        }
-    }
-    if r.memory_swap_limit_in_bytes != 0 {
-        memory
-            .extra
-            .insert("swap".into(), json!(r.memory_swap_limit_in_bytes));
-    }
-    // containerd tolerates a missing hugetlb controller by default
-    // (`tolerate_missing_hugetlb_controller`): the limits are skipped.
-    if !r.hugepage_limits.is_empty() && !hugetlb_controller() {
-        tracing::warn!("hugetlb cgroup controller is absent; skipping huge page limits");
-    } else if !r.hugepage_limits.is_empty() {
-        let limits: Vec<Value> = r
-            .hugepage_limits
-            .iter()
-            .map(|h| json!({ "pageSize": h.page_size, "limit": h.limit }))
-            .collect();
-        resources
-            .extra
-            .insert("hugepageLimits".into(), json!(limits));
-    }
-    if !r.unified.is_empty() {
-        resources.extra.insert("unified".into(), json!(r.unified));
-    }
-}
-
-/// Whether the hugetlb controller is there: cgroup v1's hierarchy, or
-/// among cgroup v2's controllers.
-fn hugetlb_controller() -> bool {
-    Path::new("/sys/fs/cgroup/hugetlb").is_dir()
-        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-            .is_ok_and(|c| c.split_whitespace().any(|n| n == "hugetlb"))
-}
-
-/// Whether memory+swap can be limited (cgroup v1's `memsw` files).
-fn swap_controller() -> bool {
-    Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
-        || Path::new("/sys/fs/cgroup/memory.swap.max").exists()
 }
 
 /// Whether `key` matches `pattern`, where `*` matches any run of
@@ -479,153 +330,17 @@ fn with_cri_annotations(spec: &mut Spec, input: &SpecInput<'_>) {
     }
 }
 
-/// CRI's user string (`generateUserString`): the name or uid, with the
-/// gid after a colon; a gid without a user is an error.
-pub(crate) fn user_string(security: &LinuxContainerSecurityContext) -> Result<String> {
-    let mut user = security
-        .run_as_user
-        .as_ref()
-        .map(|u| u.value.to_string())
-        .unwrap_or_default();
-    if !security.run_as_username.is_empty() {
-        user = security.run_as_username.clone();
-    }
-    let group = security.run_as_group.as_ref().map(|g| g.value.to_string());
-    match (user.is_empty(), group) {
-        (true, Some(group)) => Err(Error::invalid_argument(format!(
-            "user group {group:?} is specified without user"
-        ))),
-        (true, None) => Ok(String::new()),
-        (false, Some(group)) => Ok(format!("{user}:{group}")),
-        (false, None) => Ok(user),
-    }
-}
-
-/// The user (CRI's, else the image's), resolved in the rootfs; the
-/// groups of the CRI user (or of uid 0) from the rootfs's `/etc/group`,
-/// merged with the supplemental groups, sorted.
-fn with_user(
-    spec: &mut Spec,
-    security: &LinuxContainerSecurityContext,
-    input: &SpecInput<'_>,
-) -> Result<()> {
-    let mut user = user_string(security)?;
-    if user.is_empty() {
-        user = input.image.user.clone();
-    }
-    if !user.is_empty() {
-        let resolved = berth_oci::resolve_user(input.rootfs, &user)?;
-        let process = spec.process_mut();
-        process.user.uid = resolved.uid;
-        process.user.gid = resolved.gid;
-    }
-    let groups_of = if security.run_as_username.is_empty() {
-        security
-            .run_as_user
-            .as_ref()
-            .map(|u| u.value)
-            .unwrap_or(0)
-            .to_string()
-    } else {
-        security.run_as_username.clone()
-    };
-    let mut gids = berth_oci::resolve_user(input.rootfs, &groups_of)
-        .map(|u| u.additional_gids)
-        .unwrap_or_default();
-    gids.extend(security.supplemental_groups.iter().map(|g| *g as u32));
-    gids.sort_unstable();
-    gids.dedup();
-    spec.process_mut().user.additional_gids = gids;
-    Ok(())
-}
-
-/// The profile the security context asks for: the `seccomp` field, else
-/// the deprecated `seccomp_profile_path` (`runtime/default`,
-/// `docker/default`, `unconfined`, `localhost/<path>`); `None` for none.
-#[allow(deprecated)] // the field older kubelets send
-fn seccomp_profile(security: &LinuxContainerSecurityContext) -> Result<Option<SecurityProfile>> {
-    if security.seccomp.is_some() {
-        return Ok(security.seccomp.clone());
-    }
-    let path = security.seccomp_profile_path.as_str();
-    let profile = |kind: ProfileType, reference: &str| SecurityProfile {
-        profile_type: kind as i32,
-        localhost_ref: reference.to_string(),
-    };
-    Ok(match path {
-        "" => None,
-        "runtime/default" | "docker/default" => Some(profile(ProfileType::RuntimeDefault, "")),
-        "unconfined" => Some(profile(ProfileType::Unconfined, "")),
-        other => match other.strip_prefix("localhost/") {
-            Some(reference) => Some(profile(ProfileType::Localhost, reference)),
-            None => {
-                return Err(Error::invalid_argument(format!(
-                    "invalid profile {other:?}"
-                )))
-            }
-        },
-    })
-}
-
-/// The seccomp profile (none for privileged containers): containerd's
-/// default for `RuntimeDefault`, the file's for `Localhost`.
-fn with_seccomp(spec: &mut Spec, security: &LinuxContainerSecurityContext) -> Result<()> {
-    if security.privileged {
-        return Ok(());
-    }
-    let Some(profile) = seccomp_profile(security)? else {
-        return Ok(());
-    };
-    let kind = ProfileType::try_from(profile.profile_type)
-        .map_err(|_| Error::invalid_argument("seccomp unknown ProfileType"))?;
-    if kind != ProfileType::Localhost && !profile.localhost_ref.is_empty() {
-        return Err(Error::invalid_argument(
-            "seccomp config invalid LocalhostRef must only be set if ProfileType is Localhost",
-        ));
-    }
-    let seccomp = match kind {
-        ProfileType::Unconfined => return Ok(()),
-        ProfileType::RuntimeDefault => berth_oci::seccomp::default_profile(spec),
-        ProfileType::Localhost => {
-            let path = profile
-                .localhost_ref
-                .strip_prefix("localhost/")
-                .unwrap_or(&profile.localhost_ref);
-            let bytes = std::fs::read(path).map_err(|e| {
-                Error::invalid_argument(format!("cannot load seccomp profile {path:?}: {e}"))
-            })?;
-            serde_json::from_slice(&bytes).map_err(|e| {
-                Error::invalid_argument(format!("decoding seccomp profile {path:?} failed: {e}"))
-            })?
-        }
-    };
-    spec.linux_mut().extra.insert("seccomp".into(), seccomp);
-    Ok(())
-}
-
-/// berth does not load AppArmor profiles: asking for one other than
-/// `unconfined` fails, as containerd fails where AppArmor is off.
-#[allow(deprecated)] // the field older kubelets send
-fn check_apparmor(security: &LinuxContainerSecurityContext) -> Result<()> {
-    let unconfined = match &security.apparmor {
-        Some(p) => p.profile_type == ProfileType::Unconfined as i32,
-        None => matches!(security.apparmor_profile.as_str(), "" | "unconfined"),
-    };
-    let asked = security.apparmor.is_some() || !security.apparmor_profile.is_empty();
-    if asked && !unconfined {
-        return Err(Error::invalid_argument("apparmor is not supported"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(deprecated)] // the deprecated profile fields are tested too
 mod tests {
     use super::*;
+    use k8s_cri::v1::security_profile::ProfileType;
     use k8s_cri::v1::{
-        ContainerMetadata, HugepageLimit, Int64Value, KeyValue, LinuxContainerConfig,
-        LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceOption, PodSandboxMetadata,
+        Capability, ContainerMetadata, HugepageLimit, Int64Value, KeyValue, LinuxContainerConfig,
+        LinuxContainerResources, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
+        NamespaceOption, PodSandboxMetadata, SecurityProfile,
     };
+    use serde_json::Value;
 
     struct Fixture {
         rootfs: tempfile::TempDir,
@@ -902,11 +617,14 @@ mod tests {
 
     #[test]
     fn current_capabilities_follow_the_bounding_mask() {
-        assert_eq!(capabilities_in(0b101), ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"]);
-        let all = capabilities_in(u64::MAX);
+        assert_eq!(
+            security::capabilities_in(0b101),
+            ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"]
+        );
+        let all = security::capabilities_in(u64::MAX);
         assert_eq!(all.len(), opts::ALL_CAPABILITIES.len());
         assert_eq!(all[24], "CAP_SYS_RESOURCE");
-        assert!(current_capabilities().contains(&"CAP_CHOWN".to_string()));
+        assert!(security::current_capabilities().contains(&"CAP_CHOWN".to_string()));
     }
 
     #[test]
@@ -1035,14 +753,14 @@ mod tests {
         assert_eq!(r["cpu"]["cpus"], "0");
         assert_eq!(r["cpu"]["mems"], "0");
         assert_eq!(r["memory"]["limit"], 64 << 20);
-        if hugetlb_controller() {
+        if resources::hugetlb_controller() {
             assert_eq!(r["hugepageLimits"][0]["pageSize"], "2MB");
         } else {
             assert!(r.get("hugepageLimits").is_none());
         }
         assert_eq!(json["linux"]["cgroupsPath"], "/kubepods/burstable/pod1/c1");
         assert_eq!(
-            cgroups_path("/kubepods.slice/kubepods-pod1.slice", "c1"),
+            resources::cgroups_path("/kubepods.slice/kubepods-pod1.slice", "c1"),
             "kubepods-pod1.slice:cri-containerd:c1"
         );
     }
