@@ -313,6 +313,14 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
             ]
         );
 
+        // With a terminal, everything comes on stdout, without the \r.
+        let mut config = container_config("tty", "echo hi; echo err >&2");
+        config.tty = true;
+        let tty = run_container(&mut cri, &pod, &pod_config, config).await;
+        let done = wait_exited(&mut cri, &tty).await;
+        let entries = log_entries(Path::new(&done.log_path));
+        assert_eq!(entries, ["stdout F hi", "stdout F err"]);
+
         // Stop with a timeout: A ignores SIGTERM, so it dies by SIGKILL
         // only once the timeout passed.
         let started = Instant::now();
@@ -370,7 +378,7 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
         assert_eq!(by_label[0].id, logger);
 
         // Remove: exited and running containers alike; again is fine.
-        for id in [&logger, &server, &client] {
+        for id in [&logger, &tty, &server, &client] {
             cri.remove_container(RemoveContainerRequest {
                 container_id: id.to_string(),
             })
