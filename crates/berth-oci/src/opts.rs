@@ -82,7 +82,7 @@ pub fn with_host_network(spec: &mut Spec) {
 }
 
 /// Every capability runc knows (containerd's `WithAllKnownCapabilities`).
-const ALL_CAPABILITIES: &[&str] = &[
+pub const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",
