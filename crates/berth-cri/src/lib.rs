@@ -29,8 +29,6 @@
 //! | `recover` | reloading pods and containers after a restart |
 
 #![warn(missing_docs)]
-// Until the domain modules land, parts of the skeleton have no caller yet.
-#![allow(dead_code)]
 
 mod cni_template;
 pub mod config;

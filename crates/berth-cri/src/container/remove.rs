@@ -80,7 +80,6 @@ impl Cri {
 
     /// Removes every container of pod `sandbox_id` (stopping any that
     /// run), as RemovePodSandbox does.
-    #[allow(dead_code)] // for the pods' Stop/RemovePodSandbox
     pub(crate) async fn remove_containers_of(&self, sandbox_id: &str) -> Result<()> {
         for container in self.containers_of(sandbox_id) {
             self.remove_container_entry(&container).await?;

@@ -29,7 +29,7 @@ pub(crate) fn with_capabilities(spec: &mut Spec, caps: &Capability) {
         f(&mut set.permitted);
     };
     if caps.add_capabilities.iter().any(is_all) {
-        let all = current_capabilities();
+        let all = opts::current_capabilities();
         sets(&mut |s| *s = all.clone());
     }
     if caps.drop_capabilities.iter().any(is_all) {
@@ -55,29 +55,6 @@ pub(crate) fn with_capabilities(spec: &mut Spec, caps: &Capability) {
     {
         sets(&mut |s| s.retain(|c| *c != cap));
     }
-}
-
-/// The capabilities berthd itself may hand out: those in its bounding
-/// set, as containerd's `cap.Current()` gives them for `ALL` and for
-/// privileged containers (a runtime cannot grant more).
-pub(crate) fn current_capabilities() -> Vec<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let bounding = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
-    capabilities_in(bounding.unwrap_or(u64::MAX))
-}
-
-/// The names of the capabilities whose bits `mask` sets (berth-oci's
-/// list is in bit order).
-pub(crate) fn capabilities_in(mask: u64) -> Vec<String> {
-    opts::ALL_CAPABILITIES
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| mask & (1 << bit) != 0)
-        .map(|(_, name)| name.to_string())
-        .collect()
 }
 
 /// CRI's user string (`generateUserString`): the name or uid, with the

@@ -131,12 +131,6 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Result<Spec> {
         // (containerd's `privileged_without_host_devices` is not a setting
         // berth has yet.)
         mounts::apply_host_devices(&mut spec)?;
-        let current = security::current_capabilities();
-        if let Some(caps) = spec.process_mut().capabilities.as_mut() {
-            caps.bounding = current.clone();
-            caps.effective = current.clone();
-            caps.permitted = current;
-        }
     }
     if let Some(caps) = spec.process_mut().capabilities.as_mut() {
         caps.ambient.clear();
@@ -613,18 +607,6 @@ mod tests {
         let c = caps(&["kill"], &["all"]);
         assert_eq!(c.bounding, vec!["CAP_KILL".to_string()]);
         assert!(c.ambient.is_empty());
-    }
-
-    #[test]
-    fn current_capabilities_follow_the_bounding_mask() {
-        assert_eq!(
-            security::capabilities_in(0b101),
-            ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"]
-        );
-        let all = security::capabilities_in(u64::MAX);
-        assert_eq!(all.len(), opts::ALL_CAPABILITIES.len());
-        assert_eq!(all[24], "CAP_SYS_RESOURCE");
-        assert!(security::current_capabilities().contains(&"CAP_CHOWN".to_string()));
     }
 
     #[test]

@@ -119,7 +119,6 @@ impl Cri {
 
     /// Stops every container of pod `sandbox_id` at once (no grace), as
     /// StopPodSandbox does before it stops the pause container.
-    #[allow(dead_code)] // for the pods' Stop/RemovePodSandbox
     pub(crate) async fn stop_containers_of(&self, sandbox_id: &str) -> Result<()> {
         for container in self.containers_of(sandbox_id) {
             self.stop_container_within(&container, Duration::ZERO)
@@ -129,7 +128,6 @@ impl Cri {
     }
 
     /// The containers of pod `sandbox_id`.
-    #[allow(dead_code)] // for the pods' Stop/RemovePodSandbox
     pub(crate) fn containers_of(&self, sandbox_id: &str) -> Vec<std::sync::Arc<store::Container>> {
         self.containers
             .list()
