@@ -593,6 +593,10 @@ fn init_cri(ctx: &mut InitContext<'_>) -> Result<Instance> {
         routes.add_service(runtime.clone());
         routes.add_service(image.clone());
     })
+    .on_stopping({
+        let cri = cri.clone();
+        move || cri.stop()
+    })
     .on_serving(move || {
         let cri = cri.clone();
         tokio::spawn(async move {

@@ -96,6 +96,7 @@ pub async fn run(
         () = shutdown => {
             notifier.stopping();
             tracing::info!("stopping: finishing in-flight calls");
+            grpc_services.iter().for_each(|service| service.stopping());
             exchanges.iter().for_each(|e| e.close());
             let _ = stop_tx.send(());
             match tokio::time::timeout(GRACE, serving).await {

@@ -103,14 +103,14 @@ impl Cri {
         let handle = self.client.load_container(&container.metadata.id).await?;
         let task = handle.task(Some(Io::fifos())).await?;
         let outputs: Outputs = self.start_container_logs(container, &task)?;
-        let oom = self.watch_container_oom(&container.metadata.id).await;
         let exit = task.wait().await?;
         container.update(|s| s.pid = task.pid())?;
         let (cri, container) = (self.clone(), container.clone());
         tokio::spawn(async move {
-            let exited = exit.await;
-            cri.finish_container(&container, task, exited, outputs, oom)
-                .await;
+            tokio::select! {
+                exited = exit => cri.finish_container(&container, task, exited, outputs).await,
+                () = cri.stopping() => {}
+            }
         });
         Ok(())
     }

@@ -9,7 +9,6 @@ use berth_client::cio::Io;
 use berth_client::task::Task;
 use berth_core::{Error, Result};
 use k8s_cri::v1::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::task::JoinHandle;
@@ -89,7 +88,6 @@ impl Cri {
                 return Err(err);
             }
         };
-        let oom = self.watch_container_oom(&meta.id).await;
         let exit = task.wait().await?;
         let pid = match task.start().await {
             Ok(pid) => pid,
@@ -107,9 +105,10 @@ impl Cri {
         })?;
         let (cri, container) = (self.clone(), container.clone());
         tokio::spawn(async move {
-            let exited = exit.await;
-            cri.finish_container(&container, task, exited, outputs, oom)
-                .await;
+            tokio::select! {
+                exited = exit => cri.finish_container(&container, task, exited, outputs).await,
+                () = cri.stopping() => {}
+            }
         });
         Ok(())
     }
@@ -147,33 +146,6 @@ impl Cri {
         })
     }
 
-    /// Follows `/tasks/oom` events for container `id`; the flag is set
-    /// once one came.
-    pub(super) async fn watch_container_oom(&self, id: &str) -> OomWatch {
-        let flag = Arc::new(AtomicBool::new(false));
-        let filter = "topic==\"/tasks/oom\"".to_string();
-        let watcher = match self.client.events().subscribe(&[filter]).await {
-            Ok(mut events) => {
-                let (flag, id) = (flag.clone(), id.to_string());
-                Some(tokio::spawn(async move {
-                    while let Some(Ok(envelope)) = events.next().await {
-                        let oom = envelope.event.as_ref().and_then(|any| {
-                            berth_api::typeurl::unpack::<berth_client::pb::events::TaskOom>(any)
-                        });
-                        if oom.is_some_and(|e| e.container_id == id) {
-                            flag.store(true, Ordering::SeqCst);
-                        }
-                    }
-                }))
-            }
-            Err(err) => {
-                tracing::warn!(%id, %err, "subscribe to OOM events");
-                None
-            }
-        };
-        OomWatch { flag, watcher }
-    }
-
     /// The process exited: delete the task (its shim closes the FIFOs),
     /// let the log copies drain, and record the exit.
     pub(super) async fn finish_container(
@@ -182,7 +154,6 @@ impl Cri {
         task: Task,
         exited: Result<berth_client::task::ExitStatus>,
         outputs: Outputs,
-        oom: OomWatch,
     ) {
         let id = &container.metadata.id;
         let deleted = task.delete().await;
@@ -196,11 +167,12 @@ impl Cri {
             (Ok(exit), _) | (_, Ok(exit)) => (exit.code as i32, exit.exited_at),
             _ => (super::UNKNOWN_EXIT_CODE, SystemTime::now()),
         };
+        let mut oom_killed = self.ooms.take(id);
         // An OOM kill is a SIGKILL, whose event may trail the exit a little.
-        if code == 128 + 9 && !oom.flag.load(Ordering::SeqCst) {
+        if code == 128 + 9 && !oom_killed {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            oom_killed = self.ooms.take(id);
         }
-        let oom_killed = oom.stop();
         let reason = oom_killed.then_some("OOMKilled");
         let updated = super::record_exit(container, code, at, reason);
         if let Err(err) = updated {
@@ -228,22 +200,6 @@ impl Outputs {
         for copy in self.copies {
             copy.abort();
         }
-    }
-}
-
-/// The OOM event watch of one container.
-pub(super) struct OomWatch {
-    flag: Arc<AtomicBool>,
-    watcher: Option<JoinHandle<()>>,
-}
-
-impl OomWatch {
-    /// Stops watching; whether an OOM event came.
-    fn stop(self) -> bool {
-        if let Some(w) = self.watcher {
-            w.abort();
-        }
-        self.flag.load(Ordering::SeqCst)
     }
 }
 
