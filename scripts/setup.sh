@@ -32,6 +32,7 @@ packages=(
     golang-go
     golang-github-containerd-containerd-dev
     docker.io
+    python3-prometheus-client
 )
 
 missing=()

@@ -65,6 +65,9 @@ struct Cli {
 enum Command {
     /// Print the client and server versions
     Version,
+    /// Show the daemon's versions, paths, storage, runtime, object counts
+    /// and plugin status
+    Info(commands::info::Args),
     /// Provide information about the daemon's plugins
     #[command(visible_alias = "plugin")]
     Plugins(commands::plugins::Args),
@@ -134,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = async {
         match cli.command {
             Command::Version => commands::version::run(&ctx).await,
+            Command::Info(args) => commands::info::run(&ctx, args).await,
             Command::Plugins(args) => commands::plugins::run(&ctx, args).await,
             Command::Namespaces(args) => commands::namespaces::run(&ctx, args).await,
             Command::Containers(args) => commands::containers::run(&ctx, args).await,

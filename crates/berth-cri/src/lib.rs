@@ -23,18 +23,18 @@
 //! | `container` | Create/Start/Stop/Remove/Status/ListContainers, ExecSync |
 //! | `image` | the ImageService, the sandbox image and the built-in pause image |
 //! | `pause` | the built-in pause image |
+//! | `events` | the one `/tasks/oom` subscription |
 //! | `logs` | CRI-format log files from container stdio |
 //! | `status` | Version, Status, UpdateRuntimeConfig |
 //! | `cni_template` | the CNI config template UpdateRuntimeConfig fills |
 //! | `recover` | reloading pods and containers after a restart |
 
 #![warn(missing_docs)]
-// Until the domain modules land, parts of the skeleton have no caller yet.
-#![allow(dead_code)]
 
 mod cni_template;
 pub mod config;
 mod container;
+mod events;
 mod ids;
 mod image;
 mod logs;
@@ -101,6 +101,10 @@ pub struct Cri {
     images: image::State,
     /// Whether start-up recovery has run.
     recovered: tokio::sync::watch::Sender<bool>,
+    /// Set when the daemon stops: background waits end.
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// Containers the OOM killer hit.
+    ooms: events::OomEvents,
 }
 
 impl Cri {
@@ -126,6 +130,8 @@ impl Cri {
             network,
             images: image::State::default(),
             recovered: tokio::sync::watch::Sender::new(false),
+            stopping: tokio::sync::watch::Sender::new(false),
+            ooms: events::OomEvents::default(),
         }))
     }
 
@@ -142,6 +148,7 @@ impl Cri {
     /// config waits, so the kubelet never sees a restarted daemon without
     /// the pods it had.
     pub async fn start(self: &Arc<Self>) -> Result<()> {
+        self.watch_oom_events();
         let result = recover::recover(self).await;
         self.recovered.send_replace(true);
         result
@@ -160,6 +167,20 @@ impl Cri {
                 Error::unavailable("the CRI plugin is still reloading its pods and containers")
             })?;
         call.await
+    }
+
+    /// Ends the plugin's background work (task waits, the event
+    /// subscription), so that its calls on the daemon's socket do not hold
+    /// up the daemon's shutdown. What runs keeps running; a restarted
+    /// daemon picks it up again.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Cri::stop`] was called.
+    pub(crate) async fn stopping(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|stop| *stop).await;
     }
 
     /// Waits until [`Cri::start`] has reloaded what CRI made.

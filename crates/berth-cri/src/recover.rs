@@ -9,5 +9,6 @@ use std::sync::Arc;
 
 /// Reloads everything CRI made.
 pub async fn recover(cri: &Arc<Cri>) -> Result<()> {
-    cri.recover_sandboxes().await
+    cri.recover_sandboxes().await?;
+    cri.recover_containers().await
 }

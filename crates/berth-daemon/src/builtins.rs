@@ -275,12 +275,7 @@ pub fn registrations() -> Vec<Registration> {
             plugin_type: types::GRPC,
             id: "introspection",
             requires: &["*"],
-            init: |ctx| {
-                let uuid = services::introspection::load_or_create_uuid(&ctx.root)
-                    .with_context(|| format!("server uuid in {}", ctx.root.display()))?;
-                let plugins = ctx.plugins.clone();
-                grpc_service!(ctx, services::introspection::server(plugins, uuid))
-            },
+            init: init_introspection,
         },
         Registration {
             plugin_type: types::GRPC,
@@ -342,6 +337,26 @@ fn metadata_and_events(ctx: &InitContext<'_>) -> Result<(MetadataStore, Exchange
     let store = ctx.get::<MetadataStore>(types::METADATA)?;
     let events = ctx.get::<Exchange>(types::EVENT)?;
     Ok(((*store).clone(), (*events).clone()))
+}
+
+/// The introspection service. Its exports tell clients (`berth info`)
+/// where the daemon keeps its data and which config file it read.
+fn init_introspection(ctx: &mut InitContext<'_>) -> Result<Instance> {
+    let uuid = services::introspection::load_or_create_uuid(&ctx.root)
+        .with_context(|| format!("server uuid in {}", ctx.root.display()))?;
+    let config = ctx.config;
+    let file = config.file.as_deref().map(|f| f.display().to_string());
+    ctx.exports.extend([
+        ("root".to_string(), config.root.display().to_string()),
+        ("state".to_string(), config.state.display().to_string()),
+        ("config".to_string(), file.unwrap_or_default()),
+        (
+            "metrics_address".to_string(),
+            config.metrics.address.clone(),
+        ),
+    ]);
+    let plugins = ctx.plugins.clone();
+    grpc_service!(ctx, services::introspection::server(plugins, uuid))
 }
 
 /// containerd's GC scheduler with the settings of
@@ -436,6 +451,20 @@ fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
             tracing::warn!(%topic, error = %err, "publish task event");
         }
     });
+    // The runtime clients ask for by default (ctr's, the Go client's) and
+    // the shim that serves it here.
+    let shim = resolver.resolve(berth_runtime::binary::RUNC_V2);
+    ctx.exports.extend([
+        (
+            "default_runtime".to_string(),
+            berth_runtime::binary::RUNC_V2.to_string(),
+        ),
+        (
+            "default_shim".to_string(),
+            shim.map(|p| p.display().to_string())
+                .unwrap_or_else(|e| e.to_string()),
+        ),
+    ]);
     let manager = TaskManager::new(dir.clone(), resolver, daemon, publisher);
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
@@ -563,6 +592,10 @@ fn init_cri(ctx: &mut InitContext<'_>) -> Result<Instance> {
     let service = GrpcService::new("runtime.v1.RuntimeService", move |routes| {
         routes.add_service(runtime.clone());
         routes.add_service(image.clone());
+    })
+    .on_stopping({
+        let cri = cri.clone();
+        move || cri.stop()
     })
     .on_serving(move || {
         let cri = cri.clone();

@@ -11,6 +11,7 @@ pub mod dirs;
 pub mod events;
 pub mod gc;
 pub mod local;
+pub mod metrics;
 pub mod notify;
 pub mod plugin;
 pub mod server;

@@ -8,14 +8,16 @@
 
 use crate::config::Config;
 use crate::events::Exchange;
+use crate::metrics::{GrpcMetrics, GrpcMetricsLayer, Metrics};
 use crate::notify::Notifier;
 use crate::plugin::{types, Plugins};
 use crate::services::{unbuilt, GrpcService};
-use crate::{builtins, shim_events, socket};
+use crate::{builtins, metrics, shim_events, socket};
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::service::RoutesBuilder;
@@ -33,6 +35,11 @@ pub async fn run(
     crate::dirs::prepare(&config.root, &config.state)?;
     let _lock = lock_root(&config)?;
     let address = config.grpc.address.clone();
+    // Bound first, so a busy address stops start-up before anything is made.
+    let metrics_listener = match config.metrics.address.as_str() {
+        "" => None,
+        metrics_address => Some(metrics::endpoint::bind(metrics_address).await?),
+    };
     let listener = socket::bind(&address, config.grpc.uid, config.grpc.gid)?;
 
     let plugins = {
@@ -55,6 +62,16 @@ pub async fn run(
         Some(exchange) => Some(shim_events::serve(&ttrpc_address, (**exchange).clone()).await?),
         None => None,
     };
+    let grpc_metrics = GrpcMetrics::new(config.metrics.grpc_histogram);
+    let metrics_server = metrics_listener.map(|listener| {
+        let metrics = Arc::new(Metrics::new(&grpc_metrics, &plugins));
+        tracing::info!(address = %config.metrics.address, path = metrics::endpoint::PATH, "serving metrics");
+        AbortOnDrop(tokio::spawn(metrics::endpoint::serve(listener, metrics)))
+    });
+    let grpc_layer = match metrics_server {
+        Some(_) => grpc_metrics.layer(),
+        None => GrpcMetricsLayer::default(),
+    };
     tracing::info!(address = %address.display(), "berthd serving");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -64,6 +81,7 @@ pub async fn run(
             tracing::debug!(%method, "call");
             tracing::debug_span!("grpc", %method)
         })
+        .layer(grpc_layer)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
             let _ = stop_rx.await;
@@ -78,6 +96,7 @@ pub async fn run(
         () = shutdown => {
             notifier.stopping();
             tracing::info!("stopping: finishing in-flight calls");
+            grpc_services.iter().for_each(|service| service.stopping());
             exchanges.iter().for_each(|e| e.close());
             let _ = stop_tx.send(());
             match tokio::time::timeout(GRACE, serving).await {
@@ -96,12 +115,23 @@ pub async fn run(
     for network in plugins.all::<crate::local::network::Networking>(types::INTERNAL) {
         network.settle().await;
     }
+    drop(metrics_server);
     drop(plugins);
     if let Err(err) = std::fs::remove_file(&address) {
         tracing::warn!(error = %err, "remove socket");
     }
     tracing::info!("berthd stopped");
     Ok(())
+}
+
+/// Aborts a spawned task when dropped: the metrics endpoint ends with the
+/// daemon.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Takes an exclusive lock on `<root>/berthd.lock` so two daemons never share

@@ -82,7 +82,7 @@ pub fn with_host_network(spec: &mut Spec) {
 }
 
 /// Every capability runc knows (containerd's `WithAllKnownCapabilities`).
-const ALL_CAPABILITIES: &[&str] = &[
+pub const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",
@@ -126,10 +126,34 @@ const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-/// `WithPrivileged`: every capability, no masked or read-only paths, every
-/// device allowed, sysfs writable.
+/// The capabilities this process may hand out: those in its bounding set,
+/// as containerd's `cap.Current()` gives them (a runtime cannot grant more;
+/// on a machine that withholds one, asking for it makes runc fail).
+pub fn current_capabilities() -> Vec<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
+    capabilities_in(bounding.unwrap_or(u64::MAX))
+}
+
+/// The names of the capabilities whose bits `mask` sets
+/// ([`ALL_CAPABILITIES`] is in bit order).
+pub fn capabilities_in(mask: u64) -> Vec<String> {
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1 << bit) != 0)
+        .map(|(_, name)| name.to_string())
+        .collect()
+}
+
+/// `WithPrivileged`: every capability this process has in its bounding set
+/// (containerd's `WithAllCurrentCapabilities`), no masked or read-only
+/// paths, every device allowed, sysfs writable.
 pub fn with_privileged(spec: &mut Spec) {
-    let caps: Vec<String> = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    let caps = current_capabilities();
     spec.process_mut().capabilities = Some(Capabilities {
         bounding: caps.clone(),
         effective: caps.clone(),
@@ -282,6 +306,16 @@ mod tests {
             .and_then(|p| p.capabilities.as_ref())
             .expect("caps");
         assert!(caps.bounding.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert_eq!(caps.bounding, current_capabilities());
+    }
+
+    #[test]
+    fn capabilities_follow_the_bounding_mask() {
+        assert_eq!(capabilities_in(0b101), ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"]);
+        let all = capabilities_in(u64::MAX);
+        assert_eq!(all.len(), ALL_CAPABILITIES.len());
+        assert_eq!(all[24], "CAP_SYS_RESOURCE");
+        assert!(current_capabilities().contains(&"CAP_CHOWN".to_string()));
     }
 
     #[test]

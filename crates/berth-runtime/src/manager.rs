@@ -123,6 +123,13 @@ impl TaskManager {
         tasks
     }
 
+    /// Every task in every namespace, by namespace and id.
+    pub fn all(&self) -> Vec<Arc<Task>> {
+        let mut tasks: Vec<_> = self.lock().values().cloned().collect();
+        tasks.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+        tasks
+    }
+
     fn command(&self, binary: PathBuf, bundle: &Bundle) -> ShimCommand {
         ShimCommand {
             binary,

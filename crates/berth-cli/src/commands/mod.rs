@@ -6,6 +6,7 @@ pub mod containers;
 pub mod content;
 pub mod events;
 pub mod images;
+pub mod info;
 pub mod leases;
 pub mod namespaces;
 pub mod plugins;

@@ -6,6 +6,7 @@ mod completion;
 mod containers;
 mod errors;
 mod events;
+mod info;
 mod namespaces;
 mod version;
 

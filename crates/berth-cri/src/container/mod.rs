@@ -1,55 +1,103 @@
 //! Containers in pods: Create (the spec from the CRI config merged with
 //! the image's), Start (with CRI-format logs), Stop, Remove, Status, List
 //! and ExecSync.
+//!
+//! A CRI container is a container record in `k8s.io` (its CRI metadata in
+//! the record's extension), a rootfs snapshot keyed by its id, a directory
+//! `<root>/containers/<id>` (status file, image volumes) and a directory
+//! `<state>/containers/<id>` (the FIFOs of its stdio). Once started, a
+//! waiter follows its task: when the process exits the task is deleted,
+//! the log copies drain, and the exit is written to the status, as
+//! containerd's event monitor does.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `create` | CreateContainer: name, image, snapshot, record, rollback |
+//! | `spec` | the OCI spec from the CRI config, the pod and the image |
+//! | `security` | capabilities, user and groups, seccomp, AppArmor |
+//! | `resources` | cgroup resources and paths |
+//! | `mounts` | bind mounts, propagation and devices |
+//! | `volumes` | image volumes and their copy-up |
+//! | `start` | StartContainer, the logs' copies and the exit waiter |
+//! | `stop`, `remove` | StopContainer, RemoveContainer, and both for a pod |
+//! | `status`, `list` | ContainerStatus, ListContainers |
+//! | `exec_sync` | ExecSync |
+//! | `recover` | containers reloaded after a restart |
 
-use crate::Cri;
-use berth_core::{Error, Result};
-use k8s_cri::v1::*;
+mod create;
+mod exec_sync;
+mod list;
+mod mounts;
+mod recover;
+mod remove;
+mod resources;
+mod security;
+mod spec;
+mod start;
+mod status;
+mod stop;
+mod volumes;
+
+use crate::{store, Cri};
+use berth_core::Result;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The container record label that marks CRI containers (containerd's
+/// `io.cri-containerd.kind`).
+pub(crate) const KIND_LABEL: &str = "io.cri-containerd.kind";
 
 impl Cri {
-    pub(crate) async fn create_container(
-        &self,
-        _: CreateContainerRequest,
-    ) -> Result<CreateContainerResponse> {
-        Err(Error::not_implemented("CreateContainer"))
+    /// `<root>/containers/<id>`: the status file and image volumes.
+    fn container_root_dir(&self, id: &str) -> PathBuf {
+        self.options.root.join("containers").join(id)
     }
 
-    pub(crate) async fn start_container(
-        &self,
-        _: StartContainerRequest,
-    ) -> Result<StartContainerResponse> {
-        Err(Error::not_implemented("StartContainer"))
+    /// `<state>/containers/<id>`: the stdio FIFOs.
+    fn container_state_dir(&self, id: &str) -> PathBuf {
+        self.options.state.join("containers").join(id)
     }
+}
 
-    pub(crate) async fn stop_container(
-        &self,
-        _: StopContainerRequest,
-    ) -> Result<StopContainerResponse> {
-        Err(Error::not_implemented("StopContainer"))
-    }
+/// `<root>/sandboxes/<id>`: a pod's hostname, hosts and resolv.conf (as
+/// containerd keeps them).
+fn pod_files_dir(options: &crate::CriOptions, id: &str) -> PathBuf {
+    options.root.join("sandboxes").join(id)
+}
 
-    pub(crate) async fn remove_container(
-        &self,
-        _: RemoveContainerRequest,
-    ) -> Result<RemoveContainerResponse> {
-        Err(Error::not_implemented("RemoveContainer"))
-    }
+/// `<state>/sandboxes/<id>`: where a pod's `/dev/shm` is.
+fn pod_shm_parent(options: &crate::CriOptions, id: &str) -> PathBuf {
+    options.state.join("sandboxes").join(id)
+}
 
-    pub(crate) async fn list_containers(
-        &self,
-        _: ListContainersRequest,
-    ) -> Result<ListContainersResponse> {
-        Err(Error::not_implemented("ListContainers"))
-    }
+/// Nanoseconds since the epoch.
+fn unix_nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
-    pub(crate) async fn container_status(
-        &self,
-        _: ContainerStatusRequest,
-    ) -> Result<ContainerStatusResponse> {
-        Err(Error::not_implemented("ContainerStatus"))
-    }
+/// The exit code and reason of a container whose end nobody saw.
+pub(crate) const UNKNOWN_EXIT_CODE: i32 = 255;
+/// The reason reported with [`UNKNOWN_EXIT_CODE`].
+pub(crate) const UNKNOWN_EXIT_REASON: &str = "Unknown";
 
-    pub(crate) async fn exec_sync(&self, _: ExecSyncRequest) -> Result<ExecSyncResponse> {
-        Err(Error::not_implemented("ExecSync"))
-    }
+/// Writes an exit to the status; without a reason, `Completed` or
+/// `Error` by the code.
+fn record_exit(
+    container: &store::Container,
+    code: i32,
+    at: SystemTime,
+    reason: Option<&str>,
+) -> Result<()> {
+    container.update(|s| {
+        s.pid = 0;
+        s.finished_at = unix_nanos(at).max(s.started_at);
+        s.exit_code = code;
+        s.reason = match reason {
+            Some(r) => r.to_string(),
+            None if code == 0 => "Completed".into(),
+            None => "Error".into(),
+        };
+    })
 }

@@ -37,7 +37,11 @@ impl Cri {
                     let ready = sandbox.status().state == SandboxState::Ready;
                     self.sandboxes.add(sandbox.clone())?;
                     if ready {
-                        super::monitor::watch(self.client.clone(), sandbox);
+                        super::monitor::watch(
+                            self.client.clone(),
+                            sandbox,
+                            self.stopping.subscribe(),
+                        );
                     }
                 }
                 Err(e) => tracing::warn!(id, error = %e, "sandbox not recovered"),

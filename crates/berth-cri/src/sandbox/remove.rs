@@ -25,7 +25,7 @@ impl Cri {
         self.stop_sandbox(&sandbox)
             .await
             .map_err(|e| e.context(format!("failed to forcibly stop sandbox {id:?}")))?;
-        self.remove_pod_containers(id).await?;
+        self.remove_containers_of(id).await?;
         self.delete_record_and_snapshot(id)
             .await
             .map_err(|e| e.context(format!("failed to delete sandbox container {id:?}")))?;
@@ -36,23 +36,5 @@ impl Cri {
         self.sandboxes.remove(id);
         self.sandbox_names.release(&sandbox.metadata.name);
         Ok(RemovePodSandboxResponse {})
-    }
-
-    /// Deletes every container of pod `id`: its task, record and snapshot,
-    /// its entry and its name.
-    async fn remove_pod_containers(&self, id: &str) -> Result<()> {
-        for container in self.containers.list() {
-            if container.metadata.sandbox_id != id {
-                continue;
-            }
-            let cid = container.metadata.id.as_str();
-            let fail =
-                |e: berth_core::Error| e.context(format!("failed to remove container {cid:?}"));
-            self.kill_and_delete_task(cid).await.map_err(fail)?;
-            self.delete_record_and_snapshot(cid).await.map_err(fail)?;
-            self.containers.remove(cid);
-            self.container_names.release(&container.metadata.name);
-        }
-        Ok(())
     }
 }

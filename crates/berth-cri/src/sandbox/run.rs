@@ -70,7 +70,7 @@ impl Cri {
                 if let Err(err) = self.sandboxes.add(sandbox.clone()) {
                     return Err(self.undo(err, done).await);
                 }
-                super::monitor::watch(self.client.clone(), sandbox);
+                super::monitor::watch(self.client.clone(), sandbox, self.stopping.subscribe());
                 Ok(RunPodSandboxResponse { pod_sandbox_id: id })
             }
             Err(err) => Err(self.undo(err, done).await),

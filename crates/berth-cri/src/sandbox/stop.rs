@@ -7,7 +7,7 @@ use super::files::SandboxFiles;
 use super::spec;
 use crate::store::{Sandbox, SandboxState};
 use crate::Cri;
-use berth_core::{ErrorKind, Result};
+use berth_core::Result;
 use k8s_cri::v1::{StopPodSandboxRequest, StopPodSandboxResponse};
 
 impl Cri {
@@ -29,7 +29,7 @@ impl Cri {
     /// The stop itself; the caller holds the sandbox's lifecycle lock.
     pub(crate) async fn stop_sandbox(&self, sandbox: &Sandbox) -> Result<()> {
         let id = sandbox.metadata.id.as_str();
-        self.stop_pod_containers(id).await?;
+        self.stop_containers_of(id).await?;
         let files = SandboxFiles::new(&self.options.root, &self.options.state, id);
         files
             .unmount_shm()
@@ -47,33 +47,6 @@ impl Cri {
                 .detach(id)
                 .await
                 .map_err(|e| e.context(format!("failed to destroy network for sandbox {id:?}")))?;
-        }
-        Ok(())
-    }
-
-    /// Kills (SIGKILL) the task of every container in pod `id` and waits
-    /// for it to end. A container without a task is fine.
-    async fn stop_pod_containers(&self, id: &str) -> Result<()> {
-        let tasks = self.client.tasks();
-        for container in self.containers.list() {
-            if container.metadata.sandbox_id != id {
-                continue;
-            }
-            let cid = container.metadata.id.as_str();
-            match tasks.kill(cid, "", libc::SIGKILL as u32, true).await {
-                Ok(()) => {
-                    tasks
-                        .wait(cid, "")
-                        .await
-                        .map_err(|e| e.context(format!("failed to stop container {cid:?}")))?;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::NotFound | ErrorKind::FailedPrecondition
-                    ) => {}
-                Err(e) => return Err(e.context(format!("failed to stop container {cid:?}"))),
-            }
         }
         Ok(())
     }

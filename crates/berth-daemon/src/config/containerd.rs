@@ -7,7 +7,7 @@
 //! `false`) means "the default".
 
 use super::keys::{display_key, path_value, Document, KeyPath, Warning};
-use super::{Config, DebugConfig, GrpcConfig, TtrpcConfig};
+use super::{Config, DebugConfig, GrpcConfig, MetricsConfig, TtrpcConfig};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -30,9 +30,6 @@ gid = 0
 address = ""
 uid = 0
 gid = 0
-[metrics]
-address = ""
-grpc_histogram = false
 [timeouts]
 "io.containerd.timeout.bolt.open" = "0s"
 "io.containerd.timeout.shim.cleanup" = "5s"
@@ -141,6 +138,7 @@ pub fn decode(doc: &mut Document, config: &mut Config, warnings: &mut Vec<Warnin
     decode_grpc(doc, &mut config.grpc)?;
     decode_ttrpc(doc, &mut config.ttrpc)?;
     decode_debug(doc, &mut config.debug)?;
+    decode_metrics(doc, &mut config.metrics)?;
     for (key, list) in [
         ("disabled_plugins", &mut config.disabled_plugins),
         ("required_plugins", &mut config.required_plugins),
@@ -196,6 +194,16 @@ fn decode_debug(doc: &mut Document, debug: &mut DebugConfig) -> Result<()> {
     };
     if let Some(Some(f)) = doc.take_with(&["debug", "format"], format)? {
         debug.format = f;
+    }
+    Ok(())
+}
+
+fn decode_metrics(doc: &mut Document, metrics: &mut MetricsConfig) -> Result<()> {
+    if let Some(address) = doc.take::<String>(&["metrics", "address"])? {
+        metrics.address = address;
+    }
+    if let Some(on) = doc.take::<bool>(&["metrics", "grpc_histogram"])? {
+        metrics.grpc_histogram = on;
     }
     Ok(())
 }

@@ -52,6 +52,9 @@ pub struct Config {
     pub temp: Option<PathBuf>,
     /// berthd's own `oom_score_adj` (0: leave it).
     pub oom_score: i32,
+    /// The file [`Config::load`] read, if one was (the default path may
+    /// be absent).
+    pub file: Option<PathBuf>,
     /// The files imported by the main one, in the order they were read.
     pub imports: Vec<PathBuf>,
     /// The gRPC API listener.
@@ -60,6 +63,8 @@ pub struct Config {
     pub ttrpc: TtrpcConfig,
     /// Logging.
     pub debug: DebugConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
     /// Plugins (by `type.id`, or by id in version 1) not to load.
     pub disabled_plugins: Vec<String>,
     /// Plugins (by `type.id`) whose failure must stop the daemon.
@@ -99,6 +104,15 @@ pub struct DebugConfig {
     pub format: String,
 }
 
+/// The Prometheus endpoint (`[metrics]`), as in containerd.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsConfig {
+    /// `host:port` to serve `GET /v1/metrics` on; empty: no endpoint.
+    pub address: String,
+    /// Whether to keep the `grpc_server_handling_seconds` histogram.
+    pub grpc_histogram: bool,
+}
+
 /// A config as read, with what berth ignored in it.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -116,10 +130,12 @@ impl Default for Config {
             state: DEFAULT_STATE.into(),
             temp: None,
             oom_score: 0,
+            file: None,
             imports: Vec::new(),
             grpc: GrpcConfig::default(),
             ttrpc: TtrpcConfig::default(),
             debug: DebugConfig::default(),
+            metrics: MetricsConfig::default(),
             disabled_plugins: Vec::new(),
             required_plugins: Vec::new(),
             plugins: PluginConfigs::default(),
@@ -160,7 +176,9 @@ impl Config {
                 warnings: Vec::new(),
             });
         }
-        decode(source::load(path)?)
+        let mut loaded = decode(source::load(path)?)?;
+        loaded.config.file = Some(path.to_path_buf());
+        Ok(loaded)
     }
 
     /// Parses one file's text, as if read from `file` (imports are not followed).
@@ -260,18 +278,12 @@ mod tests {
     #[test]
     fn keys_berth_ignores_warn_only_when_not_containerds_default() {
         let loaded = parse(
-            "version = 2\nplugin_dir = \"\"\n[grpc]\ntcp_address = \"\"\n[metrics]\naddress = \"127.0.0.1:1338\"\n\
+            "version = 2\nplugin_dir = \"\"\n[grpc]\ntcp_address = \"\"\n[metrics]\naddress = \"\"\n\
              [timeouts]\n\"io.containerd.timeout.shim.load\" = \"5s\"\n\"io.containerd.timeout.shim.cleanup\" = \"9s\"\n",
         )
         .expect("parse");
         let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "metrics.address",
-                "timeouts.\"io.containerd.timeout.shim.cleanup\""
-            ]
-        );
+        assert_eq!(keys, ["timeouts.\"io.containerd.timeout.shim.cleanup\""]);
     }
 
     #[test]

@@ -41,6 +41,14 @@ pub fn to_toml(config: &Config) -> String {
         ])
         .into(),
     );
+    top.insert(
+        "metrics".into(),
+        table([
+            ("address", config.metrics.address.clone().into()),
+            ("grpc_histogram", config.metrics.grpc_histogram.into()),
+        ])
+        .into(),
+    );
     top.insert("plugins".into(), plugins(config).into());
     let body = toml::to_string(&top).expect("a table of plain values serializes");
     format!(

@@ -20,6 +20,7 @@
 
 use super::collect::{collect, Cleanup, GcStats};
 use crate::events::Exchange;
+use crate::metrics::daemon::GcMetrics;
 use berth_core::{Error, Result};
 use berth_store::MetadataStore;
 use std::collections::HashMap;
@@ -79,6 +80,7 @@ pub struct GcScheduler {
     events: mpsc::UnboundedSender<Event>,
     cleanup: Arc<RwLock<Cleanup>>,
     config: SchedulerConfig,
+    metrics: GcMetrics,
 }
 
 impl GcScheduler {
@@ -108,17 +110,20 @@ impl GcScheduler {
             }
         }));
         let cleanup = Arc::new(RwLock::new(Cleanup::default()));
+        let metrics = GcMetrics::default();
         let worker = Worker {
             store,
             events,
             cleanup: cleanup.clone(),
             orphans_checked: false,
+            metrics: metrics.clone(),
         };
         runtime.spawn(run(rx, worker, config.clone()));
         Ok(Arc::new(GcScheduler {
             events: tx,
             cleanup,
             config,
+            metrics,
         }))
     }
 
@@ -149,6 +154,11 @@ impl GcScheduler {
         done.await.map_err(|_| stopped())?
     }
 
+    /// The collections' figures, for the metrics endpoint.
+    pub fn metrics(&self) -> &GcMetrics {
+        &self.metrics
+    }
+
     /// The settings, as introspection shows them (containerd's export keys).
     pub fn exports(&self) -> HashMap<String, String> {
         let c = &self.config;
@@ -176,6 +186,8 @@ struct Worker {
     /// Whether a collection has checked every blob file for orphans yet
     /// (the first one with a content store does).
     orphans_checked: bool,
+    /// Counts each collection.
+    metrics: GcMetrics,
 }
 
 impl Worker {
@@ -188,7 +200,17 @@ impl Worker {
         };
         let orphans = !self.orphans_checked && cleanup.content.is_some();
         let stats =
-            crate::local::blocking(move || collect(&store, &cleanup, &events, orphans)).await?;
+            crate::local::blocking(move || collect(&store, &cleanup, &events, orphans)).await;
+        match &stats {
+            Ok(s) => {
+                let r = &s.report.removed;
+                let removed = r.content.len() + r.snapshots.len() + r.images.len() + r.leases.len();
+                let removed = removed as u64;
+                self.metrics.collected(true, s.report.pause, removed);
+            }
+            Err(_) => self.metrics.collected(false, Duration::ZERO, 0),
+        }
+        let stats = stats?;
         self.orphans_checked |= orphans;
         Ok(stats)
     }

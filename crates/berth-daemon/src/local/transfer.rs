@@ -22,6 +22,7 @@ use super::images::{Images, NamespacedImages};
 use super::leases::Leases;
 use super::snapshots::{Namespaced, Snapshots, DEFAULT_SNAPSHOTTER};
 use super::streaming::{ServerStream, StreamManager};
+use crate::metrics::daemon::PullMetrics;
 use berth_api::flow::{receive_data, send_data};
 use berth_api::pb::services::v1::TransferRequest;
 use berth_api::pb::types::transfer::{
@@ -68,6 +69,8 @@ pub struct TransferService {
     streams: Arc<StreamManager>,
     /// Where a pull mounts snapshots it cannot write directly.
     scratch: PathBuf,
+    /// Pulls counted for the metrics endpoint.
+    pulls: PullMetrics,
 }
 
 /// The services a transfer runs over, scoped to its namespace and lease.
@@ -96,7 +99,13 @@ impl TransferService {
             leases,
             streams,
             scratch,
+            pulls: PullMetrics::default(),
         }
+    }
+
+    /// The pulls' figures, for the metrics endpoint.
+    pub fn pull_metrics(&self) -> &PullMetrics {
+        &self.pulls
     }
 
     /// The stream manager transfers find their streams in.
@@ -355,11 +364,15 @@ impl TransferService {
             applier: self.applier(scope),
             scratch: self.scratch.clone(),
             progress: progress.reporter(),
+            pulls: self.pulls.clone(),
             resolver,
             reference,
             store: dst.clone(),
         };
-        let image = detached(move || job.run()).await?;
+        let began = std::time::Instant::now();
+        let pulled = detached(move || job.run()).await;
+        self.pulls.pulled(pulled.is_ok(), began.elapsed());
+        let image = pulled?;
         let rest = WireImageStore {
             unpacks: dst.unpacks.iter().skip(1).cloned().collect(),
             ..WireImageStore::default()
@@ -518,6 +531,7 @@ struct PullJob {
     applier: ScopedApplier,
     scratch: PathBuf,
     progress: Reporter,
+    pulls: PullMetrics,
     resolver: RegistryResolver,
     reference: String,
     store: WireImageStore,
@@ -554,7 +568,10 @@ impl PullJob {
             &self.resolver,
             &self.reference,
             &options,
-            &self.progress,
+            &Counting {
+                inner: &self.progress,
+                pulls: &self.pulls,
+            },
         )
         .await?;
         // A store name that is the reference itself, spelled short
@@ -569,6 +586,23 @@ impl PullJob {
             put_image(&self.images, named).await?;
         }
         Ok(image)
+    }
+}
+
+/// Passes a pull's progress on, counting the bytes of every blob it
+/// completed (downloaded into the content store, not already there).
+struct Counting<'a> {
+    inner: &'a Reporter,
+    pulls: &'a PullMetrics,
+}
+
+impl pull::Progress for Counting<'_> {
+    fn report(&self, update: ProgressUpdate) {
+        if update.event == pull::progress::COMPLETE {
+            self.pulls
+                .downloaded(u64::try_from(update.total).unwrap_or(0));
+        }
+        self.inner.report(update);
     }
 }
 

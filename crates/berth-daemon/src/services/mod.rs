@@ -26,6 +26,7 @@ pub struct GrpcService {
     name: &'static str,
     register: Box<dyn Fn(&mut RoutesBuilder) + Send + Sync>,
     serving: Option<Box<dyn Fn() + Send + Sync>>,
+    stopping: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl GrpcService {
@@ -38,6 +39,7 @@ impl GrpcService {
             name,
             register: Box::new(register),
             serving: None,
+            stopping: None,
         }
     }
 
@@ -46,6 +48,21 @@ impl GrpcService {
     pub fn on_serving(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         self.serving = Some(Box::new(hook));
         self
+    }
+
+    /// Runs `hook` when the daemon starts to stop, before it waits for
+    /// in-flight calls: a service that calls the daemon's own API ends
+    /// those calls there.
+    pub fn on_stopping(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.stopping = Some(Box::new(hook));
+        self
+    }
+
+    /// Tells the service that the daemon stops.
+    pub fn stopping(&self) {
+        if let Some(hook) = &self.stopping {
+            hook();
+        }
     }
 
     /// Tells the service that the daemon serves.
