@@ -54,6 +54,10 @@ pub struct Container {
     execs: Mutex<HashMap<String, Arc<Process>>>,
     /// Serializes starts with exit reports (see the module docs).
     order: tokio::sync::Mutex<()>,
+    /// Held by the init's Delete under way: a second one waits for it and
+    /// then finds the container gone (`NotFound`, as containerd's shim
+    /// answers a deleted process) instead of running `runc delete` again.
+    deleting: tokio::sync::Mutex<()>,
 }
 
 type RuncDeleteTask = tokio::task::JoinHandle<std::result::Result<(), RuncError>>;
@@ -313,6 +317,7 @@ impl Shim {
             init: init.clone(),
             execs: Mutex::new(HashMap::new()),
             order: tokio::sync::Mutex::new(()),
+            deleting: tokio::sync::Mutex::new(()),
         });
         lock(&self.containers).insert(req.id.clone(), container.clone());
         self.claim_pid(&container, &init, pid);
@@ -408,11 +413,18 @@ impl Shim {
     async fn delete(&self, id: &str, exec_id: &str) -> Result<api::DeleteResponse> {
         let c = self.container(id)?;
         let p = c.process(exec_id)?;
-        let st = p.state();
         if !exec_id.is_empty() {
             let st = self.delete_exec(&c, &p).await?;
             return Ok(delete_response(st.pid, st.exit_status, st.exited_at));
         }
+        let _turn = c.deleting.lock().await;
+        let current = lock(&self.containers)
+            .get(id)
+            .is_some_and(|now| Arc::ptr_eq(now, &c));
+        if !current {
+            return Err(Error::not_found(format!("container {id}")));
+        }
+        let st = p.state();
         if st.status != Status::STOPPED && st.status != Status::CREATED {
             return Err(Error::failed_precondition(format!(
                 "task {id} must be stopped before deletion: {:?}",

@@ -1,8 +1,9 @@
 //! The shim driven directly over ttrpc, as a daemon does: `start` (twice),
 //! Connect under the v2 service name, Create with a bind-mounted rootfs and
-//! a stdout FIFO, Start, Wait, Delete (rootfs unmounted), Shutdown, and the
-//! `delete` action. No daemon ttrpc socket exists, so every event goes
-//! through the publish binary. Root only.
+//! a stdout FIFO, Start, Wait, Delete (rootfs unmounted; two at once
+//! answer the exit and `NotFound`), Shutdown, and the `delete` action. No
+//! daemon ttrpc socket exists, so every event goes through the publish
+//! binary. Root only.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -335,4 +336,62 @@ fn is_mounted(path: &Path) -> bool {
     let p = path.display().to_string();
     info.lines()
         .any(|l| l.split(' ').nth(4) == Some(p.as_str()))
+}
+
+/// Two Deletes of one exited task at once, as a daemon that does not
+/// serialise them (containerd 1.6) sends: one answers the exit, the other
+/// `NotFound` (containerd's shim: "cannot delete a deleted process"),
+/// never the `Unknown` of a second `runc delete`. Run a few times.
+#[test]
+fn two_deletes_of_an_exited_task_answer_the_exit_and_not_found() {
+    require_root!();
+    for round in 0..8 {
+        let b = bundle();
+        let started = b.shim("start");
+        assert!(started.status.success(), "{started:?}");
+        let address = String::from_utf8(started.stdout).expect("utf8");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            let ctx = || ttrpc::context::with_timeout(30_000_000_000);
+            let task = TaskClient::new(Client::connect(&address).await.expect("connect"));
+            let mut create = api::CreateTaskRequest::new();
+            create.id = "t1".into();
+            create.bundle = b.path().display().to_string();
+            let mut m = api::Mount::new();
+            m.type_ = "bind".into();
+            m.source = b.dir.path().join("image").display().to_string();
+            m.options = vec!["rbind".into(), "rw".into()];
+            create.rootfs.push(m);
+            task.create(ctx(), &create).await.expect("create");
+            let mut start = api::StartRequest::new();
+            start.id = "t1".into();
+            task.start(ctx(), &start).await.expect("start");
+            let mut wait = api::WaitRequest::new();
+            wait.id = "t1".into();
+            task.wait(ctx(), &wait).await.expect("wait");
+
+            // Each Delete on its own connection, as two daemon calls.
+            let other = TaskClient::new(Client::connect(&address).await.expect("connect"));
+            let mut delete = api::DeleteRequest::new();
+            delete.id = "t1".into();
+            let (first, second) =
+                tokio::join!(task.delete(ctx(), &delete), other.delete(ctx(), &delete));
+            let (won, lost) = match (first, second) {
+                (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+                other => panic!("round {round}: the deletes answered {other:?}"),
+            };
+            assert_eq!(won.exit_status, 7, "round {round}");
+            assert!(
+                format!("{lost:?}").contains("NOT_FOUND"),
+                "round {round}: {lost:?}"
+            );
+            let mut shutdown = api::ShutdownRequest::new();
+            shutdown.id = "t1".into();
+            let _ = task.shutdown(ctx(), &shutdown).await;
+        });
+    }
 }
