@@ -858,3 +858,61 @@ fn a_kill_9_of_berthd_loses_nothing_and_an_exit_while_it_was_down_is_reported() 
     let records = daemon.ctr_ns("k8s.io", &["containers", "ls", "-q"]).stdout;
     assert!(records.trim().is_empty(), "{records}");
 }
+
+#[test]
+fn a_stop_cancelled_by_its_deadline_leaves_the_container_stoppable() {
+    require_root!();
+    require_ctr!();
+    let daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod_config = pod_config(logs.path());
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let script = "trap '' TERM; while true; do sleep 0.1; done";
+        let id = run_container(
+            &mut cri,
+            &pod,
+            &pod_config,
+            container_config("stubborn", script),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut request = tonic::Request::new(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 60,
+        });
+        request.set_timeout(Duration::from_millis(500));
+        let err = cri
+            .stop_container(request)
+            .await
+            .expect_err("the stop outlives its deadline");
+        // (tonic's client gives up on its own: Cancelled, or the
+        // server's DeadlineExceeded, whichever comes first.)
+        assert!(
+            matches!(
+                err.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ),
+            "{err}"
+        );
+        let s = status(&mut cri, &id).await;
+        assert_eq!(
+            s.state,
+            k8s_cri::v1::ContainerState::ContainerRunning as i32,
+            "SIGTERM is ignored: {s:?}"
+        );
+        let started = Instant::now();
+        cri.stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 1,
+        })
+        .await
+        .expect("a second StopContainer");
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        let s = status(&mut cri, &id).await;
+        assert_eq!(s.exit_code, 137, "{s:?}");
+        remove_pod(&mut cri, pod).await;
+    })
+    .expect("runtime");
+}
