@@ -12,7 +12,10 @@
 # Density starts DENSITY pods on one daemon at a time and reads the daemon's
 # RSS and the shims' PSS.
 #
-# Usage: scripts/bench-cri.sh   (env: ROUNDS=6, PODS=5, DENSITY=50, SKIP_BUILD=1)
+# PHASES=1 also prints the median of each call (RunPodSandbox, CreateContainer,
+# StartContainer).
+#
+# Usage: scripts/bench-cri.sh   (env: ROUNDS=6, PODS=5, DENSITY=50, PHASES=1, SKIP_BUILD=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -99,7 +102,7 @@ TOML
 # Appends the latencies (ns) of PODS pod starts on daemon $1, then cleans up.
 round() {
     local name=$1
-    "$CLIENT" "${SOCKS[$name]}" start "$PODS" "$IMAGE" bench >>"$WORK/$name.samples"
+    "$CLIENT" "${SOCKS[$name]}" phases "$PODS" "$IMAGE" bench >>"$WORK/$name.phases"
     "$CLIENT" "${SOCKS[$name]}" clean bench
 }
 
@@ -130,7 +133,7 @@ ctr_ berthd -n k8s.io images export "$WORK/pause.tar" "$PAUSE"
 ctr_ containerd -n k8s.io images import "$WORK/pause.tar" >/dev/null
 for name in berthd containerd; do # warm-up
     round "$name" >/dev/null
-    : >"$WORK/$name.samples"
+    : >"$WORK/$name.phases"
 done
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -139,6 +142,9 @@ for i in $(seq "$ROUNDS"); do
     for name in "${order[@]}"; do round "$name"; done
 done
 echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+for name in berthd containerd; do
+    awk '{ print $1 + $2 + $3 }' "$WORK/$name.phases" >"$WORK/$name.samples"
+done
 
 printf '\npod start (RunPodSandbox + CreateContainer + StartContainer), %d pods each (ms)\n' \
     "$((ROUNDS * PODS))"
@@ -151,6 +157,17 @@ for name in berthd containerd; do
 done
 awk -v b="${MEDIAN[berthd]}" -v c="${MEDIAN[containerd]}" \
     'BEGIN { printf "berth/containerd (median) = %.2f\n", b / c }'
+if [[ -n ${PHASES:-} ]]; then
+    printf '\nmedian per call (ms)\n%-12s %14s %16s %15s\n' daemon RunPodSandbox CreateContainer StartContainer
+    for name in berthd containerd; do
+        printf '%-12s' "$name"
+        for col in 1 2 3; do
+            printf ' %15.1f' "$(cut -d' ' -f"$col" "$WORK/$name.phases" | sort -n |
+                awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] / 1e6 }')"
+        done
+        echo
+    done
+fi
 
 printf '\n%d pods running (kB)\n' "$DENSITY"
 printf '%-12s %12s %12s %12s\n' daemon "daemon RSS" "shims PSS" "shims RSS"

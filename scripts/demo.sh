@@ -126,8 +126,8 @@ step berth run -d --net cni -p "127.0.0.1:$port_web:80" "$image" web \
     sh -c 'echo "<h1>served by a berth container</h1>" >/tmp/index.html; exec httpd -f -p 80 -h /tmp'
 wait_for 10 sh -c "target/debug/berth --address $sock -n $ns tasks ls | grep -q 'web.*RUNNING'"
 step berth tasks ls
-wait_for 10 /bin/busybox wget -q -O /dev/null "http://127.0.0.1:$port_web/"
-step /bin/busybox wget -q -O - "http://127.0.0.1:$port_web/"
+wait_for 10 curl -fsS -o /dev/null "http://127.0.0.1:$port_web/"
+step curl -fsS "http://127.0.0.1:$port_web/"
 step berth tasks exec --exec-id ps1 web ps
 step berth tasks exec --exec-id ip web ip -4 addr show eth0
 

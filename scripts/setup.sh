@@ -33,6 +33,7 @@ packages=(
     golang-github-containerd-containerd-dev
     docker.io
     python3-prometheus-client
+    curl
 )
 
 missing=()

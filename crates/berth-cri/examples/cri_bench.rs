@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cri_bench ADDRESS start N IMAGE PREFIX   # prints one latency (ns) per pod
+//! cri_bench ADDRESS phases N IMAGE PREFIX  # per pod: run, create, start (ns)
 //! cri_bench ADDRESS clean PREFIX           # stops and removes PREFIX's pods
 //! ```
 
@@ -35,13 +36,16 @@ fn pod_config(prefix: &str, i: usize) -> PodSandboxConfig {
     }
 }
 
+/// Starts one pod; returns how long RunPodSandbox, CreateContainer and
+/// StartContainer took.
 async fn start_pod(
     runtime: &mut RuntimeServiceClient<Channel>,
     image: &str,
     prefix: &str,
     i: usize,
-) -> Result<(), Error> {
+) -> Result<[u128; 3], Error> {
     let config = pod_config(prefix, i);
+    let t0 = Instant::now();
     let pod = runtime
         .run_pod_sandbox(RunPodSandboxRequest {
             config: Some(config.clone()),
@@ -50,6 +54,7 @@ async fn start_pod(
         .await?
         .into_inner()
         .pod_sandbox_id;
+    let t1 = Instant::now();
     let container = runtime
         .create_container(CreateContainerRequest {
             pod_sandbox_id: pod,
@@ -72,12 +77,14 @@ async fn start_pod(
         .await?
         .into_inner()
         .container_id;
+    let t2 = Instant::now();
     runtime
         .start_container(StartContainerRequest {
             container_id: container,
         })
         .await?;
-    Ok(())
+    let t3 = Instant::now();
+    Ok([t1 - t0, t2 - t1, t3 - t2].map(|d| d.as_nanos()))
 }
 
 async fn clean(runtime: &mut RuntimeServiceClient<Channel>, prefix: &str) -> Result<(), Error> {
@@ -111,12 +118,12 @@ async fn clean(runtime: &mut RuntimeServiceClient<Channel>, prefix: &str) -> Res
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: cri_bench ADDRESS (start N IMAGE PREFIX | clean PREFIX)";
+    let usage = "usage: cri_bench ADDRESS ((start|phases) N IMAGE PREFIX | clean PREFIX)";
     let address = args.get(1).ok_or(usage)?;
     let channel = berth_testkit::connect(Path::new(address)).await?;
     let mut runtime = RuntimeServiceClient::new(channel.clone());
     match args.get(2).map(String::as_str) {
-        Some("start") => {
+        Some(mode @ ("start" | "phases")) => {
             let n: usize = args.get(3).ok_or(usage)?.parse()?;
             let image = args.get(4).ok_or(usage)?;
             let prefix = args.get(5).ok_or(usage)?;
@@ -135,9 +142,12 @@ async fn main() -> Result<(), Error> {
                 return Err(format!("image {image} is not there").into());
             }
             for i in 0..n {
-                let start = Instant::now();
-                start_pod(&mut runtime, image, prefix, i).await?;
-                println!("{}", start.elapsed().as_nanos());
+                let [run, create, start] = start_pod(&mut runtime, image, prefix, i).await?;
+                if mode == "phases" {
+                    println!("{run} {create} {start}");
+                } else {
+                    println!("{}", run + create + start);
+                }
             }
         }
         Some("clean") => clean(&mut runtime, args.get(3).ok_or(usage)?).await?,

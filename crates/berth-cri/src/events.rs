@@ -42,7 +42,12 @@ impl Cri {
             let filter = "topic==\"/tasks/oom\"".to_string();
             loop {
                 let followed = async {
-                    match cri.client.events().subscribe(std::slice::from_ref(&filter)).await {
+                    match cri
+                        .client
+                        .events()
+                        .subscribe(std::slice::from_ref(&filter))
+                        .await
+                    {
                         Ok(mut events) => {
                             while let Some(Ok(envelope)) = events.next().await {
                                 let oom = envelope.event.as_ref().and_then(|any| {

@@ -768,3 +768,151 @@ fn seccomp_capabilities_and_privileged_shape_what_a_container_may_do() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn a_kill_9_of_berthd_loses_nothing_and_an_exit_while_it_was_down_is_reported() {
+    require_root!();
+    require_ctr!();
+    let mut daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod_config = pod_config(logs.path());
+    let (pod, short, long) = berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let short = run_container(
+            &mut cri,
+            &pod,
+            &pod_config,
+            container_config("short", "sleep 2; echo done; exit 3"),
+        )
+        .await;
+        let long = run_container(
+            &mut cri,
+            &pod,
+            &pod_config,
+            container_config("long", "sleep 2; echo while-down; exec sleep 1000"),
+        )
+        .await;
+        (pod, short, long)
+    })
+    .expect("runtime");
+    // What CRI made is containerd's records in k8s.io.
+    let records = daemon.ctr_ns("k8s.io", &["containers", "ls", "-q"]).stdout;
+    for id in [&pod, &short, &long] {
+        assert!(records.contains(id.as_str()), "{id} not in:\n{records}");
+    }
+    let tasks = daemon.ctr_ns("k8s.io", &["tasks", "ls"]).stdout;
+    assert!(tasks.contains(&long) && tasks.contains(&pod), "{tasks}");
+
+    daemon.kill9().expect("kill -9 berthd");
+    std::thread::sleep(Duration::from_secs(3)); // `short` exits meanwhile
+    daemon.restart().expect("start berthd again");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pods = cri
+            .list_pod_sandbox(k8s_cri::v1::ListPodSandboxRequest { filter: None })
+            .await
+            .expect("ListPodSandbox")
+            .into_inner()
+            .items;
+        assert_eq!(pods.len(), 1, "{pods:?}");
+        assert_eq!(pods[0].id, pod);
+        assert_eq!(
+            pods[0].state,
+            k8s_cri::v1::PodSandboxState::SandboxReady as i32
+        );
+        let s = wait_exited(&mut cri, &short).await;
+        assert_eq!((s.exit_code, s.reason.as_str()), (3, "Error"), "{s:?}");
+        assert!(s.finished_at > s.started_at, "{s:?}");
+        // (Its "done" went into a FIFO nobody read, closed when it exited:
+        // lost, as containerd loses it.) A running container's output
+        // waits in its FIFO for the restarted daemon.
+        let s = status(&mut cri, &long).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log_entries(Path::new(&s.log_path)).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "no log from the running container"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(log_entries(Path::new(&s.log_path)), ["stdout F while-down"]);
+        assert_eq!(
+            s.state,
+            k8s_cri::v1::ContainerState::ContainerRunning as i32,
+            "{s:?}"
+        );
+        // By a unique prefix, as the kubelet's tools abbreviate ids.
+        let out = exec(&mut cri, &long[..12], &["echo", "still here"], 10).await;
+        assert_eq!(out.stdout, b"still here\n");
+        remove_pod(&mut cri, pod).await;
+        let left = cri
+            .list_containers(k8s_cri::v1::ListContainersRequest { filter: None })
+            .await
+            .expect("ListContainers")
+            .into_inner()
+            .containers;
+        assert!(left.is_empty(), "{left:?}");
+    })
+    .expect("runtime");
+    let records = daemon.ctr_ns("k8s.io", &["containers", "ls", "-q"]).stdout;
+    assert!(records.trim().is_empty(), "{records}");
+}
+
+#[test]
+fn a_stop_cancelled_by_its_deadline_leaves_the_container_stoppable() {
+    require_root!();
+    require_ctr!();
+    let daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    let pod_config = pod_config(logs.path());
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let script = "trap '' TERM; while true; do sleep 0.1; done";
+        let id = run_container(
+            &mut cri,
+            &pod,
+            &pod_config,
+            container_config("stubborn", script),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut request = tonic::Request::new(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 60,
+        });
+        request.set_timeout(Duration::from_millis(500));
+        let err = cri
+            .stop_container(request)
+            .await
+            .expect_err("the stop outlives its deadline");
+        // (tonic's client gives up on its own: Cancelled, or the
+        // server's DeadlineExceeded, whichever comes first.)
+        assert!(
+            matches!(
+                err.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ),
+            "{err}"
+        );
+        let s = status(&mut cri, &id).await;
+        assert_eq!(
+            s.state,
+            k8s_cri::v1::ContainerState::ContainerRunning as i32,
+            "SIGTERM is ignored: {s:?}"
+        );
+        let started = Instant::now();
+        cri.stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 1,
+        })
+        .await
+        .expect("a second StopContainer");
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        let s = status(&mut cri, &id).await;
+        assert_eq!(s.exit_code, 137, "{s:?}");
+        remove_pod(&mut cri, pod).await;
+    })
+    .expect("runtime");
+}

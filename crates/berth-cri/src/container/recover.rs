@@ -105,13 +105,7 @@ impl Cri {
         let outputs: Outputs = self.start_container_logs(container, &task)?;
         let exit = task.wait().await?;
         container.update(|s| s.pid = task.pid())?;
-        let (cri, container) = (self.clone(), container.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                exited = exit => cri.finish_container(&container, task, exited, outputs).await,
-                () = cri.stopping() => {}
-            }
-        });
+        self.finish_on_exit(container, task, exit, outputs);
         Ok(())
     }
 }

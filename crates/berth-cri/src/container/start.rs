@@ -103,6 +103,19 @@ impl Cri {
             s.pid = pid;
             s.started_at = super::unix_nanos(SystemTime::now());
         })?;
+        self.finish_on_exit(container, task, exit, outputs);
+        Ok(())
+    }
+
+    /// Records the container's exit when `exit` resolves (in the
+    /// background, until the plugin stops).
+    pub(super) fn finish_on_exit(
+        self: &Arc<Self>,
+        container: &Arc<store::Container>,
+        task: Task,
+        exit: berth_client::task::ExitWaiter,
+        outputs: Outputs,
+    ) {
         let (cri, container) = (self.clone(), container.clone());
         tokio::spawn(async move {
             tokio::select! {
@@ -110,7 +123,6 @@ impl Cri {
                 () = cri.stopping() => {}
             }
         });
-        Ok(())
     }
 
     /// Takes the task's FIFO ends and starts copying its output into the
