@@ -21,7 +21,7 @@
 //! | [`store`] | sandboxes and containers in memory, id prefixes, reserved names |
 //! | `sandbox` | Run/Stop/Remove/Status/ListPodSandbox |
 //! | `container` | Create/Start/Stop/Remove/Status/ListContainers, ExecSync |
-//! | `image` | the ImageService, the sandbox image and the built-in pause image |
+//! | `image` | the ImageService, image lookup for containers, the sandbox image |
 //! | `pause` | the built-in pause image |
 //! | `events` | the one `/tasks/oom` subscription |
 //! | `logs` | CRI-format log files from container stdio |
