@@ -4,7 +4,8 @@
 //! background). A berthd killed inside that window used to leave the shim
 //! idling forever: no bundle, nothing in memory. The next berthd must find
 //! and stop it. The test hook `BERTH_TEST_RETIRE_DELAY_MS` holds the window
-//! open so the kill lands inside it.
+//! open so the kill lands inside it. And a shim whose daemon never comes
+//! back idles: no CPU, no growth, its exit kept for a daemon that returns.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -100,4 +101,80 @@ fn a_restart_stops_the_shim_of_a_task_deleted_just_before_a_crash() {
     daemon
         .ctr(&["run", "--rm", "--rootfs", rootfs, "orphan", "/bin/true"])
         .assert_success();
+}
+
+/// `utime + stime` of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    // Fields 14 and 15 of stat; `after` starts at field 3.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn a_shim_whose_daemon_never_returns_neither_spins_nor_grows() {
+    require_root!();
+    require_ctr!();
+    if testing_containerd() {
+        eprintln!("skipping: berth's shim is the subject");
+        return;
+    }
+    let mut daemon = Daemon::start().expect("start berthd");
+    let rootfs = daemon.dir().join("rootfs");
+    busybox_rootfs(&rootfs).expect("rootfs");
+    let rootfs = rootfs.to_str().expect("utf-8");
+    // Output keeps coming after the daemon is gone, then the container
+    // exits with nobody to tell: the shim has an exit event it cannot
+    // publish and output nobody reads.
+    daemon
+        .ctr(&[
+            "run",
+            "-d",
+            "--rootfs",
+            rootfs,
+            "lonely",
+            "/bin/sh",
+            "-c",
+            "i=0; while [ $i -lt 20 ]; do echo line $i; i=$((i+1)); sleep 0.1; done; exit 3",
+        ])
+        .assert_success();
+    let rows = task_rows(&daemon.ctr(&["tasks", "ls"]).assert_success());
+    let shim = parent_of(rows[0].pid);
+    daemon.kill9().expect("kill -9 berthd");
+    std::thread::sleep(Duration::from_secs(4)); // the container has exited
+    let (ticks, rss) = (cpu_ticks(shim), rss_kb(shim));
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        alive(shim),
+        "the shim keeps the exit for a daemon that may return"
+    );
+    let spent = cpu_ticks(shim) - ticks;
+    assert!(
+        spent <= 5,
+        "the shim used {spent} ticks of CPU in 10 s alone"
+    );
+    let grown = rss_kb(shim).saturating_sub(rss);
+    assert!(grown <= 256, "the shim grew by {grown} kB in 10 s alone");
+
+    // A daemon that does come back finds the exit.
+    daemon.restart().expect("restart berthd");
+    let list = || task_rows(&daemon.ctr(&["tasks", "ls"]).assert_success());
+    wait_task_status(list, "lonely", "STOPPED", Duration::from_secs(10));
+    let deleted = daemon.ctr(&["tasks", "rm", "lonely"]);
+    assert!(deleted.stderr.contains("exit code 3"), "{deleted:?}");
+    daemon.ctr(&["containers", "rm", "lonely"]).assert_success();
+    assert!(
+        wait_gone(shim, Duration::from_secs(15)),
+        "the shim exits after delete"
+    );
 }
