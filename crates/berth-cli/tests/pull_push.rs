@@ -556,3 +556,93 @@ fn hosts_dir_sends_a_name_to_its_mirror() {
     let out = daemon.berth_ns("none", &pull_args(&name, &[]));
     assert!(!out.success(), "{out}");
 }
+
+/// Kills a child (the CLI) if a test fails before it ended.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_pull_cut_short_by_kill_9_leaves_no_half_image_and_the_next_pull_completes() {
+    require_registry!();
+    require_ctr!();
+    if !nix_is_root() || berth_testkit::testing_containerd() {
+        eprintln!("skipping: needs root and berthd (unpacks, kills the daemon)");
+        return;
+    }
+    let registry = Registry::start().expect("start docker-registry");
+    let mut daemon = Daemon::start().expect("start berthd");
+    // Eight gzip layers of two 4 MiB files: a pull takes long enough for
+    // the kill to land inside it.
+    let image = berth_testkit::LayeredImage::bulk(8, 2, 4 << 20);
+    let name = format!("{}/test/big:1", registry.host());
+    let archive = image.archive(&name).expect("archive");
+    let path = daemon.dir().join("big.tar");
+    std::fs::write(&path, &archive.bytes).expect("write the archive");
+    let path = path.to_str().expect("utf-8");
+    daemon
+        .berth_ns("src", &["images", "import", "--no-unpack", path])
+        .assert_success();
+    daemon
+        .berth_ns("src", &["images", "push", "--plain-http", &name])
+        .assert_success();
+    daemon
+        .berth_ns("src", &["images", "rm", "--sync", &name])
+        .assert_success();
+
+    let pull = daemon
+        .berth_command(Some("dst"))
+        .expect("berth")
+        .args(pull_args(&name, &[]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("berth images pull");
+    let mut pull = KillOnDrop(pull);
+    // Kill once the first layer is committed and more are on the way.
+    let first = archive.chain_ids[0].to_string();
+    let caught = loop {
+        let snapshots = daemon.ctr_ns("dst", &["snapshots", "ls"]).stdout;
+        if snapshots.contains(&first) {
+            break true;
+        }
+        if pull.0.try_wait().expect("wait").is_some() {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    daemon.kill9().expect("kill -9 berthd");
+    assert!(
+        caught,
+        "the pull ended before the kill: make the image bigger"
+    );
+    let status = pull.0.wait().expect("wait for berth");
+    assert!(!status.success(), "the pull saw the daemon die");
+
+    daemon.restart().expect("restart berthd");
+    // No half image: the record is written last.
+    assert!(image_names(&daemon, "dst").is_empty());
+    // The next pull completes, on top of what was kept.
+    daemon
+        .berth_ns("dst", &pull_args(&name, &[]))
+        .assert_success();
+    assert_eq!(image_names(&daemon, "dst"), [name.clone()]);
+    let check = daemon.ctr_ns("dst", &["images", "check"]).assert_success();
+    assert!(check.stdout.contains("complete"), "{check}");
+    let snapshots = daemon
+        .ctr_ns("dst", &["snapshots", "ls"])
+        .assert_success()
+        .stdout;
+    for chain in &archive.chain_ids {
+        assert!(
+            snapshots.contains(&chain.to_string()),
+            "{chain} in:\n{snapshots}"
+        );
+    }
+    assert!(!snapshots.contains("Active"), "{snapshots}");
+}
