@@ -631,7 +631,7 @@ fn a_pull_cut_short_by_kill_9_leaves_no_half_image_and_the_next_pull_completes()
     daemon
         .berth_ns("dst", &pull_args(&name, &[]))
         .assert_success();
-    assert_eq!(image_names(&daemon, "dst"), [name.clone()]);
+    assert_eq!(image_names(&daemon, "dst"), [name]);
     let check = daemon.ctr_ns("dst", &["images", "check"]).assert_success();
     assert!(check.stdout.contains("complete"), "{check}");
     let snapshots = daemon
