@@ -16,6 +16,10 @@ fn invalid_container_ids_are_invalid_argument() {
     let out = ctr_create(&daemon, "default", &rootfs, "bad id!")
         .assert_failure_containing("invalid argument");
     assert!(out.stderr.contains("bad id!"), "{out}");
+    // Nothing path-like: ids name directories and sockets later.
+    for id in ["../escape", "a/b", "/abs", ".hidden", "a..b"] {
+        ctr_create(&daemon, "default", &rootfs, id).assert_failure_containing("invalid argument");
+    }
     // containerd allows at most 76 characters.
     let long = "a".repeat(77);
     ctr_create(&daemon, "default", &rootfs, &long).assert_failure_containing("invalid argument");
