@@ -21,6 +21,8 @@ pub mod labels;
 pub mod mount;
 pub mod namespaces;
 pub mod network;
+#[cfg(target_os = "linux")]
+pub mod rootpath;
 pub mod snapshots;
 pub mod time;
 

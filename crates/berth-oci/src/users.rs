@@ -57,8 +57,14 @@ fn groups(rootfs: &Path) -> Vec<Entry> {
     })
 }
 
+/// The most of `/etc/passwd` or `/etc/group` read.
+const MAX_FILE: u64 = 8 << 20;
+
+/// The entries of `file`, read inside `rootfs`: the image controls where
+/// its symlinks lead, so they are resolved as if `rootfs` were `/`, and
+/// only a regular file is read (none: no entries).
 fn parse(rootfs: &Path, file: &str, entry: impl Fn(&[&str]) -> Option<Entry>) -> Vec<Entry> {
-    let text = std::fs::read_to_string(rootfs.join(file)).unwrap_or_default();
+    let text = berth_core::rootpath::read_in_root(rootfs, file, MAX_FILE).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .filter_map(|l| entry(&l.split(':').collect::<Vec<_>>()))
@@ -170,5 +176,22 @@ mod tests {
             .expect_err("unknown")
             .is_not_found());
         assert!(resolve_user(dir.path(), "web:nogroup").is_err());
+    }
+
+    #[test]
+    fn passwd_symlinks_resolve_inside_the_rootfs() {
+        let dir = rootfs();
+        let outside = tempfile::tempdir().expect("outside");
+        std::fs::write(outside.path().join("passwd"), "evil:x:0:0::/:/bin/sh\n").expect("passwd");
+        std::fs::remove_file(dir.path().join("etc/passwd")).expect("rm");
+        std::os::unix::fs::symlink(outside.path().join("passwd"), dir.path().join("etc/passwd"))
+            .expect("symlink");
+        let err = resolve_user(dir.path(), "evil").expect_err("not the host's file");
+        assert!(err.is_not_found(), "{err}");
+        // A device the image points at is not read (it would never end).
+        std::fs::remove_file(dir.path().join("etc/passwd")).expect("rm");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("etc/passwd")).expect("symlink");
+        assert!(resolve_user(dir.path(), "nobody").is_err());
+        assert_eq!(resolve_user(dir.path(), "7:8").expect("numeric").uid, 7);
     }
 }

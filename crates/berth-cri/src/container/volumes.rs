@@ -4,6 +4,7 @@
 //! copy-up) and bind-mounted there.
 
 use super::mounts::in_cri_mounts;
+use berth_core::rootpath::InRootDir;
 use berth_core::{Error, Result};
 use k8s_cri::v1::Mount;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -37,14 +38,15 @@ pub(crate) fn copy_up(rootfs: &Path, volumes: &[Mount]) -> Result<()> {
             Error::internal(format!("copy up volume {}: {e}", volume.container_path))
         };
         std::fs::create_dir_all(host).map_err(io)?;
-        let inside = rootfs.join(volume.container_path.trim_start_matches('/'));
-        let Ok(meta) = std::fs::symlink_metadata(&inside) else {
+        // The image's symlinks and `..` stay inside its rootfs.
+        let Ok(inside) = InRootDir::open(rootfs, &volume.container_path) else {
             continue;
         };
-        if !meta.is_dir() || std::fs::read_dir(host).map_err(io)?.next().is_some() {
+        if std::fs::read_dir(host).map_err(io)?.next().is_some() {
             continue;
         }
-        copy_dir(&inside, host).map_err(io)?;
+        let meta = inside.metadata().map_err(io)?;
+        copy_dir(&inside.path(), host).map_err(io)?;
         std::fs::set_permissions(host, meta.permissions()).map_err(io)?;
     }
     Ok(())
@@ -107,5 +109,27 @@ mod tests {
             Path::new("sub/file")
         );
         assert!(Path::new(&mounts[1].host_path).is_dir());
+    }
+
+    #[test]
+    fn a_volume_cannot_copy_from_outside_the_image() {
+        let base = tempfile::tempdir().expect("base");
+        let rootfs = base.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc")).expect("etc");
+        let host_secret = base.path().join("hostdir");
+        std::fs::create_dir_all(&host_secret).expect("hostdir");
+        std::fs::write(host_secret.join("secret"), "host").expect("secret");
+        // An absolute symlink out, and `..` in the volume path.
+        symlink(&host_secret, rootfs.join("data")).expect("symlink");
+        let root = tempfile::tempdir().expect("root");
+        let volumes = ["/data".to_string(), "/../hostdir".into()];
+        let mounts = volume_mounts(root.path(), &[], &volumes);
+        copy_up(&rootfs, &mounts).expect("copy up");
+        for mount in &mounts {
+            let copied: Vec<_> = std::fs::read_dir(&mount.host_path)
+                .expect("volume dir")
+                .collect();
+            assert!(copied.is_empty(), "{}: {copied:?}", mount.container_path);
+        }
     }
 }
