@@ -22,11 +22,13 @@
 //! | `stop`, `remove` | StopContainer, RemoveContainer, and both for a pod |
 //! | `status`, `list` | ContainerStatus, ListContainers |
 //! | `exec_sync` | ExecSync |
+//! | `log_reopen` | ReopenContainerLog: the log file swapped after rotation |
 //! | `recover` | containers reloaded after a restart |
 
 mod create;
 mod exec_sync;
 mod list;
+mod log_reopen;
 mod mounts;
 mod recover;
 mod remove;

@@ -136,9 +136,13 @@ impl RuntimeService for Runtime {
     }
     async fn reopen_container_log(
         &self,
-        _: Request<ReopenContainerLogRequest>,
+        r: Request<ReopenContainerLogRequest>,
     ) -> Reply<ReopenContainerLogResponse> {
-        not_yet("ReopenContainerLog")
+        reply(
+            self.0
+                .after_recovery(self.0.reopen_container_log(r.into_inner()))
+                .await,
+        )
     }
     async fn exec_sync(&self, r: Request<ExecSyncRequest>) -> Reply<ExecSyncResponse> {
         reply(

@@ -1,0 +1,256 @@
+//! CRI part 2 on a private berthd: ReopenContainerLog swaps a running
+//! container's log file after rotation without losing or splitting a line.
+
+use berth_testkit::{busybox_oci_archive, require_ctr, require_root, ArchiveNames, Daemon};
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+const IMAGE: &str = "docker.io/library/busybox:latest";
+
+type Runtime = RuntimeServiceClient<Channel>;
+
+/// A daemon with busybox in `k8s.io` and a loopback-only CNI network.
+fn daemon() -> Daemon {
+    let daemon = Daemon::start().expect("start daemon");
+    let conf_dir = daemon.dir().join("cni");
+    std::fs::create_dir_all(&conf_dir).expect("conf dir");
+    std::fs::write(
+        conf_dir.join("10-loopback.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"lo-only","plugins":[{"type":"loopback"}]}"#,
+    )
+    .expect("conflist");
+    let archive = busybox_oci_archive(&ArchiveNames {
+        ref_name: Some("latest".into()),
+        image_name: Some(IMAGE.into()),
+    })
+    .expect("archive");
+    let path = daemon.dir().join("busybox.tar");
+    std::fs::write(&path, &archive.bytes).expect("write archive");
+    let path = path.to_string_lossy().into_owned();
+    daemon
+        .ctr_ns("k8s.io", &["images", "import", &path])
+        .assert_success();
+    daemon
+}
+
+fn pod_config(logs: &Path) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: "pod".into(),
+            uid: "uid-part2".into(),
+            namespace: "test".into(),
+            attempt: 0,
+        }),
+        hostname: "pod".into(),
+        log_directory: logs.to_string_lossy().into_owned(),
+        linux: Some(LinuxPodSandboxConfig::default()),
+        ..PodSandboxConfig::default()
+    }
+}
+
+fn container_config(name: &str, script: &str) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: IMAGE.into(),
+            ..ImageSpec::default()
+        }),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        log_path: format!("{name}/0.log"),
+        ..ContainerConfig::default()
+    }
+}
+
+async fn run_pod(cri: &mut Runtime, config: &PodSandboxConfig) -> String {
+    cri.run_pod_sandbox(RunPodSandboxRequest {
+        config: Some(config.clone()),
+        runtime_handler: String::new(),
+    })
+    .await
+    .expect("RunPodSandbox")
+    .into_inner()
+    .pod_sandbox_id
+}
+
+async fn remove_pod(cri: &mut Runtime, pod: String) {
+    cri.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    cri.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    })
+    .await
+    .expect("RemovePodSandbox");
+}
+
+async fn run_container(
+    cri: &mut Runtime,
+    pod: &str,
+    pod_config: &PodSandboxConfig,
+    config: ContainerConfig,
+) -> String {
+    let id = cri
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: Some(config),
+            sandbox_config: Some(pod_config.clone()),
+        })
+        .await
+        .expect("CreateContainer")
+        .into_inner()
+        .container_id;
+    cri.start_container(StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .expect("StartContainer");
+    id
+}
+
+async fn status(cri: &mut Runtime, id: &str) -> k8s_cri::v1::ContainerStatus {
+    cri.container_status(ContainerStatusRequest {
+        container_id: id.into(),
+        verbose: false,
+    })
+    .await
+    .expect("ContainerStatus")
+    .into_inner()
+    .status
+    .expect("status")
+}
+
+/// The sequence numbers of a log's `stdout F line-<n>` entries; every
+/// entry must be whole and in that form.
+fn sequence(path: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(path).expect("read log");
+    assert!(text.is_empty() || text.ends_with('\n'), "a split entry");
+    text.lines()
+        .map(|l| {
+            let mut parts = l.splitn(4, ' ');
+            let time = parts.next().expect("time");
+            assert!(time.contains('T') && time.ends_with('Z'), "{l:?}");
+            assert_eq!(parts.next(), Some("stdout"), "{l:?}");
+            assert_eq!(parts.next(), Some("F"), "{l:?}");
+            let text = parts.next().expect("text");
+            text.strip_prefix("line-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("not a whole line: {l:?}"))
+        })
+        .collect()
+}
+
+/// Waits until the log at `path` has at least `n` entries.
+async fn wait_entries(path: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let count = std::fs::read_to_string(path)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if count >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} has {count} entries",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn reopen_container_log_after_rotation_loses_and_splits_no_line() {
+    require_root!();
+    require_ctr!();
+    let daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod_config = pod_config(logs.path());
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let id = run_container(
+            &mut cri,
+            &pod,
+            &pod_config,
+            container_config(
+                "ticker",
+                "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.05; done",
+            ),
+        )
+        .await;
+        let log = logs.path().join("ticker/0.log");
+        let rotated = logs.path().join("ticker/0.log.20261207-000000");
+        wait_entries(&log, 5).await;
+
+        // The kubelet renames the file, then asks for a new one; lines
+        // written in between still go to the renamed file.
+        std::fs::rename(&log, &rotated).expect("rotate");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cri.reopen_container_log(ReopenContainerLogRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .expect("ReopenContainerLog");
+        wait_entries(&log, 5).await;
+        // Rotating twice works the same.
+        let rotated_again = logs.path().join("ticker/0.log.20261207-000001");
+        std::fs::rename(&log, &rotated_again).expect("rotate again");
+        cri.reopen_container_log(ReopenContainerLogRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .expect("ReopenContainerLog again");
+        wait_entries(&log, 5).await;
+        cri.stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 0,
+        })
+        .await
+        .expect("StopContainer");
+
+        let first = sequence(&rotated);
+        let second = sequence(&rotated_again);
+        let third = sequence(&log);
+        assert!(first.len() >= 5 && second.len() >= 5 && third.len() >= 5);
+        let all: Vec<u64> = first.iter().chain(&second).chain(&third).copied().collect();
+        let expected: Vec<u64> = (0..all.len() as u64).collect();
+        assert_eq!(all, expected, "lines lost or out of order across files");
+
+        // Only a running container's log can be reopened.
+        let err = cri
+            .reopen_container_log(ReopenContainerLogRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect_err("an exited container");
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+        assert!(
+            err.message().contains("container is not running"),
+            "{err:?}"
+        );
+        assert_eq!(
+            status(&mut cri, &id).await.state,
+            ContainerState::ContainerExited as i32
+        );
+        let err = cri
+            .reopen_container_log(ReopenContainerLogRequest {
+                container_id: "nope".into(),
+            })
+            .await
+            .expect_err("an unknown container");
+        assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+
+        cri.remove_container(RemoveContainerRequest { container_id: id })
+            .await
+            .expect("RemoveContainer");
+        remove_pod(&mut cri, pod).await;
+    });
+}
