@@ -252,5 +252,182 @@ fn reopen_container_log_after_rotation_loses_and_splits_no_line() {
             .await
             .expect("RemoveContainer");
         remove_pod(&mut cri, pod).await;
-    });
+    })
+    .expect("runtime");
+}
+
+/// The directory of controller `controller`'s cgroup of process `pid`
+/// (cgroup v1).
+fn cgroup_dir(pid: u32, controller: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    let path = text
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+            names
+                .split(',')
+                .any(|n| n == controller)
+                .then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup in {text}"));
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(path.trim_start_matches('/'))
+}
+
+fn read_number(path: &Path) -> i64 {
+    let text = std::fs::read_to_string(path).expect("read cgroup file");
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: {text}", path.display()))
+}
+
+/// The pid ContainerStatus's verbose info gives.
+async fn pid(cri: &mut Runtime, id: &str) -> u32 {
+    let info = cri
+        .container_status(ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: true,
+        })
+        .await
+        .expect("ContainerStatus")
+        .into_inner()
+        .info;
+    let info: serde_json::Value = serde_json::from_str(&info["info"]).expect("info JSON");
+    info["pid"].as_u64().expect("pid") as u32
+}
+
+#[test]
+fn update_container_resources_changes_the_cgroup_and_the_status() {
+    require_root!();
+    require_ctr!();
+    if !Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+        eprintln!("skipped: needs cgroup v1");
+        return;
+    }
+    let daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod_config = pod_config(logs.path());
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let mut config = container_config(
+            "limited",
+            "dd if=/dev/zero of=/dev/shm/fill bs=1M count=40; sleep 1000",
+        );
+        config.linux = Some(LinuxContainerConfig {
+            resources: Some(LinuxContainerResources {
+                cpu_period: 100_000,
+                cpu_quota: 50_000,
+                cpu_shares: 512,
+                memory_limit_in_bytes: 256 << 20,
+                ..LinuxContainerResources::default()
+            }),
+            security_context: None,
+        });
+        let id = run_container(&mut cri, &pod, &pod_config, config).await;
+        let pid = pid(&mut cri, &id).await;
+        assert_ne!(pid, 0);
+        let memory = cgroup_dir(pid, "memory");
+        let cpu = cgroup_dir(pid, "cpu");
+        let limit = memory.join("memory.limit_in_bytes");
+        let quota = cpu.join("cpu.cfs_quota_us");
+        assert_eq!(read_number(&limit), 256 << 20);
+        assert_eq!(read_number(&quota), 50_000);
+
+        // Live: more memory, less CPU, one CPU.
+        cri.update_container_resources(UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(LinuxContainerResources {
+                cpu_quota: 20_000,
+                memory_limit_in_bytes: 300 << 20,
+                cpuset_cpus: "0".into(),
+                ..LinuxContainerResources::default()
+            }),
+            ..UpdateContainerResourcesRequest::default()
+        })
+        .await
+        .expect("UpdateContainerResources");
+        assert_eq!(read_number(&limit), 300 << 20);
+        assert_eq!(read_number(&quota), 20_000);
+        assert_eq!(read_number(&cpu.join("cpu.cfs_period_us")), 100_000);
+        assert_eq!(read_number(&cpu.join("cpu.shares")), 512);
+        let cpus =
+            std::fs::read_to_string(cgroup_dir(pid, "cpuset").join("cpuset.cpus")).expect("cpuset");
+        assert_eq!(cpus.trim(), "0");
+        let shown = status(&mut cri, &id).await;
+        let linux = shown
+            .resources
+            .and_then(|r| r.linux)
+            .expect("status resources");
+        assert_eq!(
+            (
+                linux.cpu_period,
+                linux.cpu_quota,
+                linux.cpu_shares,
+                linux.memory_limit_in_bytes,
+                linux.cpuset_cpus.as_str()
+            ),
+            (100_000, 20_000, 512, 300 << 20, "0")
+        );
+
+        // Below what it uses (40 MiB in /dev/shm, no swap): runc refuses,
+        // and nothing changes.
+        let usage = memory.join("memory.usage_in_bytes");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while read_number(&usage) < 40 << 20 {
+            assert!(
+                Instant::now() < deadline,
+                "the container did not fill its shm"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let err = cri
+            .update_container_resources(UpdateContainerResourcesRequest {
+                container_id: id.clone(),
+                linux: Some(LinuxContainerResources {
+                    memory_limit_in_bytes: 8 << 20,
+                    ..LinuxContainerResources::default()
+                }),
+                ..UpdateContainerResourcesRequest::default()
+            })
+            .await
+            .expect_err("a limit below the usage");
+        assert!(
+            err.message().contains("failed to update resources"),
+            "{err:?}"
+        );
+        assert!(err.message().contains("memory"), "{err:?}");
+        assert_eq!(read_number(&limit), 300 << 20);
+        let shown = status(&mut cri, &id).await;
+        let linux = shown.resources.and_then(|r| r.linux).expect("resources");
+        assert_eq!(linux.memory_limit_in_bytes, 300 << 20);
+
+        // An exited container cannot be updated.
+        cri.stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 0,
+        })
+        .await
+        .expect("StopContainer");
+        let err = cri
+            .update_container_resources(UpdateContainerResourcesRequest {
+                container_id: id.clone(),
+                linux: Some(LinuxContainerResources {
+                    cpu_quota: 10_000,
+                    ..LinuxContainerResources::default()
+                }),
+                ..UpdateContainerResourcesRequest::default()
+            })
+            .await
+            .expect_err("an exited container");
+        assert!(err.message().contains("CONTAINER_EXITED"), "{err:?}");
+
+        cri.remove_container(RemoveContainerRequest { container_id: id })
+            .await
+            .expect("RemoveContainer");
+        remove_pod(&mut cri, pod).await;
+    })
+    .expect("runtime");
 }

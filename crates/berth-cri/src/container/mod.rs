@@ -22,6 +22,7 @@
 //! | `stop`, `remove` | StopContainer, RemoveContainer, and both for a pod |
 //! | `status`, `list` | ContainerStatus, ListContainers |
 //! | `exec_sync` | ExecSync |
+//! | `update` | UpdateContainerResources: the spec and the running task |
 //! | `log_reopen` | ReopenContainerLog: the log file swapped after rotation |
 //! | `recover` | containers reloaded after a restart |
 
@@ -38,6 +39,7 @@ mod spec;
 mod start;
 mod status;
 mod stop;
+mod update;
 mod volumes;
 
 use crate::{store, Cri};

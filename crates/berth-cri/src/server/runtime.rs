@@ -130,9 +130,13 @@ impl RuntimeService for Runtime {
     }
     async fn update_container_resources(
         &self,
-        _: Request<UpdateContainerResourcesRequest>,
+        r: Request<UpdateContainerResourcesRequest>,
     ) -> Reply<UpdateContainerResourcesResponse> {
-        not_yet("UpdateContainerResources")
+        reply(
+            self.0
+                .after_recovery(self.0.update_container_resources(r.into_inner()))
+                .await,
+        )
     }
     async fn reopen_container_log(
         &self,
