@@ -1,5 +1,7 @@
 //! CRI part 2 on a private berthd: ReopenContainerLog swaps a running
-//! container's log file after rotation without losing or splitting a line.
+//! container's log file after rotation without losing or splitting a line;
+//! CheckpointContainer says it needs CRIU; UpdateContainerResources changes
+//! a running container's cgroup and its status.
 
 use berth_testkit::{busybox_oci_archive, require_ctr, require_root, ArchiveNames, Daemon};
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -209,6 +211,30 @@ fn reopen_container_log_after_rotation_loses_and_splits_no_line() {
         .await
         .expect("ReopenContainerLog again");
         wait_entries(&log, 5).await;
+
+        // Checkpoints need CRIU, which berth does not support.
+        let err = cri
+            .checkpoint_container(CheckpointContainerRequest {
+                container_id: id.clone(),
+                location: logs
+                    .path()
+                    .join("checkpoint.tar")
+                    .to_string_lossy()
+                    .into_owned(),
+                timeout: 10,
+            })
+            .await
+            .expect_err("CheckpointContainer");
+        assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+        assert!(err.message().contains("CRIU"), "{err:?}");
+        let err = cri
+            .checkpoint_container(CheckpointContainerRequest {
+                container_id: "nope".into(),
+                ..CheckpointContainerRequest::default()
+            })
+            .await
+            .expect_err("an unknown container");
+        assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
         cri.stop_container(StopContainerRequest {
             container_id: id.clone(),
             timeout: 0,

@@ -22,10 +22,12 @@
 //! | `stop`, `remove` | StopContainer, RemoveContainer, and both for a pod |
 //! | `status`, `list` | ContainerStatus, ListContainers |
 //! | `exec_sync` | ExecSync |
+//! | `checkpoint` | CheckpointContainer: refused (no CRIU) |
 //! | `update` | UpdateContainerResources: the spec and the running task |
 //! | `log_reopen` | ReopenContainerLog: the log file swapped after rotation |
 //! | `recover` | containers reloaded after a restart |
 
+mod checkpoint;
 mod create;
 mod exec_sync;
 mod list;

@@ -199,9 +199,13 @@ impl RuntimeService for Runtime {
     }
     async fn checkpoint_container(
         &self,
-        _: Request<CheckpointContainerRequest>,
+        r: Request<CheckpointContainerRequest>,
     ) -> Reply<CheckpointContainerResponse> {
-        not_yet("CheckpointContainer")
+        reply(
+            self.0
+                .after_recovery(self.0.checkpoint_container(r.into_inner()))
+                .await,
+        )
     }
 
     type GetContainerEventsStream = std::pin::Pin<
