@@ -457,3 +457,89 @@ fn update_container_resources_changes_the_cgroup_and_the_status() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn get_container_events_streams_created_started_stopped_deleted() {
+    require_root!();
+    require_ctr!();
+    let daemon = daemon();
+    let logs = tempfile::tempdir().expect("log dir");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod_config = pod_config(logs.path());
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let mut events = cri
+            .get_container_events(GetEventsRequest {})
+            .await
+            .expect("GetContainerEvents")
+            .into_inner();
+        let id = run_container(
+            &mut cri,
+            &pod,
+            &pod_config,
+            container_config("brief", "sleep 0.3"),
+        )
+        .await;
+        let mut seen = Vec::new();
+        let deadline = Duration::from_secs(20);
+        while seen.len() < 3 {
+            let event = tokio::time::timeout(deadline, events.message())
+                .await
+                .expect("an event in time")
+                .expect("the stream")
+                .expect("not ended");
+            if event.container_id == id {
+                seen.push(event);
+            }
+        }
+        cri.remove_container(RemoveContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .expect("RemoveContainer");
+        while seen.len() < 4 {
+            let event = tokio::time::timeout(deadline, events.message())
+                .await
+                .expect("an event in time")
+                .expect("the stream")
+                .expect("not ended");
+            if event.container_id == id {
+                seen.push(event);
+            }
+        }
+        let kinds: Vec<i32> = seen.iter().map(|e| e.container_event_type).collect();
+        assert_eq!(
+            kinds,
+            [
+                ContainerEventType::ContainerCreatedEvent as i32,
+                ContainerEventType::ContainerStartedEvent as i32,
+                ContainerEventType::ContainerStoppedEvent as i32,
+                ContainerEventType::ContainerDeletedEvent as i32,
+            ]
+        );
+        for event in &seen {
+            assert!(event.created_at > 0);
+            let pod_status = event.pod_sandbox_status.as_ref().expect("pod status");
+            assert_eq!(pod_status.id, pod);
+        }
+        // Each event carries the pod's containers as they were then.
+        let state_of = |event: &ContainerEventResponse| {
+            event
+                .containers_statuses
+                .iter()
+                .find(|s| s.id == id)
+                .map(|s| s.state)
+        };
+        assert_eq!(
+            seen.iter().map(state_of).collect::<Vec<_>>(),
+            [
+                Some(ContainerState::ContainerCreated as i32),
+                Some(ContainerState::ContainerRunning as i32),
+                Some(ContainerState::ContainerExited as i32),
+                None,
+            ]
+        );
+        remove_pod(&mut cri, pod).await;
+    })
+    .expect("runtime");
+}

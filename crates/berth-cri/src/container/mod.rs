@@ -22,6 +22,7 @@
 //! | `stop`, `remove` | StopContainer, RemoveContainer, and both for a pod |
 //! | `status`, `list` | ContainerStatus, ListContainers |
 //! | `exec_sync` | ExecSync |
+//! | `events` | GetContainerEvents: created, started, stopped, deleted |
 //! | `checkpoint` | CheckpointContainer: refused (no CRIU) |
 //! | `update` | UpdateContainerResources: the spec and the running task |
 //! | `log_reopen` | ReopenContainerLog: the log file swapped after rotation |
@@ -29,6 +30,7 @@
 
 mod checkpoint;
 mod create;
+pub(crate) mod events;
 mod exec_sync;
 mod list;
 mod log_reopen;

@@ -56,7 +56,11 @@ impl Cri {
                 s.message = message;
             });
         }
-        started.map(|()| StartContainerResponse {})
+        started?;
+        let kind = ContainerEventType::ContainerStartedEvent;
+        self.container_event(&container.metadata.id, &container.metadata.sandbox_id, kind)
+            .await;
+        Ok(StartContainerResponse {})
     }
 
     async fn start_container_task(
@@ -191,6 +195,9 @@ impl Cri {
         if let Err(err) = updated {
             tracing::warn!(%id, %err, "record container exit");
         }
+        let kind = ContainerEventType::ContainerStoppedEvent;
+        self.container_event(id, &container.metadata.sandbox_id, kind)
+            .await;
     }
 }
 

@@ -216,7 +216,9 @@ impl RuntimeService for Runtime {
         &self,
         _: Request<GetEventsRequest>,
     ) -> Reply<Self::GetContainerEventsStream> {
-        not_yet("GetContainerEvents")
+        use futures::StreamExt;
+        let events = self.0.subscribe_container_events().map(Ok);
+        Ok(Response::new(Box::pin(events)))
     }
     async fn list_metric_descriptors(
         &self,
