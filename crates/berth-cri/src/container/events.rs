@@ -6,6 +6,7 @@
 use crate::Cri;
 use k8s_cri::v1::*;
 use std::time::SystemTime;
+use tokio::sync::broadcast::error::RecvError;
 
 /// How many events a slow stream may lag behind before it misses some
 /// (containerd buffers 1000).
@@ -57,21 +58,30 @@ impl Cri {
 
     /// A stream of the container events published from now on; a stream
     /// that lags more than [`EVENT_BUFFER`] events behind skips the ones it
-    /// missed.
+    /// missed. It ends when the plugin stops, so that an open stream does
+    /// not hold up the daemon's shutdown.
     pub(crate) fn subscribe_container_events(
         &self,
     ) -> impl futures::Stream<Item = ContainerEventResponse> + Send + 'static {
         let receiver = self.container_events.subscribe();
-        futures::stream::unfold(receiver, |mut receiver| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) => return Some((event, receiver)),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "a container event stream lagged behind");
+        let stopping = self.stopping.subscribe();
+        futures::stream::unfold(
+            (receiver, stopping),
+            |(mut receiver, mut stopping)| async move {
+                loop {
+                    let received = tokio::select! {
+                        received = receiver.recv() => received,
+                        _ = stopping.wait_for(|stop| *stop) => return None,
+                    };
+                    match received {
+                        Ok(event) => return Some((event, (receiver, stopping))),
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "a container event stream lagged behind");
+                        }
+                        Err(RecvError::Closed) => return None,
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
-            }
-        })
+            },
+        )
     }
 }
