@@ -9,7 +9,8 @@ use crate::pb::services::v1::tasks_client::TasksClient;
 use crate::pb::services::v1::{
     CloseIoRequest, CreateTaskRequest, DeleteProcessRequest, DeleteResponse, DeleteTaskRequest,
     ExecProcessRequest, GetRequest, KillRequest, ListPidsRequest, ListTasksRequest, MetricsRequest,
-    PauseTaskRequest, ResizePtyRequest, ResumeTaskRequest, StartRequest, WaitRequest, WaitResponse,
+    PauseTaskRequest, ResizePtyRequest, ResumeTaskRequest, StartRequest, UpdateTaskRequest,
+    WaitRequest, WaitResponse,
 };
 use crate::pb::types::v1::{Process, ProcessInfo};
 use crate::pb::types::Metric;
@@ -196,6 +197,21 @@ impl Tasks {
             true,
         )?;
         self.client.call(self.service().resume(request)).await
+    }
+
+    /// Changes a running task's resources: `resources` is an `Any` of the
+    /// OCI `LinuxResources` JSON (containerd's `Task.Update` with
+    /// `WithResources`); the runtime's error comes back as it is.
+    pub async fn update(&self, container_id: &str, resources: prost_types::Any) -> Result<()> {
+        let request = self.client.request(
+            UpdateTaskRequest {
+                container_id: container_id.to_string(),
+                resources: Some(resources),
+                ..UpdateTaskRequest::default()
+            },
+            true,
+        )?;
+        self.client.call(self.service().update(request)).await
     }
 
     /// The processes running in a task.

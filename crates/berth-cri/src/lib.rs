@@ -105,6 +105,8 @@ pub struct Cri {
     stopping: tokio::sync::watch::Sender<bool>,
     /// Containers the OOM killer hit.
     ooms: events::OomEvents,
+    /// Container lifecycle events for GetContainerEvents.
+    container_events: container::events::EventSender,
 }
 
 impl Cri {
@@ -132,6 +134,7 @@ impl Cri {
             recovered: tokio::sync::watch::Sender::new(false),
             stopping: tokio::sync::watch::Sender::new(false),
             ooms: events::OomEvents::default(),
+            container_events: tokio::sync::broadcast::Sender::new(container::events::EVENT_BUFFER),
         }))
     }
 

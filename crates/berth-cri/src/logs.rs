@@ -45,23 +45,65 @@ enum Tag {
     Partial,
 }
 
-/// Where entries go: one writer shared by a container's streams.
-pub(crate) type Sink = Arc<Mutex<Box<dyn Write + Send>>>;
+/// Where entries go: one writer shared by a container's streams. Each
+/// entry is written whole under its lock, so swapping the writer under
+/// the same lock ([`Sink::reopen`]) never splits or loses an entry.
+#[derive(Clone)]
+pub(crate) struct Sink(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
+
+impl Sink {
+    /// A sink writing into `writer`.
+    pub(crate) fn new(writer: impl Write + Send + 'static) -> Sink {
+        Sink(Arc::new(Mutex::new(Box::new(writer))))
+    }
+
+    /// A sink that drops everything (a container without a log file).
+    pub(crate) fn discard() -> Sink {
+        Sink::new(std::io::sink())
+    }
+
+    /// Writes one whole entry.
+    fn write_entry(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        out.write_all(bytes)
+    }
+
+    /// Opens the log file at `path` afresh (after the kubelet renamed the
+    /// old one) and writes every later entry there. The new file is
+    /// opened before the lock is taken; the old one is closed once
+    /// replaced.
+    pub(crate) fn reopen(&self, path: &Path) -> Result<()> {
+        let file = open_file(path)?;
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = out.flush();
+        *out = Box::new(file);
+        Ok(())
+    }
+}
 
 /// Opens (creating it and its directory) the log file at `path` for
 /// appending.
 pub(crate) fn open(path: &Path) -> Result<Sink> {
+    Ok(Sink::new(open_file(path)?))
+}
+
+fn open_file(path: &Path) -> Result<std::fs::File> {
     let io = |e: std::io::Error| Error::internal(format!("open log file {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o640)
         .open(path)
-        .map_err(io)?;
-    Ok(Arc::new(Mutex::new(Box::new(file))))
+        .map_err(io)
 }
 
 /// `time` as Go's `time.RFC3339Nano` writes a UTC time: nanoseconds
@@ -152,8 +194,7 @@ where
     let mut lines = Lines::new(max_len);
     let mut write = |tag: Tag, text: &[u8]| {
         let bytes = entry(SystemTime::now(), stream, tag, text);
-        let mut out = sink.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(err) = out.write_all(&bytes) {
+        if let Err(err) = sink.write_entry(&bytes) {
             tracing::warn!(stream = stream.as_str(), %err, "write container log");
         }
     };
@@ -268,7 +309,7 @@ mod tests {
     #[tokio::test]
     async fn both_streams_interleave_by_whole_entries() {
         let shared = Shared::default();
-        let sink: Sink = Arc::new(Mutex::new(Box::new(shared.clone())));
+        let sink = Sink::new(shared.clone());
         let (mut out_w, out_r) = tokio::io::duplex(64);
         let (mut err_w, err_r) = tokio::io::duplex(64);
         let out = tokio::spawn(redirect(out_r, Stream::Stdout, sink.clone(), 8));
@@ -300,15 +341,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("pod/c/0.log");
         let sink = open(&path).expect("open");
-        sink.lock().expect("lock").write_all(b"x\n").expect("write");
+        sink.write_entry(b"x\n").expect("write");
         drop(sink);
         let again = open(&path).expect("reopen");
-        again
-            .lock()
-            .expect("lock")
-            .write_all(b"y\n")
-            .expect("write");
+        again.write_entry(b"y\n").expect("write");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "x\ny\n");
+        // Renamed away and reopened: later entries go to a new file.
+        let rotated = dir.path().join("pod/c/0.log.1");
+        std::fs::rename(&path, &rotated).expect("rename");
+        again.write_entry(b"z\n").expect("write");
+        again.reopen(&path).expect("reopen");
+        again.write_entry(b"w\n").expect("write");
+        assert_eq!(
+            std::fs::read_to_string(&rotated).expect("read"),
+            "x\ny\nz\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "w\n");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
         assert_eq!(mode & 0o777, 0o640);

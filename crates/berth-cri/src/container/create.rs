@@ -62,6 +62,8 @@ impl Cri {
             self.container_names.release(&name);
             return Err(err);
         }
+        let kind = ContainerEventType::ContainerCreatedEvent;
+        self.container_event(&id, &r.pod_sandbox_id, kind).await;
         Ok(CreateContainerResponse { container_id: id })
     }
 

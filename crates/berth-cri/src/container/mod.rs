@@ -22,11 +22,18 @@
 //! | `stop`, `remove` | StopContainer, RemoveContainer, and both for a pod |
 //! | `status`, `list` | ContainerStatus, ListContainers |
 //! | `exec_sync` | ExecSync |
+//! | `events` | GetContainerEvents: created, started, stopped, deleted |
+//! | `checkpoint` | CheckpointContainer: refused (no CRIU) |
+//! | `update` | UpdateContainerResources: the spec and the running task |
+//! | `log_reopen` | ReopenContainerLog: the log file swapped after rotation |
 //! | `recover` | containers reloaded after a restart |
 
+mod checkpoint;
 mod create;
+pub(crate) mod events;
 mod exec_sync;
 mod list;
+mod log_reopen;
 mod mounts;
 mod recover;
 mod remove;
@@ -36,6 +43,7 @@ mod spec;
 mod start;
 mod status;
 mod stop;
+mod update;
 mod volumes;
 
 use crate::{store, Cri};

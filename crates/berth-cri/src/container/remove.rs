@@ -48,6 +48,9 @@ impl Cri {
         }
         self.containers.remove(&id);
         self.container_names.release(&container.metadata.name);
+        let kind = ContainerEventType::ContainerDeletedEvent;
+        self.container_event(&id, &container.metadata.sandbox_id, kind)
+            .await;
         Ok(())
     }
 

@@ -56,7 +56,11 @@ impl Cri {
                 s.message = message;
             });
         }
-        started.map(|()| StartContainerResponse {})
+        started?;
+        let kind = ContainerEventType::ContainerStartedEvent;
+        self.container_event(&container.metadata.id, &container.metadata.sandbox_id, kind)
+            .await;
+        Ok(StartContainerResponse {})
     }
 
     async fn start_container_task(
@@ -134,11 +138,12 @@ impl Cri {
     ) -> Result<Outputs> {
         let meta = &container.metadata;
         let streams = task.take_streams().unwrap_or_default();
-        let sink: logs::Sink = if meta.log_path.is_empty() {
-            Arc::new(std::sync::Mutex::new(Box::new(std::io::sink())))
+        let sink = if meta.log_path.is_empty() {
+            logs::Sink::discard()
         } else {
             logs::open(std::path::Path::new(&meta.log_path))?
         };
+        container.set_log(sink.clone());
         let max = self.config.max_container_log_line_size;
         let mut copies = Vec::new();
         if let Some(out) = streams.stdout {
@@ -190,6 +195,9 @@ impl Cri {
         if let Err(err) = updated {
             tracing::warn!(%id, %err, "record container exit");
         }
+        let kind = ContainerEventType::ContainerStoppedEvent;
+        self.container_event(id, &container.metadata.sandbox_id, kind)
+            .await;
     }
 }
 

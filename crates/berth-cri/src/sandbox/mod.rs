@@ -24,5 +24,6 @@ mod remove;
 mod run;
 mod spec;
 mod status;
+pub(crate) use status::sandbox_status;
 mod stop;
 mod teardown;

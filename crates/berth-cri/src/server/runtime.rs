@@ -130,15 +130,23 @@ impl RuntimeService for Runtime {
     }
     async fn update_container_resources(
         &self,
-        _: Request<UpdateContainerResourcesRequest>,
+        r: Request<UpdateContainerResourcesRequest>,
     ) -> Reply<UpdateContainerResourcesResponse> {
-        not_yet("UpdateContainerResources")
+        reply(
+            self.0
+                .after_recovery(self.0.update_container_resources(r.into_inner()))
+                .await,
+        )
     }
     async fn reopen_container_log(
         &self,
-        _: Request<ReopenContainerLogRequest>,
+        r: Request<ReopenContainerLogRequest>,
     ) -> Reply<ReopenContainerLogResponse> {
-        not_yet("ReopenContainerLog")
+        reply(
+            self.0
+                .after_recovery(self.0.reopen_container_log(r.into_inner()))
+                .await,
+        )
     }
     async fn exec_sync(&self, r: Request<ExecSyncRequest>) -> Reply<ExecSyncResponse> {
         reply(
@@ -191,9 +199,13 @@ impl RuntimeService for Runtime {
     }
     async fn checkpoint_container(
         &self,
-        _: Request<CheckpointContainerRequest>,
+        r: Request<CheckpointContainerRequest>,
     ) -> Reply<CheckpointContainerResponse> {
-        not_yet("CheckpointContainer")
+        reply(
+            self.0
+                .after_recovery(self.0.checkpoint_container(r.into_inner()))
+                .await,
+        )
     }
 
     type GetContainerEventsStream = std::pin::Pin<
@@ -204,7 +216,9 @@ impl RuntimeService for Runtime {
         &self,
         _: Request<GetEventsRequest>,
     ) -> Reply<Self::GetContainerEventsStream> {
-        not_yet("GetContainerEvents")
+        use futures::StreamExt;
+        let events = self.0.subscribe_container_events().map(Ok);
+        Ok(Response::new(Box::pin(events)))
     }
     async fn list_metric_descriptors(
         &self,

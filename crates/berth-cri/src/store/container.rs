@@ -109,6 +109,9 @@ pub struct Container {
     status_path: PathBuf,
     /// Held by Start/Stop/Remove so that they take turns.
     pub lifecycle: tokio::sync::Mutex<()>,
+    /// The writer of its CRI log once started (ReopenContainerLog swaps
+    /// its file).
+    log: Mutex<Option<crate::logs::Sink>>,
 }
 
 impl Container {
@@ -120,6 +123,7 @@ impl Container {
             status: Mutex::new(ContainerStatus::default()),
             status_path: dir.join("status"),
             lifecycle: tokio::sync::Mutex::new(()),
+            log: Mutex::new(None),
         };
         container.update(|s| *s = status)?;
         Ok(container)
@@ -141,6 +145,7 @@ impl Container {
             status: Mutex::new(status),
             status_path,
             lifecycle: tokio::sync::Mutex::new(()),
+            log: Mutex::new(None),
         }
     }
 
@@ -162,6 +167,16 @@ impl Container {
         write_status(&self.status_path, &next)?;
         *status = next;
         Ok(out)
+    }
+
+    /// Keeps the writer of its CRI log (once its output is copied there).
+    pub(crate) fn set_log(&self, sink: crate::logs::Sink) {
+        *self.log.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
+    /// The writer of its CRI log, once started.
+    pub(crate) fn log(&self) -> Option<crate::logs::Sink> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Changes only the fields that are not persisted (starting, removing).
