@@ -42,6 +42,7 @@ mod pause;
 mod recover;
 mod sandbox;
 mod server;
+mod stats;
 mod status;
 pub mod store;
 
@@ -105,6 +106,8 @@ pub struct Cri {
     stopping: tokio::sync::watch::Sender<bool>,
     /// Containers the OOM killer hit.
     ooms: events::OomEvents,
+    /// The last CPU sample of each container and pod, for rates.
+    cpu_samples: stats::CpuSamples,
 }
 
 impl Cri {
@@ -132,6 +135,7 @@ impl Cri {
             recovered: tokio::sync::watch::Sender::new(false),
             stopping: tokio::sync::watch::Sender::new(false),
             ooms: events::OomEvents::default(),
+            cpu_samples: stats::CpuSamples::default(),
         }))
     }
 
