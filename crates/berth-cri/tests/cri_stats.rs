@@ -332,17 +332,20 @@ fn memory_cpu_writable_layer_filters_and_pod_network() {
             pod_sandbox_id: other.clone(),
             ..ContainerStatsFilter::default()
         };
-        assert_eq!(list(&mut cri, by_other).await, [elsewhere.clone()]);
+        assert_eq!(
+            list(&mut cri, by_other).await,
+            std::slice::from_ref(&elsewhere)
+        );
         let by_id = ContainerStatsFilter {
             id: busy[..10].to_string(),
             ..ContainerStatsFilter::default()
         };
-        assert_eq!(list(&mut cri, by_id).await, [busy.clone()]);
+        assert_eq!(list(&mut cri, by_id).await, std::slice::from_ref(&busy));
         let by_label = ContainerStatsFilter {
             label_selector: [("app".to_string(), "hog".to_string())].into(),
             ..ContainerStatsFilter::default()
         };
-        assert_eq!(list(&mut cri, by_label).await, [hog.clone()]);
+        assert_eq!(list(&mut cri, by_label).await, std::slice::from_ref(&hog));
         let nobody = ContainerStatsFilter {
             pod_sandbox_id: "nonexistent".into(),
             ..ContainerStatsFilter::default()
@@ -412,5 +415,6 @@ fn memory_cpu_writable_layer_filters_and_pod_network() {
 
         remove_pod(&mut cri, pod).await;
         remove_pod(&mut cri, other).await;
-    });
+    })
+    .expect("runtime");
 }
