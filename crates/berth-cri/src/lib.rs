@@ -42,6 +42,7 @@ mod pause;
 mod recover;
 mod sandbox;
 mod server;
+mod stats;
 mod status;
 pub mod store;
 
@@ -107,6 +108,8 @@ pub struct Cri {
     ooms: events::OomEvents,
     /// Container lifecycle events for GetContainerEvents.
     container_events: container::events::EventSender,
+    /// The last CPU sample of each container and pod, for rates.
+    cpu_samples: stats::CpuSamples,
 }
 
 impl Cri {
@@ -135,6 +138,7 @@ impl Cri {
             stopping: tokio::sync::watch::Sender::new(false),
             ooms: events::OomEvents::default(),
             container_events: tokio::sync::broadcast::Sender::new(container::events::EVENT_BUFFER),
+            cpu_samples: stats::CpuSamples::default(),
         }))
     }
 

@@ -48,6 +48,7 @@ impl Cri {
         }
         self.containers.remove(&id);
         self.container_names.release(&container.metadata.name);
+        self.cpu_samples.forget(&id);
         let kind = ContainerEventType::ContainerDeletedEvent;
         self.container_event(&id, &container.metadata.sandbox_id, kind)
             .await;

@@ -48,7 +48,7 @@ impl Cri {
     }
 
     /// The root directory snapshotter `name` exports.
-    async fn snapshotter_root(&self, name: &str) -> Result<String> {
+    pub(crate) async fn snapshotter_root(&self, name: &str) -> Result<String> {
         let filter = format!("type=={SNAPSHOTTER_PLUGIN},id=={name}");
         let plugins = self.client.introspection().plugins(&[filter]).await?;
         plugins

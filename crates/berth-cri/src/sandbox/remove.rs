@@ -34,6 +34,7 @@ impl Cri {
             .await
             .map_err(|e| e.context(format!("failed to remove sandbox directories of {id:?}")))?;
         self.sandboxes.remove(id);
+        self.cpu_samples.forget(id);
         self.sandbox_names.release(&sandbox.metadata.name);
         Ok(RemovePodSandboxResponse {})
     }

@@ -166,27 +166,43 @@ impl RuntimeService for Runtime {
     }
     async fn container_stats(
         &self,
-        _: Request<ContainerStatsRequest>,
+        r: Request<ContainerStatsRequest>,
     ) -> Reply<ContainerStatsResponse> {
-        not_yet("ContainerStats")
+        reply(
+            self.0
+                .after_recovery(self.0.container_stats(r.into_inner()))
+                .await,
+        )
     }
     async fn list_container_stats(
         &self,
-        _: Request<ListContainerStatsRequest>,
+        r: Request<ListContainerStatsRequest>,
     ) -> Reply<ListContainerStatsResponse> {
-        not_yet("ListContainerStats")
+        reply(
+            self.0
+                .after_recovery(self.0.list_container_stats(r.into_inner()))
+                .await,
+        )
     }
     async fn pod_sandbox_stats(
         &self,
-        _: Request<PodSandboxStatsRequest>,
+        r: Request<PodSandboxStatsRequest>,
     ) -> Reply<PodSandboxStatsResponse> {
-        not_yet("PodSandboxStats")
+        reply(
+            self.0
+                .after_recovery(self.0.pod_sandbox_stats(r.into_inner()))
+                .await,
+        )
     }
     async fn list_pod_sandbox_stats(
         &self,
-        _: Request<ListPodSandboxStatsRequest>,
+        r: Request<ListPodSandboxStatsRequest>,
     ) -> Reply<ListPodSandboxStatsResponse> {
-        not_yet("ListPodSandboxStats")
+        reply(
+            self.0
+                .after_recovery(self.0.list_pod_sandbox_stats(r.into_inner()))
+                .await,
+        )
     }
     async fn update_runtime_config(
         &self,

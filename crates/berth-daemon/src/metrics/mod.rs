@@ -11,14 +11,13 @@
 //!   `grpc_server_handling_seconds`), kept by a tower layer on the server;
 //! - [`tasks`]: each task's cgroup figures with containerd 1.6's names and
 //!   labels (`container_cpu_total_nanoseconds{container_id, namespace}`, …),
-//!   read from the cgroup files ([`cgroups`]) at scrape time;
+//!   read from the cgroup files ([`berth_core::cgroups`]) at scrape time;
 //! - [`daemon`]: berth's own figures — pulls, garbage collections, shims.
 //!
 //! The plugins that own a figure keep it (a counter is a shared handle);
 //! [`Metrics::new`] gathers them from the loaded plugins into the registry.
 //! [`endpoint`] serves it.
 
-pub mod cgroups;
 pub mod daemon;
 pub mod endpoint;
 pub mod grpc;

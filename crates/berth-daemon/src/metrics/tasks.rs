@@ -5,7 +5,7 @@
 //! `container_id` and `namespace`, as containerd labels them. A task whose
 //! cgroup is gone (its container exited and was cleaned up) adds nothing.
 
-use super::cgroups::{self, Sample};
+use berth_core::cgroups::{self, Sample};
 use berth_runtime::{Task, TaskManager};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};

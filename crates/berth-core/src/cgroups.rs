@@ -1,4 +1,5 @@
-//! Reading a task's cgroup figures from the cgroup file system, named as
+//! Reading a cgroup's figures — a task's for the metrics endpoint, a
+//! container's or a pod's for the CRI's stats — from the cgroup file system, named as
 //! containerd 1.6's cgroup metrics name them (`metrics/cgroups/v1` and
 //! `v2` in its tree: `container_` + name + unit).
 //!
@@ -116,6 +117,15 @@ pub fn read(location: &Location) -> Vec<Sample> {
         Location::V2(dir) if dir.is_dir() => v2::read(dir),
         Location::V2(_) => Vec::new(),
     }
+}
+
+/// The value of the first sample named `name` (a series without extra
+/// labels: `container_memory_usage_usage_bytes`, …).
+pub fn value(samples: &[Sample], name: &str) -> Option<u64> {
+    samples
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.value as u64)
 }
 
 /// A file holding one number; `max` and unreadable files read as 0, as
