@@ -101,6 +101,26 @@ fn a_restart_stops_the_shim_of_a_task_deleted_just_before_a_crash() {
     daemon
         .ctr(&["run", "--rm", "--rootfs", rootfs, "orphan", "/bin/true"])
         .assert_success();
+    // That run's shim, too, waits out the test hook's delay for its
+    // Shutdown: a last restart stops it, so the test leaves no process.
+    daemon.kill9().expect("kill -9 berthd");
+    daemon.restart().expect("restart berthd");
+    let address = daemon.address().display().to_string();
+    let shims = || {
+        std::process::Command::new("pgrep")
+            .args([
+                "-f",
+                &format!("containerd-shim-berth-v2 .*-address {address}"),
+            ])
+            .output()
+            .expect("pgrep")
+            .stdout
+    };
+    let start = Instant::now();
+    while !shims().is_empty() && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(shims().is_empty(), "a shim of this daemon is left");
 }
 
 /// `utime + stime` of `pid`, in clock ticks.
