@@ -7,6 +7,34 @@
 use berth_core::{Error, ErrorKind};
 use tonic::{Code, Status};
 
+/// A gRPC status code's name as Go's `codes.Code.String` gives it
+/// (`OK`, `Canceled`, `NotFound`, …); `None` for a number no code has.
+pub fn code_name(code: i32) -> Option<&'static str> {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "Canceled",
+        "Unknown",
+        "InvalidArgument",
+        "DeadlineExceeded",
+        "NotFound",
+        "AlreadyExists",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "FailedPrecondition",
+        "Aborted",
+        "OutOfRange",
+        "Unimplemented",
+        "Internal",
+        "Unavailable",
+        "DataLoss",
+        "Unauthenticated",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|c| NAMES.get(c))
+        .copied()
+}
+
 /// The gRPC code for an error kind.
 pub fn code_of(kind: ErrorKind) -> Code {
     match kind {

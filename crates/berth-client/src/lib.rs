@@ -65,6 +65,8 @@ pub use client::{Builder, Client, DEFAULT_ADDRESS};
 
 /// containerd's protobuf messages and generated gRPC clients.
 pub use berth_api::pb;
+/// A gRPC status code's name as Go prints it.
+pub use berth_api::status::code_name;
 /// Packing and unpacking `Any` with containerd's type URLs.
 pub use berth_api::typeurl;
 /// berth's shared vocabulary (errors, namespaces, identifiers, the

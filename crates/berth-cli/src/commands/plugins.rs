@@ -90,29 +90,7 @@ fn platforms(list: &[Platform]) -> String {
 
 /// The name of a gRPC code as Go's `codes.Code` prints it.
 fn code_name(code: i32) -> String {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "Canceled",
-        "Unknown",
-        "InvalidArgument",
-        "DeadlineExceeded",
-        "NotFound",
-        "AlreadyExists",
-        "PermissionDenied",
-        "ResourceExhausted",
-        "FailedPrecondition",
-        "Aborted",
-        "OutOfRange",
-        "Unimplemented",
-        "Internal",
-        "Unavailable",
-        "DataLoss",
-        "Unauthenticated",
-    ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .map_or_else(|| format!("Code({code})"), |name| name.to_string())
+    berth_client::code_name(code).map_or_else(|| format!("Code({code})"), str::to_string)
 }
 
 /// The `TYPE ID PLATFORMS STATUS` table.

@@ -204,32 +204,9 @@ fn call_labels(path: &str) -> CallLabels {
     }
 }
 
-/// A gRPC status code's name as Go's `codes.Code.String` gives it.
+/// A gRPC status code's name; an unknown number counts as `Unknown`.
 fn code_name(code: i32) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "Canceled",
-        "Unknown",
-        "InvalidArgument",
-        "DeadlineExceeded",
-        "NotFound",
-        "AlreadyExists",
-        "PermissionDenied",
-        "ResourceExhausted",
-        "FailedPrecondition",
-        "Aborted",
-        "OutOfRange",
-        "Unimplemented",
-        "Internal",
-        "Unavailable",
-        "DataLoss",
-        "Unauthenticated",
-    ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|c| NAMES.get(c))
-        .copied()
-        .unwrap_or("Unknown")
+    berth_api::status::code_name(code).unwrap_or("Unknown")
 }
 
 #[cfg(test)]
