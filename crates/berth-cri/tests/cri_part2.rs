@@ -3,40 +3,13 @@
 //! CheckpointContainer says it needs CRIU; UpdateContainerResources changes
 //! a running container's cgroup and its status.
 
-use berth_testkit::{busybox_oci_archive, require_ctr, require_root, ArchiveNames, Daemon};
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+mod support;
+
+use berth_testkit::{require_ctr, require_root};
 use k8s_cri::v1::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
-
-const IMAGE: &str = "docker.io/library/busybox:latest";
-
-type Runtime = RuntimeServiceClient<Channel>;
-
-/// A daemon with busybox in `k8s.io` and a loopback-only CNI network.
-fn daemon() -> Daemon {
-    let daemon = Daemon::start().expect("start daemon");
-    let conf_dir = daemon.dir().join("cni");
-    std::fs::create_dir_all(&conf_dir).expect("conf dir");
-    std::fs::write(
-        conf_dir.join("10-loopback.conflist"),
-        r#"{"cniVersion":"1.0.0","name":"lo-only","plugins":[{"type":"loopback"}]}"#,
-    )
-    .expect("conflist");
-    let archive = busybox_oci_archive(&ArchiveNames {
-        ref_name: Some("latest".into()),
-        image_name: Some(IMAGE.into()),
-    })
-    .expect("archive");
-    let path = daemon.dir().join("busybox.tar");
-    std::fs::write(&path, &archive.bytes).expect("write archive");
-    let path = path.to_string_lossy().into_owned();
-    daemon
-        .ctr_ns("k8s.io", &["images", "import", &path])
-        .assert_success();
-    daemon
-}
+use support::*;
 
 fn pod_config(logs: &Path) -> PodSandboxConfig {
     PodSandboxConfig {
@@ -51,82 +24,6 @@ fn pod_config(logs: &Path) -> PodSandboxConfig {
         linux: Some(LinuxPodSandboxConfig::default()),
         ..PodSandboxConfig::default()
     }
-}
-
-fn container_config(name: &str, script: &str) -> ContainerConfig {
-    ContainerConfig {
-        metadata: Some(ContainerMetadata {
-            name: name.into(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: IMAGE.into(),
-            ..ImageSpec::default()
-        }),
-        command: vec!["sh".into(), "-c".into(), script.into()],
-        log_path: format!("{name}/0.log"),
-        ..ContainerConfig::default()
-    }
-}
-
-async fn run_pod(cri: &mut Runtime, config: &PodSandboxConfig) -> String {
-    cri.run_pod_sandbox(RunPodSandboxRequest {
-        config: Some(config.clone()),
-        runtime_handler: String::new(),
-    })
-    .await
-    .expect("RunPodSandbox")
-    .into_inner()
-    .pod_sandbox_id
-}
-
-async fn remove_pod(cri: &mut Runtime, pod: String) {
-    cri.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    })
-    .await
-    .expect("StopPodSandbox");
-    cri.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: pod,
-    })
-    .await
-    .expect("RemovePodSandbox");
-}
-
-async fn run_container(
-    cri: &mut Runtime,
-    pod: &str,
-    pod_config: &PodSandboxConfig,
-    config: ContainerConfig,
-) -> String {
-    let id = cri
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: pod.into(),
-            config: Some(config),
-            sandbox_config: Some(pod_config.clone()),
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id;
-    cri.start_container(StartContainerRequest {
-        container_id: id.clone(),
-    })
-    .await
-    .expect("StartContainer");
-    id
-}
-
-async fn status(cri: &mut Runtime, id: &str) -> k8s_cri::v1::ContainerStatus {
-    cri.container_status(ContainerStatusRequest {
-        container_id: id.into(),
-        verbose: false,
-    })
-    .await
-    .expect("ContainerStatus")
-    .into_inner()
-    .status
-    .expect("status")
 }
 
 /// The sequence numbers of a log's `stdout F line-<n>` entries; every

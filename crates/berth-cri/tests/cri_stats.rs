@@ -5,19 +5,17 @@
 //! filters by pod, id prefix and labels; PodSandboxStats shows the pod's
 //! cgroup and the bytes its eth0 received.
 
-use berth_testkit::{busybox_oci_archive, require_ctr, require_root, ArchiveNames, Daemon};
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+mod support;
+
+use berth_testkit::{require_ctr, require_root, Daemon};
 use k8s_cri::v1::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
+use support::*;
 
-const IMAGE: &str = "docker.io/library/busybox:latest";
 const BRIDGE: &str = "bcri-st1";
 const SUBNET: &str = "10.231.81.0/24";
-
-type Runtime = RuntimeServiceClient<Channel>;
 
 /// Removes the test's bridge and cgroup parent, whatever happened: a
 /// failed test leaves its pods' processes, all under the parent, which
@@ -75,32 +73,15 @@ fn cgroup_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// A daemon with busybox in `k8s.io` and a bridge network.
 fn daemon() -> Daemon {
-    let daemon = Daemon::start().expect("start daemon");
-    let conf_dir = daemon.dir().join("cni");
-    std::fs::create_dir_all(&conf_dir).expect("conf dir");
-    std::fs::write(
-        conf_dir.join("10-test.conflist"),
+    daemon_with_network(|dir| {
         format!(
             r#"{{"cniVersion":"1.0.0","name":"{BRIDGE}","plugins":[
-                {{"type":"bridge","bridge":"{BRIDGE}","isGateway":true,"ipMasq":false,
-                  "ipam":{{"type":"host-local","ranges":[[{{"subnet":"{SUBNET}"}}]],
-                           "dataDir":"{ipam}"}}}}]}}"#,
-            ipam = daemon.dir().join("ipam").display()
-        ),
-    )
-    .expect("conflist");
-    let archive = busybox_oci_archive(&ArchiveNames {
-        ref_name: Some("latest".into()),
-        image_name: Some(IMAGE.into()),
+            {{"type":"bridge","bridge":"{BRIDGE}","isGateway":true,"ipMasq":false,
+              "ipam":{{"type":"host-local","ranges":[[{{"subnet":"{SUBNET}"}}]],
+                       "dataDir":"{ipam}"}}}}]}}"#,
+            ipam = dir.join("ipam").display()
+        )
     })
-    .expect("archive");
-    let path = daemon.dir().join("busybox.tar");
-    std::fs::write(&path, &archive.bytes).expect("write archive");
-    let path = path.to_string_lossy().into_owned();
-    daemon
-        .ctr_ns("k8s.io", &["images", "import", &path])
-        .assert_success();
-    daemon
 }
 
 fn pod_config(name: &str, logs: &Path, cgroup_parent: &str) -> PodSandboxConfig {
@@ -120,71 +101,6 @@ fn pod_config(name: &str, logs: &Path, cgroup_parent: &str) -> PodSandboxConfig 
         }),
         ..PodSandboxConfig::default()
     }
-}
-
-fn container_config(name: &str, script: &str) -> ContainerConfig {
-    ContainerConfig {
-        metadata: Some(ContainerMetadata {
-            name: name.into(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: IMAGE.into(),
-            ..ImageSpec::default()
-        }),
-        command: vec!["sh".into(), "-c".into(), script.into()],
-        log_path: format!("{name}/0.log"),
-        labels: [("app".to_string(), name.to_string())].into(),
-        ..ContainerConfig::default()
-    }
-}
-
-async fn run_pod(cri: &mut Runtime, config: &PodSandboxConfig) -> String {
-    cri.run_pod_sandbox(RunPodSandboxRequest {
-        config: Some(config.clone()),
-        runtime_handler: String::new(),
-    })
-    .await
-    .expect("RunPodSandbox")
-    .into_inner()
-    .pod_sandbox_id
-}
-
-async fn remove_pod(cri: &mut Runtime, pod: String) {
-    cri.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    })
-    .await
-    .expect("StopPodSandbox");
-    cri.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: pod,
-    })
-    .await
-    .expect("RemovePodSandbox");
-}
-
-async fn run_container(
-    cri: &mut Runtime,
-    pod: &str,
-    pod_config: &PodSandboxConfig,
-    config: ContainerConfig,
-) -> String {
-    let id = cri
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: pod.into(),
-            config: Some(config),
-            sandbox_config: Some(pod_config.clone()),
-        })
-        .await
-        .expect("CreateContainer")
-        .into_inner()
-        .container_id;
-    cri.start_container(StartContainerRequest {
-        container_id: id.clone(),
-    })
-    .await
-    .expect("StartContainer");
-    id
 }
 
 async fn stats(cri: &mut Runtime, id: &str) -> ContainerStats {
