@@ -17,6 +17,15 @@ pub struct CriConfig {
     pub stream_server_address: String,
     /// `stream_server_port` ("0": a free port).
     pub stream_server_port: String,
+    /// `stream_idle_timeout` (read for compatibility; an idle stream is
+    /// not closed).
+    pub stream_idle_timeout: String,
+    /// `enable_tls_streaming`: serve streams over TLS.
+    pub enable_tls_streaming: bool,
+    /// `[x509_key_pair_streaming] tls_cert_file` (PEM).
+    pub tls_cert_file: String,
+    /// `[x509_key_pair_streaming] tls_key_file` (PEM).
+    pub tls_key_file: String,
     /// `max_container_log_line_size`: longer lines are split into partial
     /// (`P`) lines; negative means no limit.
     pub max_container_log_line_size: i64,
@@ -92,6 +101,10 @@ impl Default for CriConfig {
             sandbox_image: DEFAULT_SANDBOX_IMAGE.into(),
             stream_server_address: "127.0.0.1".into(),
             stream_server_port: "0".into(),
+            stream_idle_timeout: "4h0m0s".into(),
+            enable_tls_streaming: false,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
             max_container_log_line_size: 16 * 1024,
             restrict_oom_score_adj: false,
             disable_cgroup: false,

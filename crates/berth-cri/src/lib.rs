@@ -28,6 +28,7 @@
 //! | `status` | Version, Status, UpdateRuntimeConfig |
 //! | `cni_template` | the CNI config template UpdateRuntimeConfig fills |
 //! | `recover` | reloading pods and containers after a restart |
+//! | `stream` | the streaming server of Exec, Attach and PortForward |
 
 #![warn(missing_docs)]
 
@@ -45,6 +46,7 @@ mod server;
 mod stats;
 mod status;
 pub mod store;
+mod stream;
 
 pub use config::CriConfig;
 pub use server::{ImageServer, RuntimeServer};
@@ -110,6 +112,8 @@ pub struct Cri {
     container_events: container::events::EventSender,
     /// The last CPU sample of each container and pod, for rates.
     cpu_samples: stats::CpuSamples,
+    /// The streaming server behind Exec, Attach and PortForward.
+    stream: Arc<stream::StreamServer>,
 }
 
 impl Cri {
@@ -124,6 +128,7 @@ impl Cri {
                 .map_err(|e| Error::internal(format!("create {}: {e}", dir.display())))?;
         }
         let network = sandbox::network::PodNetworks::new(&options);
+        let stream = Arc::new(stream::StreamServer::bind(&options.config)?);
         Ok(Arc::new(Cri {
             config: options.config.clone(),
             options,
@@ -139,6 +144,7 @@ impl Cri {
             ooms: events::OomEvents::default(),
             container_events: tokio::sync::broadcast::Sender::new(container::events::EVENT_BUFFER),
             cpu_samples: stats::CpuSamples::default(),
+            stream,
         }))
     }
 
@@ -156,6 +162,7 @@ impl Cri {
     /// the pods it had.
     pub async fn start(self: &Arc<Self>) -> Result<()> {
         self.watch_oom_events();
+        self.stream.serve(Arc::downgrade(self))?;
         let result = recover::recover(self).await;
         self.recovered.send_replace(true);
         result

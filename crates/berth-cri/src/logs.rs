@@ -185,10 +185,16 @@ fn entry(time: SystemTime, stream: Stream, tag: Tag, text: &[u8]) -> Vec<u8> {
 }
 
 /// Copies `reader` (one of a container's streams) into `sink` as CRI log
-/// entries until it ends. Write errors are logged and the stream is still
-/// drained, so a full disk never blocks the container.
-pub(crate) async fn redirect<R>(mut reader: R, stream: Stream, sink: Sink, max_len: i64)
-where
+/// entries until it ends, and hands each chunk to the attached clients
+/// (`tee`). Write errors are logged and the stream is still drained, so a
+/// full disk never blocks the container.
+pub(crate) async fn redirect<R>(
+    mut reader: R,
+    stream: Stream,
+    sink: Sink,
+    max_len: i64,
+    tee: crate::container::attach::Tee,
+) where
     R: AsyncRead + Unpin,
 {
     let mut lines = Lines::new(max_len);
@@ -202,7 +208,10 @@ where
     loop {
         match reader.read(&mut buf).await {
             Ok(0) => break,
-            Ok(n) => lines.push(&buf[..n], &mut write),
+            Ok(n) => {
+                tee.send(&buf[..n]);
+                lines.push(&buf[..n], &mut write);
+            }
             Err(err) => {
                 tracing::warn!(stream = stream.as_str(), %err, "read container output");
                 break;
@@ -312,8 +321,14 @@ mod tests {
         let sink = Sink::new(shared.clone());
         let (mut out_w, out_r) = tokio::io::duplex(64);
         let (mut err_w, err_r) = tokio::io::duplex(64);
-        let out = tokio::spawn(redirect(out_r, Stream::Stdout, sink.clone(), 8));
-        let err = tokio::spawn(redirect(err_r, Stream::Stderr, sink, 8));
+        let out = tokio::spawn(redirect(
+            out_r,
+            Stream::Stdout,
+            sink.clone(),
+            8,
+            Default::default(),
+        ));
+        let err = tokio::spawn(redirect(err_r, Stream::Stderr, sink, 8, Default::default()));
         use tokio::io::AsyncWriteExt;
         out_w.write_all(b"one\n").await.expect("write");
         tokio::time::sleep(Duration::from_millis(50)).await;

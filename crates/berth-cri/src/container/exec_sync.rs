@@ -7,8 +7,9 @@
 use crate::store::ContainerState;
 use crate::{ids, Cri};
 use berth_client::cio::Io;
-use berth_client::task::SIGKILL;
+use berth_client::task::{Task, SIGKILL};
 use berth_core::{Error, ErrorKind, Result};
+use berth_oci::spec::Process;
 use k8s_cri::v1::*;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,14 @@ use tokio::io::AsyncWrite;
 const MAX_STREAM_SIZE: usize = 16 * 1024 * 1024;
 
 impl Cri {
-    pub(crate) async fn exec_sync(&self, r: ExecSyncRequest) -> Result<ExecSyncResponse> {
-        let container = self.containers.get(&r.container_id)?;
+    /// The task of a running container and its process spec with `cmd`
+    /// as the arguments: what ExecSync and Exec start.
+    pub(crate) async fn exec_process(
+        &self,
+        container_id: &str,
+        cmd: &[String],
+    ) -> Result<(Task, Process)> {
+        let container = self.containers.get(container_id)?;
         let id = container.metadata.id.clone();
         let state = container.status().state();
         if state != ContainerState::Running {
@@ -31,7 +38,7 @@ impl Cri {
                 super::start::state_name(state)
             )));
         }
-        if r.cmd.is_empty() {
+        if cmd.is_empty() {
             return Err(Error::invalid_argument("exec command must be set"));
         }
         let handle = self.client.load_container(&id).await?;
@@ -40,9 +47,15 @@ impl Cri {
             .await?
             .process
             .ok_or_else(|| Error::internal(format!("container {id:?} has no process spec")))?;
-        process.args = r.cmd.clone();
-        process.terminal = false;
+        process.args = cmd.to_vec();
         let task = handle.task(None).await?;
+        Ok((task, process))
+    }
+
+    pub(crate) async fn exec_sync(&self, r: ExecSyncRequest) -> Result<ExecSyncResponse> {
+        let (task, mut process) = self.exec_process(&r.container_id, &r.cmd).await?;
+        process.terminal = false;
+        let id = task.id().to_string();
         let (stdout, stderr) = (Capped::default(), Capped::default());
         let io = Io::with_streams(
             None,

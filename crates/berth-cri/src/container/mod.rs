@@ -22,15 +22,18 @@
 //! | `stop`, `remove` | StopContainer, RemoveContainer, and both for a pod |
 //! | `status`, `list` | ContainerStatus, ListContainers |
 //! | `exec_sync` | ExecSync |
+//! | `exec`, `attach` | the streaming Exec and Attach behind the stream server |
 //! | `events` | GetContainerEvents: created, started, stopped, deleted |
 //! | `checkpoint` | CheckpointContainer: refused (no CRIU) |
 //! | `update` | UpdateContainerResources: the spec and the running task |
 //! | `log_reopen` | ReopenContainerLog: the log file swapped after rotation |
 //! | `recover` | containers reloaded after a restart |
 
+pub(crate) mod attach;
 mod checkpoint;
 mod create;
 pub(crate) mod events;
+mod exec;
 mod exec_sync;
 mod list;
 mod log_reopen;
@@ -50,6 +53,49 @@ use crate::{store, Cri};
 use berth_core::Result;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A streaming client's side of an exec or attach.
+pub(crate) struct StreamIo {
+    pub(crate) stdin: Option<crate::stream::Inbound>,
+    pub(crate) stdout: Option<crate::stream::Outbound>,
+    pub(crate) stderr: Option<crate::stream::Outbound>,
+    pub(crate) resize: Option<tokio::sync::mpsc::Receiver<crate::stream::TerminalSize>>,
+}
+
+/// What the kubelet's streaming server checks of an Exec or Attach.
+fn check_streams(id: &str, tty: bool, stdin: bool, stdout: bool, stderr: bool) -> Result<()> {
+    if id.is_empty() {
+        return Err(berth_core::Error::invalid_argument(
+            "missing required container_id",
+        ));
+    }
+    if tty && stderr {
+        return Err(berth_core::Error::invalid_argument(
+            "tty and stderr cannot both be true",
+        ));
+    }
+    if !stdin && !stdout && !stderr {
+        return Err(berth_core::Error::invalid_argument(
+            "one of stdin, stdout, or stderr must be set",
+        ));
+    }
+    Ok(())
+}
+
+impl Cri {
+    /// The full id of a running container (`id` may be a prefix).
+    fn running_container(&self, id: &str) -> Result<String> {
+        let container = self.containers.get(id)?;
+        let state = container.status().state();
+        if state != store::ContainerState::Running {
+            return Err(berth_core::Error::failed_precondition(format!(
+                "container is in {} state",
+                start::state_name(state)
+            )));
+        }
+        Ok(container.metadata.id.clone())
+    }
+}
 
 /// The container record label that marks CRI containers (containerd's
 /// `io.cri-containerd.kind`).

@@ -102,7 +102,7 @@ impl Cri {
     async fn reattach(self: &Arc<Self>, container: &Arc<store::Container>) -> Result<()> {
         let handle = self.client.load_container(&container.metadata.id).await?;
         let task = handle.task(Some(Io::fifos())).await?;
-        let outputs: Outputs = self.start_container_logs(container, &task)?;
+        let outputs: Outputs = self.start_container_logs(container, &task).await?;
         let exit = task.wait().await?;
         container.update(|s| s.pid = task.pid())?;
         self.finish_on_exit(container, task, exit, outputs);

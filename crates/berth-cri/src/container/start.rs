@@ -85,7 +85,7 @@ impl Cri {
             .terminal(config.tty)
             .stdin(config.stdin);
         let task = handle.new_task(io).await?;
-        let outputs = match self.start_container_logs(container, &task) {
+        let outputs = match self.start_container_logs(container, &task).await {
             Ok(outputs) => outputs,
             Err(err) => {
                 let _ = self.client.tasks().delete(&meta.id).await;
@@ -131,7 +131,7 @@ impl Cri {
 
     /// Takes the task's FIFO ends and starts copying its output into the
     /// log file (or nowhere, without one).
-    pub(super) fn start_container_logs(
+    pub(super) async fn start_container_logs(
         &self,
         container: &store::Container,
         task: &Task,
@@ -146,21 +146,30 @@ impl Cri {
         container.set_log(sink.clone());
         let max = self.config.max_container_log_line_size;
         let mut copies = Vec::new();
+        let attach = &container.attach;
         if let Some(out) = streams.stdout {
+            let tee = attach.stdout.clone();
             copies.push(tokio::spawn(logs::redirect(
                 out,
                 Stream::Stdout,
                 sink.clone(),
                 max,
+                tee,
             )));
         }
         if let Some(err) = streams.stderr {
-            copies.push(tokio::spawn(logs::redirect(err, Stream::Stderr, sink, max)));
+            let tee = attach.stderr.clone();
+            copies.push(tokio::spawn(logs::redirect(
+                err,
+                Stream::Stderr,
+                sink,
+                max,
+                tee,
+            )));
         }
-        Ok(Outputs {
-            copies,
-            stdin: streams.stdin,
-        })
+        // Its stdin stays open (for attached clients) until it exits.
+        attach.set_stdin(streams.stdin).await;
+        Ok(Outputs { copies })
     }
 
     /// The process exited: delete the task (its shim closes the FIFOs),
@@ -180,6 +189,7 @@ impl Cri {
             }
         }
         outputs.drain().await;
+        container.attach.close().await;
         let (code, at) = match (&exited, &deleted) {
             (Ok(exit), _) | (_, Ok(exit)) => (exit.code as i32, exit.exited_at),
             _ => (super::UNKNOWN_EXIT_CODE, SystemTime::now()),
@@ -201,16 +211,13 @@ impl Cri {
     }
 }
 
-/// A running container's output copies and its stdin, kept open until it
-/// exits.
+/// A running container's output copies.
 pub(super) struct Outputs {
     copies: Vec<JoinHandle<()>>,
-    stdin: Option<tokio::net::unix::pipe::Sender>,
 }
 
 impl Outputs {
     async fn drain(self) {
-        drop(self.stdin);
         for copy in self.copies {
             let _ = copy.await;
         }

@@ -19,6 +19,7 @@ mod files;
 mod list;
 pub(crate) mod monitor;
 pub mod network;
+mod port_forward;
 mod recover;
 mod remove;
 mod run;

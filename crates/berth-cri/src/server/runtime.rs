@@ -155,14 +155,22 @@ impl RuntimeService for Runtime {
                 .await,
         )
     }
-    async fn exec(&self, _: Request<ExecRequest>) -> Reply<ExecResponse> {
-        not_yet("Exec (streaming)")
+    async fn exec(&self, r: Request<ExecRequest>) -> Reply<ExecResponse> {
+        reply(self.0.after_recovery(self.0.exec(r.into_inner())).await)
     }
-    async fn attach(&self, _: Request<AttachRequest>) -> Reply<AttachResponse> {
-        not_yet("Attach (streaming)")
+    async fn attach(&self, r: Request<AttachRequest>) -> Reply<AttachResponse> {
+        reply(
+            self.0
+                .after_recovery(self.0.attach_url(r.into_inner()))
+                .await,
+        )
     }
-    async fn port_forward(&self, _: Request<PortForwardRequest>) -> Reply<PortForwardResponse> {
-        not_yet("PortForward (streaming)")
+    async fn port_forward(&self, r: Request<PortForwardRequest>) -> Reply<PortForwardResponse> {
+        reply(
+            self.0
+                .after_recovery(self.0.port_forward_url(r.into_inner()))
+                .await,
+        )
     }
     async fn container_stats(
         &self,

@@ -112,6 +112,8 @@ pub struct Container {
     /// The writer of its CRI log once started (ReopenContainerLog swaps
     /// its file).
     log: Mutex<Option<crate::logs::Sink>>,
+    /// Its stdio as attached clients see it, once started.
+    pub(crate) attach: crate::container::attach::AttachPoint,
 }
 
 impl Container {
@@ -124,6 +126,7 @@ impl Container {
             status_path: dir.join("status"),
             lifecycle: tokio::sync::Mutex::new(()),
             log: Mutex::new(None),
+            attach: Default::default(),
         };
         container.update(|s| *s = status)?;
         Ok(container)
@@ -146,6 +149,7 @@ impl Container {
             status_path,
             lifecycle: tokio::sync::Mutex::new(()),
             log: Mutex::new(None),
+            attach: Default::default(),
         }
     }
 

@@ -52,13 +52,11 @@ disable_hugetlb_controller = true
 disable_proc_mount = false
 disable_tcp_service = true
 enable_selinux = false
-enable_tls_streaming = false
 ignore_image_defined_volumes = false
 max_concurrent_downloads = 3
 netns_mounts_under_state_dir = false
 selinux_category_range = 1024
 stats_collect_period = 10
-stream_idle_timeout = "4h0m0s"
 systemd_cgroup = false
 tolerate_missing_hugetlb_controller = true
 unset_seccomp_profile = ""
@@ -93,9 +91,6 @@ runtime_root = ""
 runtime_type = ""
 [plugins."io.containerd.grpc.v1.cri".image_decryption]
 key_model = "node"
-[plugins."io.containerd.grpc.v1.cri".x509_key_pair_streaming]
-tls_cert_file = ""
-tls_key_file = ""
 [plugins."io.containerd.service.v1.tasks-service"]
 rdt_config_file = ""
 blockio_config_file = ""

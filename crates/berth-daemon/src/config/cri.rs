@@ -37,8 +37,18 @@ pub fn decode(doc: &mut Document, warnings: &mut Vec<Warning>) -> Result<CriConf
         ("sandbox_image", &mut cri.sandbox_image),
         ("stream_server_address", &mut cri.stream_server_address),
         ("stream_server_port", &mut cri.stream_server_port),
+        ("stream_idle_timeout", &mut cri.stream_idle_timeout),
     ] {
         if let Some(value) = doc.take::<String>(&key(k))? {
+            *field = value;
+        }
+    }
+    let x509 = |k: &'static str| ["plugins", CRI, "x509_key_pair_streaming", k];
+    for (k, field) in [
+        ("tls_cert_file", &mut cri.tls_cert_file),
+        ("tls_key_file", &mut cri.tls_key_file),
+    ] {
+        if let Some(value) = doc.take::<String>(&x509(k))? {
             *field = value;
         }
     }
@@ -47,6 +57,7 @@ pub fn decode(doc: &mut Document, warnings: &mut Vec<Warning>) -> Result<CriConf
     }
     for (k, field) in [
         ("restrict_oom_score_adj", &mut cri.restrict_oom_score_adj),
+        ("enable_tls_streaming", &mut cri.enable_tls_streaming),
         ("disable_cgroup", &mut cri.disable_cgroup),
         ("disable_apparmor", &mut cri.disable_apparmor),
         (

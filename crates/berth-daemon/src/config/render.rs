@@ -170,6 +170,16 @@ fn cri(c: &berth_cri::CriConfig) -> Table {
             c.stream_server_address.clone().into(),
         ),
         ("stream_server_port", c.stream_server_port.clone().into()),
+        ("stream_idle_timeout", c.stream_idle_timeout.clone().into()),
+        ("enable_tls_streaming", c.enable_tls_streaming.into()),
+        (
+            "x509_key_pair_streaming",
+            table([
+                ("tls_cert_file", c.tls_cert_file.clone().into()),
+                ("tls_key_file", c.tls_key_file.clone().into()),
+            ])
+            .into(),
+        ),
         (
             "max_container_log_line_size",
             Value::Integer(c.max_container_log_line_size),
