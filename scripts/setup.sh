@@ -31,6 +31,8 @@ packages=(
     util-linux
     golang-go
     golang-github-containerd-containerd-dev
+    golang-github-docker-spdystream-dev
+    golang-github-gorilla-websocket-dev
     docker.io
     python3-prometheus-client
     curl

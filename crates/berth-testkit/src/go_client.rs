@@ -37,6 +37,8 @@ pub const CONTAINERD_GO_SOURCE: &str = "/usr/share/gocode/src/github.com/contain
 pub const GO_BIN: &str = "/usr/bin/go";
 /// The Go import path of the test program inside `tests/go-client/src`.
 const PACKAGE: &str = "berth.test/goclient";
+/// The Go import path of the streaming client.
+const STREAM_CLIENT_PACKAGE: &str = "berth.test/streamclient";
 /// The Go import path of the conformance suites' test package.
 const SUITES_PACKAGE: &str = "berth.test/suites";
 /// The bound on one run of the suites' test binary.
@@ -56,6 +58,30 @@ pub fn go_client_bin() -> Result<PathBuf> {
         .get_or_init(|| build(&["build"], PACKAGE, "goclient").map_err(|err| format!("{err:#}")))
         .clone()
         .map_err(anyhow::Error::msg)
+}
+
+/// `tests/go-client/src/berth.test/streamclient`: a Kubernetes streaming
+/// client on Debian's spdystream and gorilla/websocket (see its doc
+/// comment); built on first use in this process.
+pub fn stream_client_bin() -> Result<PathBuf> {
+    static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            build(&["build"], STREAM_CLIENT_PACKAGE, "streamclient")
+                .map_err(|err| format!("{err:#}"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Runs the streaming client with `args` (flags, mode, URL); its stdout is
+/// a JSON report.
+pub fn stream_client(args: &[&str]) -> CmdOutput {
+    let bin = stream_client_bin().unwrap_or_else(|err| panic!("stream client: {err:#}"));
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    run_with_timeout(&mut cmd, SCENARIO_TIMEOUT)
+        .unwrap_or_else(|err| panic!("stream client {args:?}: {err:#}"))
 }
 
 /// The test binary of `tests/go-client/src/berth.test/suites` (containerd's

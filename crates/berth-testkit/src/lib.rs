@@ -59,7 +59,8 @@ pub use cri::CriClient;
 pub use daemon::{default_config, testing_containerd, Daemon, DaemonBuilder};
 pub use dockerd::{docker_bin, require_docker, Dockerd, DockerdBuilder, DOCKERD_BIN};
 pub use go_client::{
-    go_client_bin, go_client_gopath, go_suites_bin, require_go_client, CONTAINERD_GO_SOURCE, GO_BIN,
+    go_client_bin, go_client_gopath, go_suites_bin, require_go_client, stream_client,
+    stream_client_bin, CONTAINERD_GO_SOURCE, GO_BIN,
 };
 pub use guards::{in_ci, require_ctr, require_root};
 pub use http::http_get;

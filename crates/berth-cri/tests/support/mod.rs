@@ -25,7 +25,19 @@ pub const LOOPBACK_CONFLIST: &str =
 /// A daemon whose CRI conf dir holds `conflist(daemon's dir)`, with
 /// busybox in `k8s.io`.
 pub fn daemon_with_network(conflist: impl FnOnce(&Path) -> String) -> Daemon {
-    let daemon = Daemon::start().expect("start daemon");
+    prepare(Daemon::start().expect("start daemon"), conflist)
+}
+
+/// A daemon like [`daemon`] started with `key=value` in its environment.
+pub fn daemon_with_env(key: &str, value: &str) -> Daemon {
+    let daemon = Daemon::builder()
+        .env(key, value)
+        .start()
+        .expect("start daemon");
+    prepare(daemon, |_| LOOPBACK_CONFLIST.to_string())
+}
+
+fn prepare(daemon: Daemon, conflist: impl FnOnce(&Path) -> String) -> Daemon {
     let conf_dir = daemon.dir().join("cni");
     std::fs::create_dir_all(&conf_dir).expect("conf dir");
     std::fs::write(conf_dir.join("10-test.conflist"), conflist(daemon.dir())).expect("conflist");
