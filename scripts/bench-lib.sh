@@ -9,7 +9,7 @@ make_image() {
     local rootfs=$WORK/rootfs dir=$WORK/image applet
     mkdir -p "$rootfs"/{bin,dev,etc,proc,sys,tmp,run} "$dir/blobs/sha256"
     cp /bin/busybox "$rootfs/bin/busybox"
-    for applet in sh true sleep echo; do ln -s busybox "$rootfs/bin/$applet"; done
+    for applet in sh true sleep echo head cat; do ln -s busybox "$rootfs/bin/$applet"; done
     tar -C "$rootfs" --numeric-owner -cf "$WORK/layer.tar" .
     local layer layer_size config config_digest config_size manifest manifest_digest
     layer=$(sha256sum "$WORK/layer.tar" | cut -d' ' -f1)
