@@ -1100,3 +1100,186 @@ fn the_security_context_sysctls_namespaces_cgroup_and_shm_shape_the_pause_proces
         let _ = std::fs::remove_dir(hierarchy.path().join("berth-cri-test"));
     }
 }
+
+/// The handler `fragile`: berth's shim behind a wrapper that refuses the
+/// shim's `delete` command (the cleanup of a shim that died).
+fn with_fragile_shim(dir: &Path, config: String) -> String {
+    let section = r#"[plugins."io.containerd.grpc.v1.cri".containerd.runtimes"#;
+    format!(
+        "{config}\n{section}.fragile]\n  runtime_type = {wrapper:?}\n",
+        wrapper = dir.join("fragile-shim").display().to_string(),
+    )
+}
+
+/// The pids of processes whose command line has `needle`.
+fn pids_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn a_pod_whose_shim_dies_and_whose_shim_delete_fails_is_still_stopped_and_removed() {
+    if !require_root() {
+        return;
+    }
+    let daemon = Daemon::builder()
+        .edit_config(with_fragile_shim)
+        .start()
+        .expect("start daemon");
+    let shim = berth_testkit::berthd_bin()
+        .expect("berthd")
+        .with_file_name("containerd-shim-berth-v2");
+    let wrapper = daemon.dir().join("fragile-shim");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nfor a in \"$@\"; do last=$a; done\n\
+                 if [ \"$last\" = delete ]; then echo 'shim delete refused by the test' >&2; exit 1; fi\n\
+                 exec {shim:?} \"$@\"\n"
+            ),
+        )
+        .expect("write wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let pods = Pods::with_daemon(daemon, "bcri-p8", "10.231.69.0/24");
+    block_on(async {
+        let mut cri = pods.daemon.cri().await.expect("cri client");
+        let id = cri
+            .runtime
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod_config("fragile")),
+                runtime_handler: "fragile".into(),
+            })
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        assert_eq!(pods.leases().len(), 1);
+        // The shim dies with everything it started.
+        let shims: Vec<u32> = pids_with(&format!("-id {id}"))
+            .into_iter()
+            .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == shim))
+            .collect();
+        assert_eq!(shims.len(), 1, "one shim for the pod: {shims:?}");
+        let pause = {
+            let (st, info) = status(&mut cri, &id).await;
+            assert_eq!(st.state, PodSandboxState::SandboxReady as i32);
+            info["pid"].as_u64().expect("pause pid") as u32
+        };
+        for pid in [pause, shims[0]] {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (st, _) = status(&mut cri, &id).await;
+            if st.state == PodSandboxState::SandboxNotready as i32 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the pod stays ready");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        cri.runtime
+            .stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: id.clone(),
+            })
+            .await
+            .expect("StopPodSandbox of a pod whose shim died");
+        assert_eq!(pods.leases(), Vec::<String>::new(), "IP released");
+        assert_eq!(pods.veths(), "");
+        assert_eq!(pods.netns_left(), Vec::<PathBuf>::new());
+        cri.runtime
+            .remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: id.clone(),
+            })
+            .await
+            .expect("RemovePodSandbox");
+        assert_eq!(pods.records_and_tasks(), (vec![], vec![]));
+        assert!(!pods.sandbox_root(&id).exists());
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn a_slow_cni_teardown_still_stops_the_pod_and_frees_its_ip() {
+    if !require_root() {
+        return;
+    }
+    let daemon = Daemon::builder()
+        .edit_config(with_own_bin_dir)
+        .start()
+        .expect("start daemon");
+    let bin = daemon.dir().join("cnibin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    for plugin in ["bridge", "host-local", "loopback", "portmap"] {
+        std::os::unix::fs::symlink(Path::new("/usr/lib/cni").join(plugin), bin.join(plugin))
+            .expect("link plugin");
+    }
+    let finished = daemon.dir().join("slow-del-finished");
+    let slow = format!(
+        r#"#!/bin/sh
+case "$CNI_COMMAND" in
+VERSION) cat >/dev/null; echo '{{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}}' ;;
+ADD) /usr/bin/python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["prevResult"]))' ;;
+DEL) cat >/dev/null; sleep 3; touch {finished:?} ;;
+*) cat >/dev/null ;;
+esac
+"#
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(bin.join("slow"), slow).expect("write plugin");
+        std::fs::set_permissions(bin.join("slow"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let pods = Pods::with_daemon(daemon, "bcri-p9", "10.231.70.0/24");
+    pods.write_conflist(&format!(
+        r#"{{"cniVersion":"1.0.0","name":"bcri-p9","plugins":[
+            {{"type":"bridge","bridge":"bcri-p9","ipam":{{"type":"host-local",
+              "ranges":[[{{"subnet":"10.231.70.0/24"}}]],"dataDir":"{}"}}}},
+            {{"type":"slow"}}]}}"#,
+        pods.ipam().display()
+    ));
+    block_on(async {
+        let mut cri = pods.daemon.cri().await.expect("cri client");
+        let id = cri
+            .runtime
+            .run_pod_sandbox(run_request(pod_config("slow")))
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        assert_eq!(pods.leases().len(), 1);
+        cri.runtime
+            .stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: id.clone(),
+            })
+            .await
+            .expect("StopPodSandbox with a slow DEL");
+        assert!(finished.exists(), "the stop waited for the slow DEL");
+        assert_eq!(pods.leases(), Vec::<String>::new(), "IP released");
+        assert_eq!(pods.netns_left(), Vec::<PathBuf>::new());
+        cri.runtime
+            .remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+            .await
+            .expect("RemovePodSandbox");
+        assert_eq!(pods.records_and_tasks(), (vec![], vec![]));
+    })
+    .expect("runtime");
+}

@@ -352,7 +352,7 @@ fn urls_expire_and_requests_are_checked() {
     require_root!();
     require_ctr!();
     require_go_client!();
-    let daemon = daemon_with_env("BERTH_TEST_STREAM_TOKEN_TTL_MS", "500");
+    let daemon = daemon_from(Daemon::builder().env("BERTH_TEST_STREAM_TOKEN_TTL_MS", "500"));
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
@@ -421,6 +421,53 @@ fn urls_expire_and_requests_are_checked() {
             .expect_err("attach to a stopped container");
         assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
         assert!(err.message().contains("CONTAINER_EXITED"), "{err:?}");
+        remove_pod(&mut cri, pod).await;
+    })
+    .expect("runtime");
+}
+
+#[test]
+fn tls_streaming_with_a_self_signed_certificate() {
+    require_root!();
+    require_ctr!();
+    require_go_client!();
+    let daemon = daemon_from(Daemon::builder().edit_config(|_, config| {
+        config.replace(
+            "[plugins.\"io.containerd.grpc.v1.cri\"]",
+            "[plugins.\"io.containerd.grpc.v1.cri\"]\n    enable_tls_streaming = true",
+        )
+    }));
+    let logs = tempfile::tempdir().expect("log dir");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod_config = pod_config(logs.path(), "tls");
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let id = run_container(
+            &mut cri,
+            &pod,
+            &pod_config,
+            container_config("idle", "exec sleep 1000"),
+        )
+        .await;
+        let url = exec_url(
+            &mut cri,
+            exec_request(&id, &["echo", "secret"], false, false),
+        )
+        .await;
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        for transport in ["spdy", "websocket"] {
+            let url = exec_url(
+                &mut cri,
+                exec_request(&id, &["echo", transport], false, false),
+            )
+            .await;
+            let report = client(&["-transport", transport, "exec", &url]);
+            assert_eq!(report["stdout"], format!("{transport}\n"));
+            assert_eq!(status(&report)["status"], "Success");
+        }
+        // Plain HTTP on the TLS port gets nowhere.
+        let plain = stream_client(&["exec", &url.replace("https://", "http://")]);
+        assert!(!plain.success(), "{plain}");
         remove_pod(&mut cri, pod).await;
     })
     .expect("runtime");

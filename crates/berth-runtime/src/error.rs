@@ -25,6 +25,18 @@ pub fn from_ttrpc(err: ttrpc::Error) -> Error {
     }
 }
 
+/// A State call to a shim that is gone answers `NotFound`, as containerd's
+/// `shimTask.State` turns `ttrpc.ErrClosed` into `ErrNotFound`: the task is
+/// on its way out (the monitor is cleaning up after its shim), and callers
+/// such as CRI's status calls treat it as exited rather than fail.
+pub fn gone_as_not_found(err: Error, id: &str) -> Error {
+    if err.kind() == ErrorKind::Unknown && err.message() == SHIM_CLOSED {
+        Error::not_found(format!("task {id:?}: its shim is gone ({SHIM_CLOSED})"))
+    } else {
+        err
+    }
+}
+
 /// Whether a call failed because the shim's connection is gone, rather than
 /// with the shim's own answer.
 pub fn is_connection_lost(err: &ttrpc::Error) -> bool {

@@ -223,7 +223,11 @@ impl Task {
             exec_id: exec_id.to_string(),
             ..Default::default()
         };
-        let reply: api::StateResponse = self.shim.call("State", &request).await?;
+        let reply: api::StateResponse = self
+            .shim
+            .call("State", &request)
+            .await
+            .map_err(|err| crate::error::gone_as_not_found(err, &self.id))?;
         Ok(ProcessState {
             id: if exec_id.is_empty() {
                 self.id.clone()

@@ -5,7 +5,7 @@
 // Each suite includes this module and uses only part of it.
 #![allow(dead_code)]
 
-use berth_testkit::{busybox_oci_archive, ArchiveNames, Daemon};
+use berth_testkit::{busybox_oci_archive, ArchiveNames, Daemon, DaemonBuilder};
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use std::path::Path;
