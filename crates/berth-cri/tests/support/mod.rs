@@ -28,12 +28,9 @@ pub fn daemon_with_network(conflist: impl FnOnce(&Path) -> String) -> Daemon {
     prepare(Daemon::start().expect("start daemon"), conflist)
 }
 
-/// A daemon like [`daemon`] started with `key=value` in its environment.
-pub fn daemon_with_env(key: &str, value: &str) -> Daemon {
-    let daemon = Daemon::builder()
-        .env(key, value)
-        .start()
-        .expect("start daemon");
+/// A daemon like [`daemon`] started from `builder`.
+pub fn daemon_from(builder: DaemonBuilder) -> Daemon {
+    let daemon = builder.start().expect("start daemon");
     prepare(daemon, |_| LOOPBACK_CONFLIST.to_string())
 }
 
