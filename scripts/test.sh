@@ -26,6 +26,7 @@ step "cargo build --workspace --bins --examples"
 cargo build --workspace --bins --examples
 
 gate cargo test --workspace --no-fail-fast
+gate bash scripts/soak.sh 3
 gate cargo fmt --all -- --check
 gate cargo clippy --workspace --all-targets -- -D warnings
 

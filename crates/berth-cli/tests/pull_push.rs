@@ -627,6 +627,12 @@ fn a_pull_cut_short_by_kill_9_leaves_no_half_image_and_the_next_pull_completes()
     daemon.restart().expect("restart berthd");
     // No half image: the record is written last.
     assert!(image_names(&daemon, "dst").is_empty());
+    // And no lease of the dead transfer: the restart released it, so what
+    // it fetched is the collector's, not held for hours (found by the soak).
+    let leases = daemon
+        .ctr_ns("dst", &["leases", "ls", "-q"])
+        .assert_success();
+    assert!(leases.stdout.trim().is_empty(), "{leases}");
     // The next pull completes, on top of what was kept.
     daemon
         .berth_ns("dst", &pull_args(&name, &[]))

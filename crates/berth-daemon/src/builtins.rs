@@ -392,8 +392,9 @@ const TRANSFER: &str = "io.containerd.transfer.v1";
 
 /// The local transfer service over the content, images, snapshots,
 /// leases and diff services and the stream manager.
+/// Leases left by transfers of an earlier berthd are released first.
 fn init_transfer(ctx: &mut InitContext<'_>) -> Result<Instance> {
-    Ok(Arc::new(TransferService::new(
+    let transfer = TransferService::new(
         service::<ContentService>(ctx)?,
         service::<Images>(ctx)?,
         service::<Snapshots>(ctx)?,
@@ -401,7 +402,16 @@ fn init_transfer(ctx: &mut InitContext<'_>) -> Result<Instance> {
         service::<Leases>(ctx)?,
         ctx.get::<StreamManager>(STREAMING)?,
         ctx.root.join("tmpmounts"),
-    )))
+    );
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.block_on(transfer.release_dead_leases()) {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "leases of interrupted transfers released"),
+            Err(err) => tracing::warn!(error = %err, "releasing leases of interrupted transfers"),
+        },
+        Err(_) => tracing::warn!("no async runtime: leases of interrupted transfers kept"),
+    }
+    Ok(Arc::new(transfer))
 }
 
 /// The content store in `<root>/content`, publishing `/content/delete`.

@@ -123,6 +123,62 @@ fn a_restart_stops_the_shim_of_a_task_deleted_just_before_a_crash() {
     assert!(shims().is_empty(), "a shim of this daemon is left");
 }
 
+/// The other window: berthd killed after it started a task's shim and
+/// before the shim's Create. The bundle is there and the shim answers, but
+/// it has no task; the restarted daemon used to clean up the bundle as for a
+/// dead shim and leave the shim idling forever (found by the soak). The test
+/// makes that state by hand: a bundle and a shim started in it, as berthd's
+/// create does, with no Create.
+#[test]
+fn a_restart_stops_a_shim_whose_task_was_never_created() {
+    require_root!();
+    if testing_containerd() {
+        eprintln!("skipping: berth's bundle layout");
+        return;
+    }
+    let mut daemon = Daemon::start().expect("start berthd");
+    let berthd = berth_testkit::berthd_bin().expect("berthd");
+    let shim_bin = berthd.with_file_name("containerd-shim-berth-v2");
+    let bundle = daemon
+        .state()
+        .join("io.containerd.runtime.v2.task/default/uncreated");
+    std::fs::create_dir_all(&bundle).expect("bundle");
+    std::fs::write(bundle.join("config.json"), "{}").expect("config.json");
+    std::fs::write(
+        bundle.join("shim-binary-path"),
+        shim_bin.to_str().expect("utf-8"),
+    )
+    .expect("shim-binary-path");
+    let out = std::process::Command::new(&shim_bin)
+        .args(["-namespace", "default", "-address"])
+        .arg(daemon.address())
+        .arg("-publish-binary")
+        .arg(&berthd)
+        .args(["-id", "uncreated", "start"])
+        .current_dir(&bundle)
+        .env(
+            "TTRPC_ADDRESS",
+            format!("{}.ttrpc", daemon.address().display()),
+        )
+        .env("NAMESPACE", "default")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("shim start");
+    assert!(out.status.success(), "shim start: {out:?}");
+    let shims = berth_testkit::shims_of(daemon.address());
+    assert_eq!(shims.len(), 1, "one shim serves the bundle: {shims:?}");
+    let shim = shims[0].pid as u32;
+
+    daemon.kill9().expect("kill -9 berthd");
+    daemon.restart().expect("restart berthd");
+    assert!(
+        wait_gone(shim, Duration::from_secs(15)),
+        "the restarted daemon stops the shim {shim} that has no task\n{}",
+        daemon.log()
+    );
+    assert!(!bundle.exists(), "the bundle is removed");
+}
+
 /// `utime + stime` of `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");

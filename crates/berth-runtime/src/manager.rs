@@ -451,7 +451,18 @@ impl TaskManager {
         let command = self.command(binary, bundle);
         let task = Arc::new(Task::new(bundle.clone(), shim, command, connected.task_pid));
         task.set_log(log);
-        let state = task.state("").await?;
+        let state = match task.state("").await {
+            Ok(state) => state,
+            Err(err) => {
+                // The shim lives but has no task: the daemon died between
+                // starting it and its Create. The caller cleans up as for a
+                // dead shim (`shim delete`, the bundle); without this the
+                // shim itself would idle forever with nothing pointing at it.
+                crate::task::shutdown_shim_now(&task.shim, &bundle.id).await;
+                task.stop_log();
+                return Err(err);
+            }
+        };
         if state.status == Status::Stopped {
             // The exit happened while no daemon listened.
             let exit = Exit {

@@ -12,8 +12,10 @@
 //! DIR/berthd.log     stdout and stderr of every start, appended
 //! ```
 //!
-//! [`Daemon`] is a guard: dropping it kills the process, unmounts whatever is
-//! still mounted below the directory and removes it. If the thread is
+//! [`Daemon`] is a guard: dropping it kills the process, kills the shims
+//! started for its socket and the container processes below them (see
+//! [`crate::kill_shims_of`]), unmounts whatever is still mounted below the
+//! directory and removes it. If the thread is
 //! panicking (a failed assertion), the daemon log is printed first, as
 //! containerd's `DumpDirOnFailure` does for its temp trees. Set
 //! `BERTH_TESTKIT_KEEP=1` to keep the directory for a post-mortem.
@@ -549,6 +551,9 @@ impl Drop for Daemon {
                 self.log()
             );
         }
+        // The shims outlive berthd by design; the ones this daemon started
+        // (and their containers) go with it, before their mounts do.
+        crate::kill_shims_of(&self.address);
         let dir = self.dir();
         for (point, err) in crate::unmount_under(dir) {
             eprintln!("berth-testkit: cannot unmount {}: {err}", point.display());

@@ -47,6 +47,7 @@ mod http;
 mod image_archive;
 mod layered_image;
 mod mounts;
+mod procs;
 mod registry;
 mod rootfs;
 mod rpc;
@@ -70,6 +71,7 @@ pub use layered_image::{
     Node, Tree, CAP_NET_BIND_SERVICE,
 };
 pub use mounts::unmount_under;
+pub use procs::{descendants, kill_shims_of, processes, shims_of, ProcInfo};
 pub use registry::{require_registry, Registry, HTPASSWD_BIN, REGISTRY_BIN};
 pub use rootfs::{busybox_rootfs, BUSYBOX_APPLETS};
 pub use rpc::{

@@ -55,8 +55,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("berth-cli", &["berth-client"]),
 ];
 
-/// Crates allowed to depend on any berth crate.
-const UNRESTRICTED: &[&str] = &["berth-testkit"];
+/// Crates allowed to depend on any berth crate: the test harness, and the
+/// soak driver built on it (a test tool, never part of a release).
+const UNRESTRICTED: &[&str] = &["berth-testkit", "berth-soak"];
 
 /// The one berth crate any crate may use as a dev-dependency.
 const DEV_ANYWHERE: &[&str] = &["berth-testkit"];

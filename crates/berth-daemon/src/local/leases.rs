@@ -86,6 +86,24 @@ impl Leases {
         blocking(move || store.list_lease_resources(&namespace, &id)).await
     }
 
+    /// Deletes, in every namespace, the leases that carry label `key`
+    /// (no collection is waited for); returns how many it deleted.
+    pub async fn delete_labelled_everywhere(&self, key: &str) -> Result<usize> {
+        let filter = Filter::parse_all(&[format!("labels.\"{key}\"")])?;
+        let store = self.store.clone();
+        blocking(move || {
+            let mut deleted = 0;
+            for ns in store.list_namespaces()? {
+                for lease in store.list_leases(&ns.name, &filter)? {
+                    store.delete_lease(&ns.name, &lease.id)?;
+                    deleted += 1;
+                }
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
     /// Lists the leases passing `filters`.
     pub async fn list(&self, namespace: String, filters: Vec<String>) -> Result<Vec<Lease>> {
         let filter = Filter::parse_all(&filters)?;

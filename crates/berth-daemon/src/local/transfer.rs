@@ -54,8 +54,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// How long a transfer's own lease lives if berthd dies before deleting
-/// it.
+/// it (and no later berthd releases it at start: [`TransferService::release_dead_leases`]).
 const LEASE_EXPIRY: Duration = Duration::from_secs(4 * 3600);
+/// The label marking a lease a transfer made for itself.
+pub const TRANSFER_LEASE_LABEL: &str = "io.berth.transfer";
 /// The pipe between a data stream and the archive code.
 const PIPE: usize = 256 * 1024;
 
@@ -212,11 +214,26 @@ impl TransferService {
         )))
     }
 
+    /// Deletes the leases transfers of an earlier berthd made for
+    /// themselves: a transfer dies with its daemon, so a pull killed with
+    /// berthd rolls back (the collector frees what it had fetched) at the
+    /// next start instead of holding its content and snapshots until the
+    /// lease expires. Runs before anything is served, when no transfer of
+    /// this daemon can own one. Returns how many it deleted.
+    pub async fn release_dead_leases(&self) -> Result<usize> {
+        self.leases
+            .delete_labelled_everywhere(TRANSFER_LEASE_LABEL)
+            .await
+    }
+
     /// A lease for one transfer, expiring on its own if it is never
     /// deleted.
     async fn new_lease(&self, ns: &str) -> Result<String> {
         let expire = berth_core::time::rfc3339_utc(SystemTime::now() + LEASE_EXPIRY);
-        let labels = HashMap::from([("containerd.io/gc.expire".to_string(), expire)]);
+        let labels = HashMap::from([
+            ("containerd.io/gc.expire".to_string(), expire),
+            (TRANSFER_LEASE_LABEL.to_string(), "true".to_string()),
+        ]);
         let lease = self
             .leases
             .create(ns.to_owned(), String::new(), labels)
