@@ -24,7 +24,9 @@ static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
     let domain_component = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
     let domain = format!(r"{domain_component}(?:\.{domain_component})*(?::[0-9]+)?");
     let component = r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*";
-    let tag = r"[\w][\w.-]{0,127}";
+    // Go's `\w` is ASCII; Rust's would be Unicode (and make this regex
+    // megabytes large, with 127 copies of the Unicode word class).
+    let tag = r"[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}";
     let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
     let pattern =
         format!(r"^({domain})/({component}(?:/{component})*)(?::({tag}))?(?:@({digest}))?$");
@@ -228,7 +230,12 @@ mod tests {
             normalize(&format!("busybox:1@{digest}")).expect("digest"),
             format!("docker.io/library/busybox@{digest}")
         );
-        for bad in ["", "Busybox", "a//b", "x:", &"a".repeat(64), "foo:bar:baz"] {
+        // A tag's word characters are ASCII, as Go's `\w` is.
+        let bad_tags = ["busybox:caf\u{e9}", "busybox:\u{663}"];
+        for bad in ["", "Busybox", "a//b", "x:", &"a".repeat(64), "foo:bar:baz"]
+            .into_iter()
+            .chain(bad_tags)
+        {
             assert!(normalize(bad).is_err(), "{bad:?} should fail");
         }
     }

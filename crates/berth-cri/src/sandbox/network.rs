@@ -83,6 +83,11 @@ impl PodNetworks {
         network_name(&self.engine(handler).options().conf_dir).map(|_| ())
     }
 
+    /// Where [`PodNetworks::create_netns`] puts pod `id`'s network namespace.
+    pub fn netns_path(&self, id: &str) -> std::path::PathBuf {
+        self.default.netns_path(NAMESPACE, id)
+    }
+
     /// Creates the pod's network namespace (for [`PodNetworks::attach`]);
     /// its path.
     pub async fn create_netns(&self, id: &str) -> Result<std::path::PathBuf> {

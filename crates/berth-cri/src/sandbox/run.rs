@@ -1,10 +1,11 @@
-//! RunPodSandbox, as containerd 1.6 runs a pod: reserve the name, get the
-//! sandbox image, write the pod's files and mount its shm, create the
-//! network namespace (unless the pod uses the host's network), then at
-//! once attach CNI in it and create the pause container (snapshot and
-//! record) and its task and start it, write the addresses into the
-//! record's extension, and keep the sandbox. A failure at any step undoes
-//! the steps before it, last first, and the error names the step.
+//! RunPodSandbox, as containerd 1.6 runs a pod: reserve the name, then at
+//! once, on one side, create the network namespace (unless the pod uses the
+//! host's network) and attach CNI in it, and on the other get the sandbox
+//! image, write the pod's files and mount its shm, create the pause
+//! container (snapshot and record) and, once the namespace exists, its task
+//! and start it; then write the addresses into the record's extension and
+//! keep the sandbox. A failure at any step undoes the steps before it, last
+//! first, and the error names the step.
 
 use super::files::SandboxFiles;
 use super::network::PodAttach;
@@ -78,6 +79,13 @@ impl Cri {
     }
 
     /// Every step; each one pushed to `done` once it has happened.
+    ///
+    /// Two branches run at once: the network namespace and then CNI ADD in
+    /// it, and the sandbox image, the pod's files and the pause container
+    /// (created while the namespace is made; its task created once the
+    /// namespace exists, started while CNI ADD still runs: nothing in the
+    /// pause process needs the network). The pod is Ready once both are
+    /// done.
     async fn create_sandbox(
         &self,
         id: &str,
@@ -91,20 +99,8 @@ impl Cri {
             .map_err(|e| e.context(format!("failed to reserve sandbox name {name:?}")))?;
         done.push(Done::Name(name.to_string()));
 
-        let image = self.sandbox_image().await.map_err(|e| {
-            e.context(format!(
-                "failed to get sandbox image {:?}",
-                self.config.sandbox_image
-            ))
-        })?;
-
-        let files = SandboxFiles::new(&self.options.root, &self.options.state, id);
-        done.push(Done::Files(files.clone()));
-        files
-            .create(config)
-            .await
-            .map_err(|e| e.context("failed to setup sandbox files"))?;
-
+        let network_failed =
+            |e: Error| e.context(format!("failed to setup network for sandbox {id:?}"));
         let mut metadata = SandboxMetadata {
             id: id.to_string(),
             name: name.to_string(),
@@ -114,30 +110,46 @@ impl Cri {
         };
         let pod_network = !spec::host_network(config);
         if pod_network {
-            let fail = |e: Error| e.context(format!("failed to setup network for sandbox {id:?}"));
-            self.network.check(handler_name).map_err(fail)?;
+            self.network.check(handler_name).map_err(network_failed)?;
+            metadata.netns_path = self.network.netns_path(id).display().to_string();
             done.push(Done::Network(id.to_string()));
-            let netns = self.network.create_netns(id).await.map_err(fail)?;
-            metadata.netns_path = netns.display().to_string();
         }
+        let files = SandboxFiles::new(&self.options.root, &self.options.state, id);
+        done.push(Done::Files(files.clone()));
 
-        // CNI ADD runs while the pause container is created and started in
-        // the (still unconfigured) namespace: the two take about as long
-        // as each other, and nothing in the pause process needs the
-        // network. The pod is Ready only once both are done.
+        let (netns_made, netns_ready) = tokio::sync::oneshot::channel();
         let network = async {
-            if pod_network {
-                self.setup_network(&metadata).await.map(Some)
-            } else {
-                Ok(None)
+            if !pod_network {
+                let _ = netns_made.send(());
+                return Ok(None);
             }
+            self.network.create_netns(id).await?;
+            let _ = netns_made.send(());
+            self.setup_network(&metadata).await.map(Some)
         };
         let mut started = Vec::new();
-        let pause = self.start_pause(&metadata, &image, &files, &mut started);
+        let pause = async {
+            let (image, made) = tokio::join!(self.sandbox_image(), files.create(config));
+            let image = image.map_err(|e| {
+                e.context(format!(
+                    "failed to get sandbox image {:?}",
+                    self.config.sandbox_image
+                ))
+            })?;
+            made.map_err(|e| e.context("failed to setup sandbox files"))?;
+            let netns = async {
+                netns_ready
+                    .await
+                    .map_err(|_| Error::unavailable("the pod's network namespace was not created"))
+            };
+            self.start_pause(&metadata, &image, &files, netns, &mut started)
+                .await
+        };
         let (network, pause) = tokio::join!(network, pause);
         done.extend(started);
-        let network = network
-            .map_err(|e| e.context(format!("failed to setup network for sandbox {id:?}")))?;
+        // The network's error first: without a namespace the pause
+        // container fails only because of it.
+        let network = network.map_err(network_failed)?;
         let (record, pid) = pause?;
         if let Some(addresses) = network {
             metadata.netns_path = addresses.netns_path;
@@ -168,18 +180,21 @@ impl Cri {
         ))
     }
 
-    /// The pause container (snapshot and record) and its task, started;
-    /// each step pushed to `done` once it has happened.
+    /// The pause container (snapshot and record) and, once `netns` says
+    /// the pod's namespace exists, its task, started; each step pushed to
+    /// `done` once it has happened.
     async fn start_pause(
         &self,
         metadata: &SandboxMetadata,
         image: &Image,
         files: &SandboxFiles,
+        netns: impl std::future::Future<Output = Result<()>>,
         done: &mut Vec<Done>,
     ) -> Result<(Record, u32)> {
         let id = metadata.id.as_str();
         let record = self.create_pause_container(metadata, image, files).await?;
         done.push(Done::Container(id.to_string()));
+        netns.await?;
         let container = self.client.load_container(id).await?;
         let task = container
             .new_task(Io::null())
