@@ -47,6 +47,7 @@ mod status;
 pub mod store;
 
 pub use config::CriConfig;
+pub use logs::format_stream;
 pub use server::{ImageServer, RuntimeServer};
 
 use berth_client::Client;
