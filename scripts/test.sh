@@ -26,6 +26,10 @@ step "cargo build --workspace --bins --examples"
 cargo build --workspace --bins --examples
 
 gate cargo test --workspace --no-fail-fast
+# Every fuzz target for BERTH_FUZZ_SECONDS (default 30) each, build
+# included; a crash fails the gate and keeps its reproducer under
+# fuzz/artifacts/<target>/.
+gate bash scripts/fuzz.sh "${BERTH_FUZZ_SECONDS:-30}"
 gate cargo fmt --all -- --check
 gate cargo clippy --workspace --all-targets -- -D warnings
 
