@@ -1,7 +1,9 @@
 #!/bin/sh
 # Builds berth's fuzz targets (fuzz/, cargo-fuzz + libFuzzer, nightly) and
-# runs each for SECONDS (default 30). A crash's reproducer is kept under
-# fuzz/artifacts/<target>/; the script exits non-zero if any target crashed.
+# runs each for SECONDS (default 30), one at a time. A crash's (or a hang's)
+# reproducer is kept under fuzz/artifacts/<target>/; the script exits
+# non-zero if any target crashed. Replay one with
+# `cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/crash-…`.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
@@ -11,6 +13,9 @@
 set -eu
 
 seconds=${1:-30}
+# One input running longer than this is a hang, kept like a crash
+# (`timeout-*`); generous, as the 2-core CI machine is shared.
+timeout=${BERTH_FUZZ_TIMEOUT:-20}
 [ $# -gt 0 ] && shift
 cd "$(dirname "$0")/../fuzz"
 
@@ -28,7 +33,7 @@ for t in $targets; do
     mkdir -p "$work" "artifacts/$t"
     echo "== fuzz $t for ${seconds}s"
     if ! cargo +nightly fuzz run "$t" "$work" "corpus/$t" -- \
-        -max_total_time="$seconds" -print_final_stats=1 \
+        -max_total_time="$seconds" -timeout="$timeout" -print_final_stats=1 \
         -artifact_prefix="artifacts/$t/"; then
         echo "== $t: CRASH, reproducer in fuzz/artifacts/$t/" >&2
         failed="$failed $t"

@@ -81,3 +81,19 @@ if ! cargo deb --version >/dev/null 2>&1; then
     echo "setup: installing cargo-deb"
     cargo install cargo-deb --version 3.8.0 --locked
 fi
+
+# cargo-fuzz builds and runs the fuzz targets (fuzz/, scripts/fuzz.sh, and
+# the fuzz gate scripts/test.sh runs when BERTH_FUZZ_SECONDS is set) with
+# the nightly toolchain. Pinned, and installed only when fuzzing is asked
+# for and that version is missing.
+if [[ -n ${BERTH_FUZZ_SECONDS:-} ]]; then
+    cargo_fuzz_version=0.13.2
+    if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]]; then
+        echo "setup: installing cargo-fuzz $cargo_fuzz_version"
+        cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked
+    fi
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+        echo "setup: the nightly toolchain is required for fuzzing (rustup toolchain install nightly)" >&2
+        exit 1
+    fi
+fi

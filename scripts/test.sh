@@ -27,6 +27,14 @@ cargo build --workspace --bins --examples
 
 gate cargo test --workspace --no-fail-fast
 gate bash scripts/soak.sh 3
+# The fuzz targets build with AddressSanitizer in a workspace of their own,
+# which takes over an hour cold on 2 cores: more than a CI run may spend.
+# With BERTH_FUZZ_SECONDS set (and fuzz/target kept between runs), every
+# target runs that long; a crash fails the gate and keeps its reproducer
+# under fuzz/artifacts/<target>/.
+if [[ -n ${BERTH_FUZZ_SECONDS:-} ]]; then
+    gate bash scripts/fuzz.sh "$BERTH_FUZZ_SECONDS"
+fi
 gate cargo fmt --all -- --check
 gate cargo clippy --workspace --all-targets -- -D warnings
 

@@ -49,6 +49,7 @@ pub mod store;
 mod stream;
 
 pub use config::CriConfig;
+pub use logs::format_stream;
 pub use server::{ImageServer, RuntimeServer};
 
 use berth_client::Client;

@@ -184,6 +184,22 @@ fn entry(time: SystemTime, stream: Stream, tag: Tag, text: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The log entries [`redirect`] writes for one stream that yields
+/// `chunks` and then ends, every entry stamped `time`: the line splitting
+/// and entry format without a reader or a file, for the fuzz target
+/// (`fuzz/fuzz_targets/cri_log.rs`).
+pub fn format_stream(chunks: &[&[u8]], stderr: bool, max_len: i64, time: SystemTime) -> Vec<u8> {
+    let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
+    let mut lines = Lines::new(max_len);
+    let mut out = Vec::new();
+    let mut write = |tag: Tag, text: &[u8]| out.extend(entry(time, stream, tag, text));
+    for chunk in chunks {
+        lines.push(chunk, &mut write);
+    }
+    lines.finish(&mut write);
+    out
+}
+
 /// Copies `reader` (one of a container's streams) into `sink` as CRI log
 /// entries until it ends, and hands each chunk to the attached clients
 /// (`tee`). Write errors are logged and the stream is still drained, so a
@@ -288,6 +304,18 @@ mod tests {
         assert_eq!(rfc3339_nano(t), "2024-02-29T12:34:56Z");
         let e = entry(t, Stream::Stderr, Tag::Partial, b"x y");
         assert_eq!(e, b"2024-02-29T12:34:56Z stderr P x y\n");
+    }
+
+    #[test]
+    fn format_stream_writes_the_entries_of_chunked_output() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096);
+        let file = format_stream(&[b"ab", b"c\r\nd"], true, 2, t);
+        assert_eq!(
+            String::from_utf8(file).expect("utf8"),
+            "2024-02-29T12:34:56Z stderr P ab\n\
+             2024-02-29T12:34:56Z stderr F c\n\
+             2024-02-29T12:34:56Z stderr P d\n"
+        );
     }
 
     /// A `Write` into a shared buffer, to read back what the sink got.

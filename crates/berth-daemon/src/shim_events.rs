@@ -26,18 +26,25 @@ struct Forwarder(Exchange);
 #[async_trait::async_trait]
 impl Events for Forwarder {
     async fn forward(&self, _ctx: &TtrpcContext, request: ForwardRequest) -> ttrpc::Result<Empty> {
-        let status = |code, msg: String| ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg));
-        let envelope = request
-            .envelope
-            .as_ref()
-            .ok_or_else(|| status(ttrpc::Code::INVALID_ARGUMENT, "envelope must be set".into()))?;
-        let envelope: Envelope = from_shim(envelope)
-            .map_err(|e| status(ttrpc::Code::INVALID_ARGUMENT, e.to_string()))?;
-        self.0
-            .forward(envelope)
-            .map_err(|e| status(ttrpc::Code::INVALID_ARGUMENT, e.to_string()))?;
+        accept(&self.0, &request)?;
         Ok(Empty::new())
     }
+}
+
+/// Forward's work on a decoded request: the envelope, checked, converted
+/// to prost and handed to `exchange`. Public as the events fuzz target's
+/// entry (`fuzz/fuzz_targets/events_envelope.rs`).
+pub fn accept(exchange: &Exchange, request: &ForwardRequest) -> ttrpc::Result<()> {
+    let status = |code, msg: String| ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg));
+    let envelope = request
+        .envelope
+        .as_ref()
+        .ok_or_else(|| status(ttrpc::Code::INVALID_ARGUMENT, "envelope must be set".into()))?;
+    let envelope: Envelope =
+        from_shim(envelope).map_err(|e| status(ttrpc::Code::INVALID_ARGUMENT, e.to_string()))?;
+    exchange
+        .forward(envelope)
+        .map_err(|e| status(ttrpc::Code::INVALID_ARGUMENT, e.to_string()))
 }
 
 /// Binds `path` (replacing a socket a crashed daemon left) and serves Forward.
@@ -89,4 +96,49 @@ pub async fn publish(address: &Path, topic: &str, namespace: &str, event: &[u8])
         .await
         .context("forward the event")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::filters::Filter;
+    use berth_runtime::protos::shim::event::Envelope as ShimEnvelope;
+    use futures::{FutureExt, StreamExt};
+
+    fn request(namespace: &str, topic: &str) -> ForwardRequest {
+        let mut envelope = ShimEnvelope::new();
+        envelope.namespace = namespace.to_string();
+        envelope.topic = topic.to_string();
+        let mut request = ForwardRequest::new();
+        request.envelope = protobuf::MessageField::some(envelope);
+        request
+    }
+
+    #[test]
+    fn accepted_envelopes_reach_subscribers() {
+        let exchange = Exchange::default();
+        let mut events = Box::pin(exchange.subscribe(Filter::default()));
+        accept(&exchange, &request("default", "/tasks/exit")).expect("accepted");
+        let got = events.next().now_or_never().flatten().expect("delivered");
+        assert_eq!((got.namespace.as_str(), got.topic.as_str()), ("default", "/tasks/exit"));
+    }
+
+    #[test]
+    fn bad_envelopes_are_invalid_arguments_and_reach_nobody() {
+        let exchange = Exchange::default();
+        let mut events = Box::pin(exchange.subscribe(Filter::default()));
+        for bad in [
+            ForwardRequest::new(),
+            request("default", "tasks/exit"),
+            request("", "/tasks/exit"),
+        ] {
+            match accept(&exchange, &bad) {
+                Err(ttrpc::Error::RpcStatus(status)) => {
+                    assert_eq!(status.code(), ttrpc::Code::INVALID_ARGUMENT)
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(events.next().now_or_never().is_none());
+    }
 }
