@@ -189,7 +189,11 @@ fn entry(time: SystemTime, stream: Stream, tag: Tag, text: &[u8]) -> Vec<u8> {
 /// and entry format without a reader or a file, for the fuzz target
 /// (`fuzz/fuzz_targets/cri_log.rs`).
 pub fn format_stream(chunks: &[&[u8]], stderr: bool, max_len: i64, time: SystemTime) -> Vec<u8> {
-    let stream = if stderr { Stream::Stderr } else { Stream::Stdout };
+    let stream = if stderr {
+        Stream::Stderr
+    } else {
+        Stream::Stdout
+    };
     let mut lines = Lines::new(max_len);
     let mut out = Vec::new();
     let mut write = |tag: Tag, text: &[u8]| out.extend(entry(time, stream, tag, text));

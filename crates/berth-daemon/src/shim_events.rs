@@ -120,7 +120,10 @@ mod tests {
         let mut events = Box::pin(exchange.subscribe(Filter::default()));
         accept(&exchange, &request("default", "/tasks/exit")).expect("accepted");
         let got = events.next().now_or_never().flatten().expect("delivered");
-        assert_eq!((got.namespace.as_str(), got.topic.as_str()), ("default", "/tasks/exit"));
+        assert_eq!(
+            (got.namespace.as_str(), got.topic.as_str()),
+            ("default", "/tasks/exit")
+        );
     }
 
     #[test]
