@@ -4,7 +4,18 @@
 //! RunPodSandbox can all call them.
 
 use crate::Cri;
-use berth_core::{ErrorKind, Result};
+use berth_core::{Error, ErrorKind, Result};
+use std::time::{Duration, Instant};
+
+/// What a call to a task whose shim has died answers (containerd's
+/// `ttrpc.ErrClosed`) until the daemon has cleaned up after the shim.
+const SHIM_CLOSED: &str = "ttrpc: closed";
+/// How long the daemon may take to clean up after a dead shim.
+const DEAD_SHIM_CLEANUP: Duration = Duration::from_secs(10);
+
+fn shim_gone(e: &Error) -> bool {
+    e.kind() == ErrorKind::Unknown && e.message().contains(SHIM_CLOSED)
+}
 
 impl Cri {
     /// Kills the pause task (and whatever else runs in its container) and
@@ -22,12 +33,34 @@ impl Cri {
                     e.kind(),
                     ErrorKind::NotFound | ErrorKind::FailedPrecondition
                 ) => {}
+            // Its shim died: the daemon is reporting the exit and removing
+            // the task; wait for that rather than fail the stop.
+            Err(e) if shim_gone(&e) => return self.wait_task_gone(id).await,
             Err(e) => return Err(e.context(format!("kill sandbox task {id:?}"))),
         }
         match tasks.delete(id).await {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) if shim_gone(&e) => self.wait_task_gone(id).await,
             Err(e) => Err(e.context(format!("delete sandbox task {id:?}"))),
+        }
+    }
+
+    /// Waits until the daemon no longer lists task `id` (its dead shim
+    /// cleaned up), then deletes whatever is left.
+    async fn wait_task_gone(&self, id: &str) -> Result<()> {
+        let tasks = self.client.tasks();
+        let deadline = Instant::now() + DEAD_SHIM_CLEANUP;
+        loop {
+            match tasks.get(id).await {
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                _ if Instant::now() >= deadline => {
+                    return Err(Error::unavailable(format!(
+                        "sandbox task {id:?}: its shim died and the daemon has not cleaned up after it yet"
+                    )))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
         }
     }
 
