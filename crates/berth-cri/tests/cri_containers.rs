@@ -13,21 +13,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use support::*;
 
-fn pod_config(logs: &Path) -> PodSandboxConfig {
-    PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: "pod".into(),
-            uid: "uid-1".into(),
-            namespace: "test".into(),
-            attempt: 0,
-        }),
-        hostname: "pod".into(),
-        log_directory: logs.to_string_lossy().into_owned(),
-        linux: Some(LinuxPodSandboxConfig::default()),
-        ..PodSandboxConfig::default()
-    }
-}
-
 async fn exec(cri: &mut Runtime, id: &str, cmd: &[&str], timeout: i64) -> ExecSyncResponse {
     cri.exec_sync(ExecSyncRequest {
         container_id: id.into(),
@@ -60,7 +45,7 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path());
+        let pod_config = pod_config(logs.path(), "pod");
         let pod = run_pod(&mut cri, &pod_config).await;
 
         // A serves on localhost and ignores SIGTERM; B only sleeps.
@@ -308,7 +293,7 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path());
+        let pod_config = pod_config(logs.path(), "pod");
         let pod = run_pod(&mut cri, &pod_config).await;
         let mut config = container_config("hog", "a=x; while true; do a=\"$a$a\"; done");
         config.linux = Some(LinuxContainerConfig {
@@ -335,7 +320,7 @@ fn a_running_container_survives_a_daemon_restart() {
     require_ctr!();
     let mut daemon = daemon();
     let logs = tempfile::tempdir().expect("log dir");
-    let pod_config = pod_config(logs.path());
+    let pod_config = pod_config(logs.path(), "pod");
     let (pod, id) = berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
         let pod = run_pod(&mut cri, &pod_config).await;
@@ -398,7 +383,7 @@ fn user_groups_env_workdir_readonly_rootfs_and_mounts_reach_the_process() {
     std::fs::write(host.path().join("greeting"), "from the host\n").expect("greeting");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path());
+        let pod_config = pod_config(logs.path(), "pod");
         let pod = run_pod(&mut cri, &pod_config).await;
         let script = "id -u; id -g; id -G; pwd; echo $GREETING; cat /data/greeting; \
                       touch /rootfs-file 2>/dev/null || echo read-only; \
@@ -458,7 +443,7 @@ fn a_failed_create_leaves_nothing_behind_and_frees_the_name() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path());
+        let pod_config = pod_config(logs.path(), "pod");
         let pod = run_pod(&mut cri, &pod_config).await;
         let create = |config: ContainerConfig| CreateContainerRequest {
             pod_sandbox_id: pod.clone(),
@@ -542,7 +527,7 @@ fn seccomp_capabilities_and_privileged_shape_what_a_container_may_do() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let mut pod_config = pod_config(logs.path());
+        let mut pod_config = pod_config(logs.path(), "pod");
         pod_config.linux = Some(LinuxPodSandboxConfig {
             security_context: Some(LinuxSandboxSecurityContext {
                 privileged: true,
@@ -659,7 +644,7 @@ fn a_kill_9_of_berthd_loses_nothing_and_an_exit_while_it_was_down_is_reported() 
     require_ctr!();
     let mut daemon = daemon();
     let logs = tempfile::tempdir().expect("log dir");
-    let pod_config = pod_config(logs.path());
+    let pod_config = pod_config(logs.path(), "pod");
     let (pod, short, long) = berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
         let pod = run_pod(&mut cri, &pod_config).await;
@@ -749,7 +734,7 @@ fn a_stop_cancelled_by_its_deadline_leaves_the_container_stoppable() {
     require_ctr!();
     let daemon = daemon();
     let logs = tempfile::tempdir().expect("log dir");
-    let pod_config = pod_config(logs.path());
+    let pod_config = pod_config(logs.path(), "pod");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
         let pod = run_pod(&mut cri, &pod_config).await;

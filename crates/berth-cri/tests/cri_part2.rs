@@ -11,21 +11,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use support::*;
 
-fn pod_config(logs: &Path) -> PodSandboxConfig {
-    PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: "pod".into(),
-            uid: "uid-part2".into(),
-            namespace: "test".into(),
-            attempt: 0,
-        }),
-        hostname: "pod".into(),
-        log_directory: logs.to_string_lossy().into_owned(),
-        linux: Some(LinuxPodSandboxConfig::default()),
-        ..PodSandboxConfig::default()
-    }
-}
-
 /// The sequence numbers of a log's `stdout F line-<n>` entries; every
 /// entry must be whole and in that form.
 fn sequence(path: &Path) -> Vec<u64> {
@@ -73,7 +58,7 @@ fn reopen_container_log_after_rotation_loses_and_splits_no_line() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path());
+        let pod_config = pod_config(logs.path(), "pod");
         let pod = run_pod(&mut cri, &pod_config).await;
         let id = run_container(
             &mut cri,
@@ -233,7 +218,7 @@ fn update_container_resources_changes_the_cgroup_and_the_status() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path());
+        let pod_config = pod_config(logs.path(), "pod");
         let pod = run_pod(&mut cri, &pod_config).await;
         let mut config = container_config(
             "limited",
@@ -363,7 +348,7 @@ fn get_container_events_streams_created_started_stopped_deleted() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path());
+        let pod_config = pod_config(logs.path(), "pod");
         let pod = run_pod(&mut cri, &pod_config).await;
         let mut events = cri
             .get_container_events(GetEventsRequest {})

@@ -886,6 +886,21 @@ fn with_own_bin_dir(dir: &Path, config: String) -> String {
     )
 }
 
+/// Fills `<dir>/cnibin` ([`with_own_bin_dir`]) with Debian's plugins and
+/// the test's plugin `name`, a shell script.
+fn own_cni_plugin(daemon: &Daemon, name: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = daemon.dir().join("cnibin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    for plugin in ["bridge", "host-local", "loopback", "portmap"] {
+        std::os::unix::fs::symlink(Path::new("/usr/lib/cni").join(plugin), bin.join(plugin))
+            .expect("link plugin");
+    }
+    std::fs::write(bin.join(name), script).expect("write plugin");
+    std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+}
+
 #[test]
 fn a_failed_cni_del_fails_the_stop_and_the_next_stop_retries_it() {
     if !require_root() {
@@ -895,12 +910,6 @@ fn a_failed_cni_del_fails_the_stop_and_the_next_stop_retries_it() {
         .edit_config(with_own_bin_dir)
         .start()
         .expect("start daemon");
-    let bin = daemon.dir().join("cnibin");
-    std::fs::create_dir_all(&bin).expect("bin dir");
-    for plugin in ["bridge", "host-local", "loopback", "portmap"] {
-        std::os::unix::fs::symlink(Path::new("/usr/lib/cni").join(plugin), bin.join(plugin))
-            .expect("link plugin");
-    }
     let marker = daemon.dir().join("refuse-del");
     let flaky = format!(
         r#"#!/bin/sh
@@ -915,12 +924,7 @@ DEL) cat >/dev/null
 esac
 "#
     );
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::write(bin.join("flaky"), flaky).expect("write plugin");
-        std::fs::set_permissions(bin.join("flaky"), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-    }
+    own_cni_plugin(&daemon, "flaky", &flaky);
     let pods = Pods::with_daemon(daemon, "bcri-p7", "10.231.68.0/24");
     pods.write_conflist(&format!(
         r#"{{"cniVersion":"1.0.0","name":"bcri-p7","plugins":[
@@ -1225,12 +1229,6 @@ fn a_slow_cni_teardown_still_stops_the_pod_and_frees_its_ip() {
         .edit_config(with_own_bin_dir)
         .start()
         .expect("start daemon");
-    let bin = daemon.dir().join("cnibin");
-    std::fs::create_dir_all(&bin).expect("bin dir");
-    for plugin in ["bridge", "host-local", "loopback", "portmap"] {
-        std::os::unix::fs::symlink(Path::new("/usr/lib/cni").join(plugin), bin.join(plugin))
-            .expect("link plugin");
-    }
     let finished = daemon.dir().join("slow-del-finished");
     let slow = format!(
         r#"#!/bin/sh
@@ -1242,12 +1240,7 @@ DEL) cat >/dev/null; sleep 3; touch {finished:?} ;;
 esac
 "#
     );
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::write(bin.join("slow"), slow).expect("write plugin");
-        std::fs::set_permissions(bin.join("slow"), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-    }
+    own_cni_plugin(&daemon, "slow", &slow);
     let pods = Pods::with_daemon(daemon, "bcri-p9", "10.231.70.0/24");
     pods.write_conflist(&format!(
         r#"{{"cniVersion":"1.0.0","name":"bcri-p9","plugins":[

@@ -86,20 +86,12 @@ fn daemon() -> Daemon {
 
 fn pod_config(name: &str, logs: &Path, cgroup_parent: &str) -> PodSandboxConfig {
     PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: name.into(),
-            uid: format!("uid-{name}"),
-            namespace: "test".into(),
-            attempt: 0,
-        }),
-        hostname: name.into(),
-        log_directory: logs.to_string_lossy().into_owned(),
         labels: [("pod".to_string(), name.to_string())].into(),
         linux: Some(LinuxPodSandboxConfig {
             cgroup_parent: cgroup_parent.into(),
             ..LinuxPodSandboxConfig::default()
         }),
-        ..PodSandboxConfig::default()
+        ..support::pod_config(logs, name)
     }
 }
 

@@ -11,24 +11,8 @@ mod support;
 use berth_testkit::{require_ctr, require_go_client, require_root, stream_client, Daemon};
 use k8s_cri::v1::*;
 use serde_json::Value;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use support::*;
-
-fn pod_config(logs: &Path, name: &str) -> PodSandboxConfig {
-    PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: name.into(),
-            uid: format!("uid-{name}"),
-            namespace: "test".into(),
-            attempt: 0,
-        }),
-        hostname: name.into(),
-        log_directory: logs.to_string_lossy().into_owned(),
-        linux: Some(LinuxPodSandboxConfig::default()),
-        ..PodSandboxConfig::default()
-    }
-}
 
 /// Runs the streaming client; its JSON report.
 fn client(args: &[&str]) -> Value {

@@ -57,6 +57,22 @@ pub fn daemon() -> Daemon {
     daemon_with_network(|_| LOOPBACK_CONFLIST.to_string())
 }
 
+/// A pod named `name` (uid `uid-<name>`) logging under `logs`.
+pub fn pod_config(logs: &Path, name: &str) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "test".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: logs.to_string_lossy().into_owned(),
+        linux: Some(LinuxPodSandboxConfig::default()),
+        ..PodSandboxConfig::default()
+    }
+}
+
 /// A busybox container labelled `app=<name>` running `sh -c script`,
 /// logging to `<name>/0.log`.
 pub fn container_config(name: &str, script: &str) -> ContainerConfig {
