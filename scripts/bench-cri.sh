@@ -78,27 +78,6 @@ CRI_SECTION="[plugins.\"io.containerd.grpc.v1.cri\"]
 BERTHD_CONFIG="version = 2
 $CRI_SECTION"
 
-start_containerd_cri() {
-    local dir=$WORK/containerd
-    mkdir -p "$dir"
-    SOCKS[containerd]=$dir/containerd.sock
-    cat >"$dir/config.toml" <<TOML
-version = 2
-root = "$dir/root"
-state = "$dir/state"
-[grpc]
-  address = "${SOCKS[containerd]}"
-[ttrpc]
-  address = "${SOCKS[containerd]}.ttrpc"
-[debug]
-  address = "$dir/debug.sock"
-$CRI_SECTION
-TOML
-    "$CONTAINERD" --config "$dir/config.toml" --log-level warn >"$dir/log" 2>&1 &
-    PIDS[containerd]=$!
-    wait_ready containerd
-}
-
 # Appends the latencies (ns) of PODS pod starts on daemon $1, then cleans up.
 round() {
     local name=$1

@@ -57,6 +57,29 @@ start_berthd() {
     wait_ready berthd
 }
 
+# containerd with its CRI plugin configured by CRI_SECTION (the caller's
+# `[plugins."io.containerd.grpc.v1.cri"]` text), on a private socket.
+start_containerd_cri() {
+    local dir=$WORK/containerd
+    mkdir -p "$dir"
+    SOCKS[containerd]=$dir/containerd.sock
+    cat >"$dir/config.toml" <<TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+[grpc]
+  address = "${SOCKS[containerd]}"
+[ttrpc]
+  address = "${SOCKS[containerd]}.ttrpc"
+[debug]
+  address = "$dir/debug.sock"
+$CRI_SECTION
+TOML
+    "$CONTAINERD" --config "$dir/config.toml" --log-level warn >"$dir/log" 2>&1 &
+    PIDS[containerd]=$!
+    wait_ready containerd
+}
+
 start_containerd() {
     local dir=$WORK/containerd
     mkdir -p "$dir"
