@@ -18,6 +18,11 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
     cargo build --release -q -p berth-daemon -p berth-shim --bins
     cargo build --release -q -p berth-cri --example cri_bench --example cri_exec_bench
 fi
+if [[ -z ${BENCH_CRI_INSIDE:-} ]]; then
+    # A private mount namespace for containerd's CNI cache (bench-lib.sh's
+    # cri_bridge_network).
+    exec env BENCH_CRI_INSIDE=1 SKIP_BUILD=1 unshare -m --propagation private "$0" "$@"
+fi
 
 ROUNDS=${ROUNDS:-6}
 EXECS=${EXECS:-20}
@@ -41,6 +46,7 @@ cleanup() {
         kill "${PIDS[$name]}" 2>/dev/null || true
         wait "${PIDS[$name]}" 2>/dev/null || true
     done
+    ip link del benchexec0 2>/dev/null || true
     umount -R "$WORK"/*/state 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -53,17 +59,7 @@ echo "building the streaming client…" >&2
 GO111MODULE=off GOPATH="$PWD/tests/go-client:/usr/share/gocode" GOFLAGS= CGO_ENABLED=0 \
     GOCACHE="$WORK/gocache" go build -o "$WORK/streamclient" berth.test/streamclient
 
-mkdir -p "$WORK/net.d"
-echo '{"cniVersion":"1.0.0","name":"lo","plugins":[{"type":"loopback"}]}' \
-    >"$WORK/net.d/10-lo.conflist"
-CRI_SECTION="[plugins.\"io.containerd.grpc.v1.cri\"]
-  sandbox_image = \"$PAUSE\"
-  restrict_oom_score_adj = true
-  [plugins.\"io.containerd.grpc.v1.cri\".cni]
-    bin_dir = \"/usr/lib/cni\"
-    conf_dir = \"$WORK/net.d\""
-BERTHD_CONFIG="version = 2
-$CRI_SECTION"
+cri_bridge_network benchexec0 10.97.0.0/16
 
 make_image
 start_berthd

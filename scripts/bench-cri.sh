@@ -59,24 +59,7 @@ trap cleanup EXIT
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 
-mkdir -p "$WORK/net.d" "$WORK/varlib" /var/lib/cni
-mount --bind "$WORK/varlib" /var/lib/cni
-cat >"$WORK/net.d/10-benchcri.conflist" <<JSON
-{"cniVersion": "1.0.0", "name": "benchcri", "plugins": [
-  {"type": "bridge", "bridge": "benchcri0", "isGateway": true, "ipMasq": true,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.98.0.0/16"}]],
-            "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$WORK/ipam"}},
-  {"type": "portmap", "capabilities": {"portMappings": true}}
-]}
-JSON
-CRI_SECTION="[plugins.\"io.containerd.grpc.v1.cri\"]
-  sandbox_image = \"$PAUSE\"
-  restrict_oom_score_adj = true
-  [plugins.\"io.containerd.grpc.v1.cri\".cni]
-    bin_dir = \"/usr/lib/cni\"
-    conf_dir = \"$WORK/net.d\""
-BERTHD_CONFIG="version = 2
-$CRI_SECTION"
+cri_bridge_network benchcri0 10.98.0.0/16
 
 # Appends the latencies (ns) of PODS pod starts on daemon $1, then cleans up.
 round() {

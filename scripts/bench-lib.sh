@@ -57,6 +57,32 @@ start_berthd() {
     wait_ready berthd
 }
 
+# The CRI configuration both daemons get (CRI_SECTION, and BERTHD_CONFIG
+# from it): the pause image PAUSE, and a bridge network (bridge BRIDGE,
+# subnet SUBNET) from Debian's plugins. containerd keeps its CNI cache in the
+# fixed /var/lib/cni, so callers run in a private mount namespace, where it
+# is replaced by a directory under WORK; cleanup deletes the bridge.
+cri_bridge_network() { # bridge subnet
+    mkdir -p "$WORK/net.d" "$WORK/varlib" /var/lib/cni
+    mount --bind "$WORK/varlib" /var/lib/cni
+    cat >"$WORK/net.d/10-$1.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "$1", "plugins": [
+  {"type": "bridge", "bridge": "$1", "isGateway": true, "ipMasq": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$2"}]],
+            "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$WORK/ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}
+]}
+JSON
+    CRI_SECTION="[plugins.\"io.containerd.grpc.v1.cri\"]
+  sandbox_image = \"$PAUSE\"
+  restrict_oom_score_adj = true
+  [plugins.\"io.containerd.grpc.v1.cri\".cni]
+    bin_dir = \"/usr/lib/cni\"
+    conf_dir = \"$WORK/net.d\""
+    BERTHD_CONFIG="version = 2
+$CRI_SECTION"
+}
+
 # containerd with its CRI plugin configured by CRI_SECTION (the caller's
 # `[plugins."io.containerd.grpc.v1.cri"]` text), on a private socket.
 start_containerd_cri() {
