@@ -128,9 +128,9 @@ async fn forward_all(target: Target, monitor: Monitor, mut rx: mpsc::UnboundedRe
                 break;
             }
             if retry == MAX_RETRIES {
-                eprintln!(
-                    "containerd-shim-berth-v2: dropping {topic}: the daemon did not take it after {MAX_RETRIES} retries"
-                );
+                crate::log::line(format_args!(
+                    "dropping {topic}: the daemon did not take it after {MAX_RETRIES} retries"
+                ));
             }
         }
     }

@@ -23,6 +23,7 @@ mod delete;
 mod error;
 mod events;
 mod io;
+mod log;
 mod monitor;
 mod oom;
 mod process;

@@ -185,7 +185,7 @@ impl Shim {
                 continue;
             }
             if let Err(err) = r.runc.delete_unlogged(&r.id, true).await {
-                eprintln!("containerd-shim-berth-v2: runc delete {}: {err}", r.id);
+                crate::log::line(format_args!("runc delete {}: {err}", r.id));
             }
         }
     }
