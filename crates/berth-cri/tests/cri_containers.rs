@@ -67,6 +67,11 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
         )
         .await;
 
+        // One shim serves the pod: its pause container and both containers
+        // (the sandbox id annotation groups them, as with containerd).
+        let shims = berth_testkit::shims_of(daemon.address());
+        assert_eq!(shims.len(), 1, "{shims:?}");
+
         // Localhost is the pod's: B reaches A's server.
         let mut reply = Vec::new();
         for _ in 0..50 {
@@ -281,6 +286,12 @@ fn containers_of_a_pod_share_localhost_and_pids_log_stop_exec_and_remove() {
             .exists());
 
         remove_pod(&mut cri, pod).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !berth_testkit::shims_of(daemon.address()).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let shims = berth_testkit::shims_of(daemon.address());
+        assert!(shims.is_empty(), "the pod's shim exits with it: {shims:?}");
     })
     .expect("runtime");
 }

@@ -538,6 +538,85 @@ fn restarted_daemon_adopts_running_containers() {
     assert!(h.bundles().is_empty());
 }
 
+/// Containers whose specs name one shim group (`io.containerd.runc.v2.group`,
+/// as the CRI's sandbox id does for a pod) share one shim, as with
+/// containerd's runc shim: it survives the daemon's restart, outlives the
+/// container that started it, and exits with the group's last container.
+#[test]
+fn containers_of_one_group_share_one_shim() {
+    require_root!();
+    require_ctr!();
+    let mut h = harness();
+    let group = "io.containerd.runc.v2.group=pod-1";
+    for id in ["group-a", "group-b"] {
+        let rootfs = h.rootfs().to_string();
+        h.ctr(&[
+            "run",
+            "-d",
+            "--annotation",
+            group,
+            "--rootfs",
+            &rootfs,
+            id,
+            "/bin/sleep",
+            "1000",
+        ])
+        .assert_success();
+    }
+    let shim = h.shims();
+    assert_eq!(shim.len(), 1, "one shim for the group: {shim:?}");
+    h.run_detached("group-c", &["/bin/sleep", "1000"]);
+    assert_eq!(
+        h.shims().len(),
+        2,
+        "a container outside the group has its own"
+    );
+    h.remove("group-c");
+    wait_for_shims(&h, 1);
+
+    let before: Vec<(u32, String)> = ["group-a", "group-b"]
+        .iter()
+        .map(|id| h.status(id).expect("task"))
+        .collect();
+    h.daemon.kill9().expect("kill -9 the daemon");
+    h.daemon.restart().expect("restart");
+    for (id, (pid, _)) in ["group-a", "group-b"].iter().zip(&before) {
+        assert_eq!(h.status(id), Some((*pid, "RUNNING".to_string())), "{id}");
+    }
+
+    // The container that started the shim goes; the shim stays for the other.
+    h.remove("group-a");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(h.shims(), shim, "the group's shim serves group-b still");
+    let exec = h.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e1",
+        "group-b",
+        "/bin/echo",
+        "here",
+    ]);
+    assert_eq!(exec.assert_success().stdout, "here\n");
+    let (pid, status) = h.status("group-b").expect("task");
+    assert_eq!((pid, status.as_str()), (before[1].0, "RUNNING"));
+
+    h.remove("group-b");
+    wait_for_shims(&h, 0);
+    assert!(h.tasks().is_empty());
+    assert!(h.bundles().is_empty(), "{:?}", h.bundles());
+}
+
+/// Waits (10 s at most) until the daemon has `want` shims.
+#[track_caller]
+fn wait_for_shims(h: &Harness, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.shims().len() != want && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(h.shims().len(), want, "{:?}", h.shims());
+}
+
 #[test]
 fn killed_shim_is_reported_as_exited() {
     require_root!();

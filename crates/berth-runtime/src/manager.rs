@@ -458,7 +458,9 @@ impl TaskManager {
                 // starting it and its Create. The caller cleans up as for a
                 // dead shim (`shim delete`, the bundle); without this the
                 // shim itself would idle forever with nothing pointing at it.
-                crate::task::shutdown_shim_now(&task.shim, &bundle.id).await;
+                // Not `now`: a shim that serves other containers of its
+                // group (a pod's) stays for them.
+                crate::task::shutdown_shim(&task.shim, &bundle.id).await;
                 task.stop_log();
                 return Err(err);
             }

@@ -423,21 +423,12 @@ impl Task {
     }
 }
 
-/// Asks a shim to exit once its work is done; it may close the connection
-/// before answering.
+/// Asks a shim to exit once its work is done: a shim still serving other
+/// containers of its group stays. It may close the connection before
+/// answering.
 pub(crate) async fn shutdown_shim(shim: &ShimClient, id: &str) {
-    shutdown_request(shim, id, false).await
-}
-
-/// Asks a shim to exit at once, whatever it still holds (`now`).
-pub(crate) async fn shutdown_shim_now(shim: &ShimClient, id: &str) {
-    shutdown_request(shim, id, true).await
-}
-
-async fn shutdown_request(shim: &ShimClient, id: &str, now: bool) {
     let request = api::ShutdownRequest {
         id: id.to_string(),
-        now,
         ..Default::default()
     };
     let _ = shim

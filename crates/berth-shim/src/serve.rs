@@ -31,12 +31,22 @@ pub fn run(args: &Args, listener: std::os::unix::net::UnixListener) -> Result<()
         .enable_all()
         .build()
         .map_err(|e| format!("building the runtime: {e}"))?;
-    let address = socket_address(&args.address, &args.namespace, &args.id);
-    let socket = OwnSocket::new(std::path::Path::new(socket_path(&address)));
+    // The path `start` bound: its group's, which need not be this id's.
+    let bound = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(std::path::Path::to_path_buf));
+    let socket = match bound {
+        Some(path) => OwnSocket::new(&path),
+        None => {
+            let address = socket_address(&args.address, &args.namespace, &args.id);
+            OwnSocket::new(std::path::Path::new(socket_path(&address)))
+        }
+    };
     let result = rt.block_on(serve(args, listener, socket.clone()));
     socket.remove();
     if let Err(err) = result {
-        eprintln!("containerd-shim-berth-v2: {err}");
+        crate::log::line(format_args!("{err}"));
         std::process::exit(1);
     }
     // Not dropping the runtime: its connection tasks may be blocked on the

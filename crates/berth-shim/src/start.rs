@@ -1,6 +1,13 @@
 //! `start`: bind the task socket, start the serving shim on it, print the
 //! address.
 //!
+//! Containers can share one serving shim: a container whose spec carries
+//! the annotation `io.containerd.runc.v2.group`, or else the CRI's
+//! `io.kubernetes.cri.sandbox-id`, gets the socket of that group instead
+//! of its own id's, as containerd's runc shim does; so every container of a
+//! pod is served by the pod's shim. The first of a group starts the shim;
+//! the others find it listening and print its address.
+//!
 //! The starting process binds the socket itself, so the address is
 //! connectable the moment it is printed, and spawns the shim binary again
 //! with the same flags but no `start` (containerd's runc shim does the
@@ -23,8 +30,16 @@ use std::process::{Child, Command, Stdio};
 use crate::address::{socket_address, socket_path};
 use crate::args::Args;
 
+/// Spec annotations naming a container's shim group, in order of
+/// precedence (containerd's runc shim's `groupLabels`).
+const GROUP_ANNOTATIONS: [&str; 2] = [
+    "io.containerd.runc.v2.group",
+    "io.kubernetes.cri.sandbox-id",
+];
+
 pub fn run(args: &Args) -> Result<(), String> {
-    let address = socket_address(&args.address, &args.namespace, &args.id);
+    let group = group(Path::new("config.json")).unwrap_or_else(|| args.id.clone());
+    let address = socket_address(&args.address, &args.namespace, &group);
     let path = Path::new(socket_path(&address));
     if let Some(dir) = path.parent() {
         // Root's alone, as containerd's shims make theirs.
@@ -67,6 +82,18 @@ pub fn run(args: &Args) -> Result<(), String> {
     announce(&address)
 }
 
+/// The shim group the bundle's spec names, if any (see the module docs).
+/// An unreadable spec names none: the create that follows reports it.
+fn group(spec: &Path) -> Option<String> {
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(spec).ok()?).ok()?;
+    let annotations = spec.get("annotations")?;
+    GROUP_ANNOTATIONS
+        .iter()
+        .find_map(|key| annotations.get(*key)?.as_str())
+        .filter(|group| !group.is_empty())
+        .map(str::to_string)
+}
+
 /// Spawns the serving shim: this binary with `args`' flags and no action,
 /// `listener` as its fd 3, standard streams on `/dev/null` (the daemon
 /// reads this process's stdout to its end, so the child must not hold it).
@@ -102,4 +129,39 @@ fn announce(address: &str) -> Result<(), String> {
     std::fs::write("address", address).map_err(|e| format!("writing address: {e}"))?;
     print!("{address}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group_of(spec: &str) -> Option<String> {
+        let dir = std::env::temp_dir().join(format!("berth-shim-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(format!("{:x}.json", spec.len()));
+        std::fs::write(&path, spec).expect("write spec");
+        let group = group(&path);
+        let _ = std::fs::remove_file(&path);
+        group
+    }
+
+    #[test]
+    fn group_comes_from_the_spec_annotations() {
+        assert_eq!(group_of(r#"{"ociVersion":"1.0.2"}"#), None);
+        assert_eq!(group_of("not json"), None);
+        assert_eq!(
+            group_of(r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}"#),
+            Some("pod1".into())
+        );
+        assert_eq!(
+            group_of(
+                r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1","io.containerd.runc.v2.group":"g"}}"#
+            ),
+            Some("g".into())
+        );
+        assert_eq!(
+            group_of(r#"{"annotations":{"io.containerd.runc.v2.group":""}}"#),
+            None
+        );
+    }
 }
