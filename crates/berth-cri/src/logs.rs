@@ -18,7 +18,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Which of the container's streams a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,15 +207,17 @@ pub fn format_stream(chunks: &[&[u8]], stderr: bool, max_len: i64, time: SystemT
 /// entries until it ends, and hands each chunk to the attached clients
 /// (`tee`). Write errors are logged and the stream is still drained, so a
 /// full disk never blocks the container.
-pub(crate) async fn redirect<R>(
-    mut reader: R,
+///
+/// The read buffer exists only while output is flowing: a node's
+/// containers are mostly quiet, and one idle 8 KiB buffer per stream of
+/// every container would be most of the daemon's memory per pod.
+pub(crate) async fn redirect(
+    reader: tokio::net::unix::pipe::Receiver,
     stream: Stream,
     sink: Sink,
     max_len: i64,
     tee: crate::container::attach::Tee,
-) where
-    R: AsyncRead + Unpin,
-{
+) {
     let mut lines = Lines::new(max_len);
     let mut write = |tag: Tag, text: &[u8]| {
         let bytes = entry(SystemTime::now(), stream, tag, text);
@@ -224,17 +225,24 @@ pub(crate) async fn redirect<R>(
             tracing::warn!(stream = stream.as_str(), %err, "write container log");
         }
     };
-    let mut buf = vec![0u8; 8192];
-    loop {
-        match reader.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => {
-                tee.send(&buf[..n]);
-                lines.push(&buf[..n], &mut write);
-            }
-            Err(err) => {
-                tracing::warn!(stream = stream.as_str(), %err, "read container output");
-                break;
+    'stream: loop {
+        if let Err(err) = reader.readable().await {
+            tracing::warn!(stream = stream.as_str(), %err, "wait for container output");
+            break;
+        }
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match reader.try_read(&mut buf) {
+                Ok(0) => break 'stream,
+                Ok(n) => {
+                    tee.send(&buf[..n]);
+                    lines.push(&buf[..n], &mut write);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(err) => {
+                    tracing::warn!(stream = stream.as_str(), %err, "read container output");
+                    break 'stream;
+                }
             }
         }
     }
@@ -351,8 +359,8 @@ mod tests {
     async fn both_streams_interleave_by_whole_entries() {
         let shared = Shared::default();
         let sink = Sink::new(shared.clone());
-        let (mut out_w, out_r) = tokio::io::duplex(64);
-        let (mut err_w, err_r) = tokio::io::duplex(64);
+        let (mut out_w, out_r) = tokio::net::unix::pipe::pipe().expect("pipe");
+        let (mut err_w, err_r) = tokio::net::unix::pipe::pipe().expect("pipe");
         let out = tokio::spawn(redirect(
             out_r,
             Stream::Stdout,
