@@ -24,6 +24,7 @@ mod error;
 mod events;
 mod io;
 mod monitor;
+mod nsexec;
 mod oom;
 mod process;
 mod rootfs;
