@@ -58,6 +58,7 @@ impl Message {
 #[repr(u32)]
 pub enum Step {
     OomScoreAdj,
+    Dumpable,
     Cgroup,
     Setns,
     Fork,
@@ -83,8 +84,9 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 20] = [
+    const ALL: [Step; 21] = [
         Step::OomScoreAdj,
+        Step::Dumpable,
         Step::Cgroup,
         Step::Setns,
         Step::Fork,
@@ -113,6 +115,7 @@ impl Step {
     pub fn describe(self) -> &'static str {
         match self {
             Step::OomScoreAdj => "write oom_score_adj",
+            Step::Dumpable => "set non-dumpable",
             Step::Cgroup => "join the container's cgroup",
             Step::Setns => "join the container's namespaces",
             Step::Fork => "fork into the container's pid namespace",
@@ -256,6 +259,13 @@ unsafe fn intermediate(p: &Prepared<'_>) -> ! {
     // SAFETY: only async-signal-safe system calls on descriptors and
     // NUL-terminated strings the plan owns, alive for the whole child.
     unsafe {
+        // Not dumpable until the exec (which resets it): the container's
+        // processes cannot ptrace this copy of the shim or open its
+        // `/proc/PID/exe` (the host's shim binary) once it is in their pid
+        // namespace, as runc's nsexec guards `runc init` (CVE-2019-5736).
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 {
+            fail(p.report, Step::Dumpable);
+        }
         reset_signals();
         if let Some(score) = &plan.oom_score_adj {
             let fd = libc::open(OOM_SCORE_ADJ.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);

@@ -104,8 +104,7 @@ impl Plan {
             return fallback(format!("annotation {EXEC_ANNOTATION}=runc"));
         }
         check_supported(spec, process)?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::geteuid().is_root() {
             return fallback("the shim is not root");
         }
         check_init(init_pid)?;
@@ -428,11 +427,17 @@ pub fn environment(list: &[Value]) -> Result<Vec<(String, String)>, Fallback> {
     Ok(env)
 }
 
+/// The most of the container's `/etc/passwd` read.
+const PASSWD_LIMIT: u64 = 1 << 20;
+
 /// The home directory of `uid` in the container's `/etc/passwd`, `/` when
-/// it has none (runc's default for `HOME`).
+/// it has none (runc's default for `HOME`). The file is the container's:
+/// it is resolved inside the container's root (a link to a host file or
+/// to `/dev/zero` stays inside it), and read up to a limit.
 fn home_of(pid: u32, uid: u32) -> String {
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
     let passwd =
-        std::fs::read_to_string(format!("/proc/{pid}/root/etc/passwd")).unwrap_or_default();
+        berth_core::rootpath::read_in_root(&root, "/etc/passwd", PASSWD_LIMIT).unwrap_or_default();
     home_in_passwd(&passwd, uid).unwrap_or_else(|| "/".into())
 }
 
