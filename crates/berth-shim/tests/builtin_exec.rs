@@ -497,3 +497,29 @@ fn shim_environment_forces_runc_exec() {
         b.log()
     );
 }
+
+#[test]
+fn exec_in_a_paused_container_goes_to_runc() {
+    require_root!();
+    let mut b = Bundle::new(|_| {});
+    runtime().block_on(async {
+        let r = Running::start(&b).await;
+        let mut pause = api::PauseRequest::new();
+        pause.id = "t1".into();
+        r.task.pause(ctx(), &pause).await.expect("pause");
+        let out = r.exec("p", &minimal_process()).await;
+        assert!(
+            out.error.as_deref().unwrap_or_default().contains("paused"),
+            "{out:?}"
+        );
+        let mut resume = api::ResumeRequest::new();
+        resume.id = "t1".into();
+        r.task.resume(ctx(), &resume).await.expect("resume");
+        let out = r.exec("q", &minimal_process()).await;
+        assert_eq!(out.status, 3, "{out:?}");
+        r.stop().await;
+    });
+    let log = b.log();
+    assert!(log.contains("runc exec (the init is PAUSED)"), "{log}");
+    assert_eq!(log.matches("runc exec (").count(), 1, "{log}");
+}

@@ -281,6 +281,11 @@ fn cgroup_procs(pid: u32) -> Result<Vec<OwnedFd>, Fallback> {
     let mounts = cgroup_mounts(&mountinfo);
     let mut fds = Vec::new();
     for dir in cgroup_dirs(&own, &mounts)? {
+        if frozen(&dir) {
+            // runc refuses ("cannot exec in a paused container"); joining
+            // would freeze the child before it reports.
+            return fallback(format!("cgroup {} is frozen", dir.display()));
+        }
         let procs = dir.join("cgroup.procs");
         let file = OpenOptions::new()
             .write(true)
@@ -290,6 +295,14 @@ fn cgroup_procs(pid: u32) -> Result<Vec<OwnedFd>, Fallback> {
         fds.push(OwnedFd::from(file));
     }
     Ok(fds)
+}
+
+/// Whether a cgroup is frozen (v1 `freezer.state`, v2 `cgroup.freeze`).
+fn frozen(dir: &Path) -> bool {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let v1 = read("freezer.state");
+    let v1 = v1.trim();
+    (!v1.is_empty() && v1 != "THAWED") || read("cgroup.freeze").trim() == "1"
 }
 
 /// A mounted cgroup hierarchy: its mount point and, for v1, the
