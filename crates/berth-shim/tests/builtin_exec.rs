@@ -394,11 +394,16 @@ fn missing_program_fails_as_with_runc_and_leaves_nothing() {
     runtime().block_on(async {
         let b = Running::start(&builtin).await;
         let r = Running::start(&runc).await;
-        for (i, args) in [json!(["nope"]), json!(["/nope"]), json!(["/etc"])]
-            .into_iter()
-            .enumerate()
+        for (i, (args, cwd)) in [
+            (json!(["nope"]), "/"),
+            (json!(["/nope"]), "/"),
+            (json!(["/etc"]), "/"),
+            (json!(["/bin/true"]), "/nope"),
+        ]
+        .into_iter()
+        .enumerate()
         {
-            let process = json!({"args": args, "env": ["PATH=/bin"], "cwd": "/"});
+            let process = json!({"args": args, "env": ["PATH=/bin"], "cwd": cwd});
             let mine = b.exec(&format!("m{i}"), &process).await;
             let theirs = r.exec(&format!("m{i}"), &process).await;
             let mine = mine.error.expect("built-in exec of a missing program");

@@ -308,7 +308,7 @@ unsafe fn reset_signals() {
     // signals that cannot be changed (SIGKILL, SIGSTOP, libc's own) are
     // expected and harmless.
     unsafe {
-        for sig in 1..libc::SIGRTMAX() {
+        for sig in 1..=libc::SIGRTMAX() {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::signal(sig, libc::SIG_DFL);
             }

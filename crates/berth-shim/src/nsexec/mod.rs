@@ -63,6 +63,7 @@ pub async fn start(plan: Plan, monitor: &Monitor) -> Result<u32, String> {
     // The children hold their own copies now: EOF comes when both are done.
     drop(tx);
     let arg0 = plan.arg0.clone();
+    let cwd = plan.cwd.to_string_lossy().into_owned();
     drop(plan);
     let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(rx))
         .map_err(|e| format!("exec report pipe: {e}"))?;
@@ -79,7 +80,7 @@ pub async fn start(plan: Plan, monitor: &Monitor) -> Result<u32, String> {
                 if let Some(pid) = pid {
                     gone(pid).await;
                 }
-                return Err(failure(step, errno, &arg0));
+                return Err(failure(step, errno, &arg0, &cwd));
             }
             None => return Err("exec: garbled report from the child".into()),
         }
@@ -107,7 +108,7 @@ async fn gone(pid: u32) {
 
 /// runc's message for a failed step (its `exec failed: unable to start
 /// container process: …`, Go's `exec.LookPath` wording for a lookup).
-fn failure(step: Step, errno: i32, arg0: &str) -> String {
+fn failure(step: Step, errno: i32, arg0: &str, cwd: &str) -> String {
     let text = errno_text(errno);
     let what = match step {
         Step::NotFound => format!("exec: {arg0:?}: executable file not found in $PATH"),
@@ -116,6 +117,7 @@ fn failure(step: Step, errno: i32, arg0: &str) -> String {
         }
         Step::Lookup => format!("exec: {arg0:?}: stat {arg0}: {text}"),
         Step::Execve => format!("exec {arg0}: {text}"),
+        Step::Chdir => format!("chdir to cwd ({cwd:?}) set in config.json failed: {text}"),
         other => format!("{}: {text}", other.describe()),
     };
     format!("exec failed: unable to start container process: {what}")
@@ -142,23 +144,23 @@ mod tests {
     #[test]
     fn failures_read_as_runcs() {
         assert_eq!(
-            failure(Step::NotFound, libc::ENOENT, "nope"),
+            failure(Step::NotFound, libc::ENOENT, "nope", "/"),
             "exec failed: unable to start container process: \
              exec: \"nope\": executable file not found in $PATH"
         );
         assert_eq!(
-            failure(Step::Lookup, libc::ENOENT, "/nope"),
+            failure(Step::Lookup, libc::ENOENT, "/nope", "/"),
             "exec failed: unable to start container process: \
              exec: \"/nope\": stat /nope: no such file or directory"
         );
         assert_eq!(
-            failure(Step::Lookup, libc::EACCES, "/etc"),
+            failure(Step::Lookup, libc::EACCES, "/etc", "/"),
             "exec failed: unable to start container process: exec: \"/etc\": permission denied"
         );
         assert_eq!(
-            failure(Step::Chdir, libc::ENOENT, "sh"),
+            failure(Step::Chdir, libc::ENOENT, "sh", "/nope"),
             "exec failed: unable to start container process: \
-             chdir to cwd: no such file or directory"
+             chdir to cwd (\"/nope\") set in config.json failed: no such file or directory"
         );
     }
 }
