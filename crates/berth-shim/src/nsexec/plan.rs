@@ -276,11 +276,8 @@ fn cgroup_procs(pid: u32) -> Result<Vec<OwnedFd>, Fallback> {
     let Ok(own) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
         return fallback(format!("init {pid} is gone"));
     };
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .or_else(|e| fallback(format!("reading mountinfo: {e}")))?;
-    let mounts = cgroup_mounts(&mountinfo);
     let mut fds = Vec::new();
-    for dir in cgroup_dirs(&own, &mounts)? {
+    for dir in cgroup_dirs(&own, shim_cgroup_mounts()?)? {
         if frozen(&dir) {
             // runc refuses ("cannot exec in a paused container"); joining
             // would freeze the child before it reports.
@@ -295,6 +292,19 @@ fn cgroup_procs(pid: u32) -> Result<Vec<OwnedFd>, Fallback> {
         fds.push(OwnedFd::from(file));
     }
     Ok(fds)
+}
+
+/// The shim's cgroup mounts, read once: the host's mount table can be
+/// long, and its cgroup hierarchies do not move under a running shim (one
+/// mounted later is "not mounted" here, and runc runs those execs).
+fn shim_cgroup_mounts() -> Result<&'static [CgroupMount], Fallback> {
+    static MOUNTS: std::sync::OnceLock<Vec<CgroupMount>> = std::sync::OnceLock::new();
+    if let Some(mounts) = MOUNTS.get() {
+        return Ok(mounts);
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .or_else(|e| fallback(format!("reading mountinfo: {e}")))?;
+    Ok(MOUNTS.get_or_init(|| cgroup_mounts(&mountinfo)))
 }
 
 /// Whether a cgroup is frozen (v1 `freezer.state`, v2 `cgroup.freeze`).
