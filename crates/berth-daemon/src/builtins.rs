@@ -446,6 +446,11 @@ fn init_task_manager(ctx: &mut InitContext<'_>) -> Result<Instance> {
     crate::dirs::create_with_mode(&dir, 0o711)
         .with_context(|| format!("create {}", dir.display()))?;
     let exe = std::env::current_exe().context("locate berthd")?;
+    if config.plugins.task.runc_exec {
+        // Read by berth's shim (`crates/berth-shim/src/nsexec`); every shim
+        // inherits it. Set at plugin load, as the opt plugin sets PATH.
+        std::env::set_var("BERTH_SHIM_EXEC", "runc");
+    }
     let address = std::path::absolute(&config.grpc.address).context("socket path")?;
     let resolver = Resolver {
         overrides: config.plugins.task.shims.clone().into_iter().collect(),

@@ -127,8 +127,8 @@ impl ProcessIo {
         }
         if paths.stdout.starts_with("binary://") {
             let (out, err) = start_logger(&paths.stdout, env)?;
-            child.stdout = Some(out.into());
-            child.stderr = Some(err.into());
+            child.stdout = Some(out);
+            child.stderr = Some(err);
             return Ok((io, child));
         }
         child.stdout = io.output(&paths.stdout)?;
@@ -137,7 +137,7 @@ impl ProcessIo {
     }
 
     /// The container's side of one output stream, starting its copy.
-    fn output(&mut self, uri: &str) -> io::Result<Option<Stdio>> {
+    fn output(&mut self, uri: &str) -> io::Result<Option<OwnedFd>> {
         if uri.is_empty() {
             return Ok(None);
         }

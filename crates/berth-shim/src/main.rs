@@ -25,6 +25,7 @@ mod events;
 mod io;
 mod log;
 mod monitor;
+mod nsexec;
 mod oom;
 mod process;
 mod rootfs;

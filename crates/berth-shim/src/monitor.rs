@@ -65,6 +65,19 @@ impl Monitor {
         Ok((child, rx))
     }
 
+    /// Registers the child `start` forks (returning its pid) the same way:
+    /// the reaper cannot run between the fork and the registration.
+    pub fn spawn_with(
+        &self,
+        start: impl FnOnce() -> io::Result<i32>,
+    ) -> io::Result<(i32, oneshot::Receiver<Exit>)> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = start()?;
+        let (tx, rx) = oneshot::channel();
+        inner.waiters.insert(pid, tx);
+        Ok((pid, rx))
+    }
+
     /// Reaps every child that has exited and dispatches the exits.
     pub fn reap(&self) {
         loop {

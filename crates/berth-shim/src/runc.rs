@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -102,9 +103,9 @@ impl RuncError {
 /// The standard streams a `create` or `exec` hands to the container.
 #[derive(Debug, Default)]
 pub struct ChildStdio {
-    pub stdin: Option<Stdio>,
-    pub stdout: Option<Stdio>,
-    pub stderr: Option<Stdio>,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
 }
 
 /// runc for one container (bundle) and its log file.
@@ -243,9 +244,10 @@ impl Runc {
     /// Runs a command whose stdio belongs to the container; errors come
     /// from runc's log.
     async fn run_with_stdio(&self, mut cmd: Command, stdio: ChildStdio) -> Result<(), RuncError> {
-        cmd.stdin(stdio.stdin.unwrap_or_else(Stdio::null))
-            .stdout(stdio.stdout.unwrap_or_else(Stdio::null))
-            .stderr(stdio.stderr.unwrap_or_else(Stdio::null));
+        let or_null = |fd: Option<OwnedFd>| fd.map_or_else(Stdio::null, Stdio::from);
+        cmd.stdin(or_null(stdio.stdin))
+            .stdout(or_null(stdio.stdout))
+            .stderr(or_null(stdio.stderr));
         let (_child, exit) = self
             .monitor
             .spawn(&mut cmd)

@@ -43,6 +43,8 @@ pub const RUNC_CONFIG_FILE: &str = "berth-runc";
 pub struct Container {
     pub id: String,
     pub bundle: PathBuf,
+    /// The OCI spec of the bundle, as runc got it (for the built-in exec).
+    spec: serde_json::Value,
     runc: Runc,
     /// The rootfs the shim mounted (none for a spec root path).
     rootfs: Option<crate::rootfs::MountedRootfs>,
@@ -298,7 +300,7 @@ impl Shim {
         let runc = Runc::new(config, &bundle, self.monitor.clone());
         let init = Arc::new(Process::new("", stdio, Vec::new()));
         let created = self.run_create(&req.id, &bundle, &runc, &init).await;
-        let (pid, on_exit) = match created {
+        let (pid, on_exit, spec) = match created {
             Ok(created) => created,
             Err(err) => {
                 if let Some(rootfs) = &rootfs {
@@ -310,6 +312,7 @@ impl Shim {
         let container = Arc::new(Container {
             id: req.id.clone(),
             bundle: bundle.clone(),
+            spec,
             runc,
             rootfs,
             on_exit,
@@ -340,7 +343,7 @@ impl Shim {
         bundle: &Path,
         runc: &Runc,
         init: &Process,
-    ) -> Result<(u32, OnInitExit)> {
+    ) -> Result<(u32, OnInitExit, serde_json::Value)> {
         let spec = crate::rootfs::clamp_bundle_spec(bundle, crate::rootfs::own_oom_score_adj())
             .map_err(unknown)?;
         let own_pid_namespace = crate::rootfs::has_own_pid_namespace(&spec);
@@ -374,7 +377,7 @@ impl Shim {
                 .await
                 .map_err(|e| unknown(e.oci("create")))?;
         }
-        Ok((read_pid(&pid_file)?, on_exit))
+        Ok((read_pid(&pid_file)?, on_exit, spec))
     }
 
     async fn start(self: &Arc<Self>, id: &str, exec_id: &str) -> Result<u32> {

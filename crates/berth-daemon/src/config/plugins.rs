@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `io.containerd.gc.v1.scheduler` | `pause_threshold`, `deletion_threshold`, `mutation_threshold`, `schedule_delay`, `startup_delay` |
 //! | `io.containerd.snapshotter.v1.overlayfs`, `….native` | `root_path` |
-//! | `io.containerd.runtime.v2.task` | `shims` (berth's own: a shim binary per runtime name) |
+//! | `io.containerd.runtime.v2.task` | `shims` (berth's own: a shim binary per runtime name), `builtin_exec` (berth's own: `false` sends every exec of berth's shim to `runc exec`) |
 //! | `io.containerd.internal.v1.opt` | `path` |
 //! | `io.containerd.grpc.v1.cri` | see `cri.rs` |
 //! | `io.containerd.internal.v1.cni` | berth's own: `bin_dirs`, `conf_dir`, `cache_dir`, `timeout_secs`, `default_network.{name,bridge,subnet,subnet6,ipam_data_dir}` |
@@ -139,10 +139,16 @@ pub struct SnapshotterConfig {
 /// Names not listed resolve as containerd resolves them;
 /// `io.containerd.runc.v2` defaults to berth's own `containerd-shim-berth-v2`
 /// next to berthd.
+///
+/// `builtin_exec = false` (berth's key) makes berth's shim run every exec
+/// with `runc exec` rather than start it itself: berthd then passes
+/// `BERTH_SHIM_EXEC=runc` to the shims it starts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskConfig {
     /// Shim binaries by runtime name.
     pub shims: BTreeMap<String, PathBuf>,
+    /// `builtin_exec = false`: execs go to runc.
+    pub runc_exec: bool,
 }
 
 /// containerd's opt plugin: `<path>/bin` joins `PATH` and `<path>/lib`
@@ -193,6 +199,9 @@ pub fn decode(
             .collect();
         let path = path_value(entry.value).map_err(|why| bad_value(&entry.origin, &full, why))?;
         out.task.shims.insert(key.join("."), path);
+    }
+    if let Some(builtin) = doc.take::<bool>(&["plugins", TASK, "builtin_exec"])? {
+        out.task.runc_exec = !builtin;
     }
     if let Some(path) = doc.take_with(&["plugins", OPT, "path"], path_value)? {
         out.opt.path = path;
@@ -473,6 +482,13 @@ mod tests {
         assert_eq!(out.native.root_path, Some(PathBuf::from("/n")));
         assert_eq!(out.overlayfs.root_path, None);
         assert_eq!(out.opt.path, PathBuf::from("/o"));
+        assert!(!out.task.runc_exec);
+        let (out, warnings) = decode_text(
+            "version = 2\n[plugins.\"io.containerd.runtime.v2.task\"]\nbuiltin_exec = false\n",
+        )
+        .expect("decode");
+        assert!(out.task.runc_exec);
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::{lock, read_pid, Container, Shim};
 use crate::error::{unknown, Result};
 use crate::io::{ConsoleSocket, LogEnv, ProcessIo, StdioPaths};
 use crate::monitor::Exit;
+use crate::nsexec::{Fallback, Plan};
 use crate::process::Process;
 
 /// The status Wait reports for an exec whose start failed: it never ran,
@@ -63,15 +64,11 @@ impl Shim {
         Ok(())
     }
 
-    /// Runs `runc exec` for `p`; returns its pid. On failure nothing of the
-    /// attempt is left (see the module docs).
+    /// Starts `p`, built in (see [`crate::nsexec`]) or with `runc exec`;
+    /// returns its pid. On failure nothing of the attempt is left (see the
+    /// module docs).
     pub(super) async fn start_exec(&self, c: &Container, p: &Process) -> Result<u32> {
-        let spec_file = c.bundle.join(format!("exec-{}.json", p.exec_id));
-        let pid_file = c.bundle.join(format!("exec-{}.pid", p.exec_id));
-        let result = self.run_exec(c, p, &spec_file, &pid_file).await;
-        let _ = std::fs::remove_file(&spec_file);
-        let pid = result.and_then(|()| read_pid(&pid_file));
-        let _ = std::fs::remove_file(&pid_file);
+        let pid = self.start_exec_process(c, p).await;
         if pid.is_err() {
             let mut io = p.io.lock().await;
             io.close_stdin();
@@ -85,18 +82,69 @@ impl Shim {
         pid
     }
 
+    async fn start_exec_process(&self, c: &Container, p: &Process) -> Result<u32> {
+        let oom_floor = crate::rootfs::own_oom_score_adj();
+        let spec = exec_process_spec(&p.spec, p.stdio.terminal, oom_floor)?;
+        match self.builtin_plan(c, &spec, oom_floor) {
+            Ok(plan) => return self.run_builtin(c, p, plan).await,
+            Err(Fallback(why)) => {
+                // Not eprintln: stderr is the daemon's non-blocking log
+                // FIFO, and a full one must not panic the shim.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "containerd-shim-berth-v2: exec {} in {}: runc exec ({why})",
+                    p.exec_id,
+                    c.id
+                );
+            }
+        }
+        let spec_file = c.bundle.join(format!("exec-{}.json", p.exec_id));
+        let pid_file = c.bundle.join(format!("exec-{}.pid", p.exec_id));
+        let result = self.run_exec(c, p, &spec, &spec_file, &pid_file).await;
+        let _ = std::fs::remove_file(&spec_file);
+        let pid = result.and_then(|()| read_pid(&pid_file));
+        let _ = std::fs::remove_file(&pid_file);
+        pid
+    }
+
+    /// The built-in exec's plan for `spec` in `c`, or why runc runs it.
+    fn builtin_plan(
+        &self,
+        c: &Container,
+        spec: &serde_json::Value,
+        oom_floor: i64,
+    ) -> std::result::Result<Plan, Fallback> {
+        let init = c.init.state();
+        if init.status != Status::RUNNING || init.exited_at.is_some() {
+            return Err(Fallback(format!("the init is {:?}", init.status)));
+        }
+        Plan::prepare(&c.id, &c.spec, spec, init.pid, oom_floor)
+    }
+
+    /// Starts `p` with the built-in exec.
+    async fn run_builtin(&self, c: &Container, p: &Process, mut plan: Plan) -> Result<u32> {
+        let env = LogEnv {
+            namespace: &self.namespace,
+            id: &c.id,
+            monitor: &self.monitor,
+        };
+        let (io, child) = ProcessIo::pipes(&p.stdio, &env).map_err(unknown)?;
+        *p.io.lock().await = io;
+        crate::nsexec::set_stdio(&mut plan, child).map_err(unknown)?;
+        crate::nsexec::start(plan, &self.monitor)
+            .await
+            .map_err(|e| unknown(format!("OCI runtime exec failed: {e}")))
+    }
+
     async fn run_exec(
         &self,
         c: &Container,
         p: &Process,
+        spec: &serde_json::Value,
         spec_file: &std::path::Path,
         pid_file: &std::path::Path,
     ) -> Result<()> {
-        let spec = exec_process_spec(
-            &p.spec,
-            p.stdio.terminal,
-            crate::rootfs::own_oom_score_adj(),
-        )?;
         std::fs::write(spec_file, spec.to_string()).map_err(unknown)?;
         if p.stdio.terminal {
             let console = ConsoleSocket::new().map_err(unknown)?;
