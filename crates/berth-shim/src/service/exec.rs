@@ -88,15 +88,10 @@ impl Shim {
         match self.builtin_plan(c, &spec, oom_floor) {
             Ok(plan) => return self.run_builtin(c, p, plan).await,
             Err(Fallback(why)) => {
-                // Not eprintln: stderr is the daemon's non-blocking log
-                // FIFO, and a full one must not panic the shim.
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "containerd-shim-berth-v2: exec {} in {}: runc exec ({why})",
-                    p.exec_id,
-                    c.id
-                );
+                crate::log::line(format_args!(
+                    "exec {} in {}: runc exec ({why})",
+                    p.exec_id, c.id
+                ));
             }
         }
         let spec_file = c.bundle.join(format!("exec-{}.json", p.exec_id));
