@@ -153,9 +153,10 @@ run_once() {
     echo $(($(now_ns) - start)) >>"$WORK/$name.samples"
 }
 
-# Prints "mean median p90" in milliseconds of the samples of daemon $1.
+# Prints "mean median p90" in milliseconds of the samples of daemon $1
+# (file $WORK/$1.${2:-samples}).
 summary() {
-    sort -n "$WORK/$1.samples" | awk '
+    sort -n "$WORK/$1.${2:-samples}" | awk '
         { v[NR] = $1; sum += $1 }
         END {
             p90 = int((NR * 9 + 9) / 10); if (p90 > NR) p90 = NR

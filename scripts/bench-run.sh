@@ -8,6 +8,8 @@
 #     warm-up runs, the two daemons interleaved run by run (berthd first on odd
 #     runs, containerd first on even ones) so that load from other work on the
 #     machine hits both alike: mean, median and p90 wall-clock latency;
+#   - `ctr tasks exec` of `/bin/true` in a running container, RUNS times each,
+#     interleaved the same way: mean, median and p90;
 #   - 20 containers running `/bin/sleep` (`ctr run -d`), one daemon at a time:
 #     the daemon's RSS and the shims' total and per-container RSS, then every
 #     container is removed.
@@ -119,6 +121,24 @@ if [[ -n ${PHASES:-} ]]; then
     wait "$PERF" || true
 fi
 
+# `ctr tasks exec` of /bin/true in a running container, interleaved too.
+for name in berthd containerd; do
+    ctr_ "$name" run -d "$IMAGE" exec-target /bin/sleep 1000
+    ctr_ "$name" tasks exec --exec-id warm exec-target /bin/true
+    : >"$WORK/$name.exec"
+done
+exec_once() {
+    local name=$1 start
+    start=$(now_ns)
+    ctr_ "$name" tasks exec --exec-id "$2" exec-target /bin/true
+    echo $(($(now_ns) - start)) >>"$WORK/$name.exec"
+}
+for i in $(seq "$RUNS"); do
+    if ((i % 2)); then order=(berthd containerd); else order=(containerd berthd); fi
+    for name in "${order[@]}"; do exec_once "$name" "e$i"; done
+done
+for name in berthd containerd; do remove_all "$name"; done
+
 printf 'ctr run --rm IMAGE id /bin/true, %d interleaved runs each; memory with %d running containers\n' "$RUNS" "$RUNNING"
 printf '%-26s %8s %8s %8s %12s %14s %12s\n' daemon "mean ms" "med ms" "p90 ms" "daemon MiB" "shims MiB" "MiB/shim"
 for name in berthd containerd; do
@@ -128,6 +148,13 @@ for name in berthd containerd; do
     [[ $name == containerd ]] && label="containerd 1.6 (runc-v2)"
     printf '%-26s %8s %8s %8s %12s %14s %12s\n' "$label" "$mean" "$median" "$p90" "$drss" "$stotal" "$sper"
     [[ $count == "$RUNNING" ]] || echo "  (found $count shims for $RUNNING containers)" >&2
+done
+
+printf '\nctr tasks exec ID /bin/true in a running container, %d interleaved runs each\n' "$RUNS"
+printf '%-26s %8s %8s %8s\n' daemon "mean ms" "med ms" "p90 ms"
+for name in berthd containerd; do
+    read -r mean median p90 <<<"$(summary "$name" exec)"
+    printf '%-26s %8s %8s %8s\n' "$name" "$mean" "$median" "$p90"
 done
 
 if [[ -n ${PHASES:-} ]]; then
