@@ -17,8 +17,8 @@ pub struct CriConfig {
     pub stream_server_address: String,
     /// `stream_server_port` ("0": a free port).
     pub stream_server_port: String,
-    /// `stream_idle_timeout` (read for compatibility; an idle stream is
-    /// not closed).
+    /// `stream_idle_timeout`: a streaming connection without traffic for
+    /// this long is closed ("0": never).
     pub stream_idle_timeout: String,
     /// `enable_tls_streaming`: serve streams over TLS.
     pub enable_tls_streaming: bool,

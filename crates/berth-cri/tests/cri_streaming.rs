@@ -410,6 +410,51 @@ fn urls_expire_and_requests_are_checked() {
     .expect("runtime");
 }
 
+/// `stream_idle_timeout`: a connection with no traffic for that long is
+/// closed by the server, over either transport.
+#[test]
+fn an_idle_stream_is_closed_after_stream_idle_timeout() {
+    require_root!();
+    require_ctr!();
+    require_go_client!();
+    let daemon = daemon_from(Daemon::builder().edit_config(|_, config| {
+        config.replace(
+            "[plugins.\"io.containerd.grpc.v1.cri\"]",
+            "[plugins.\"io.containerd.grpc.v1.cri\"]\n    stream_idle_timeout = \"2s\"",
+        )
+    }));
+    let logs = tempfile::tempdir().expect("log dir");
+    berth_testkit::block_on(async {
+        let mut cri = daemon.cri().await.expect("cri client").runtime;
+        let pod_config = pod_config(logs.path(), "idle");
+        let pod = run_pod(&mut cri, &pod_config).await;
+        let id = run_container(
+            &mut cri,
+            &pod,
+            &pod_config,
+            container_config("idle", "exec sleep 1000"),
+        )
+        .await;
+        for transport in ["spdy", "websocket"] {
+            // The exec outlives the client's patience; only the server's
+            // idle timeout can end the connection in time.
+            let url = exec_url(&mut cri, exec_request(&id, &["sleep", "60"], false, false)).await;
+            let out = stream_client(&["-transport", transport, "-timeout", "30s", "exec", &url]);
+            assert!(
+                !out.stderr.contains("timed out"),
+                "{transport}: the server closed nothing: {out}"
+            );
+            let report: Value = serde_json::from_str(out.stdout.trim()).expect("report");
+            assert_eq!(
+                report["status"], "",
+                "{transport}: no exit to report: {out}"
+            );
+        }
+        remove_pod(&mut cri, pod).await;
+    })
+    .expect("runtime");
+}
+
 #[test]
 fn tls_streaming_with_a_self_signed_certificate() {
     require_root!();

@@ -15,6 +15,7 @@
 //! | `tls` | the optional TLS of the listener |
 
 mod conn;
+mod idle;
 mod portforward;
 mod remotecommand;
 mod spdy;
@@ -52,6 +53,8 @@ pub(crate) struct StreamServer {
     /// Bound at plugin start-up, served from [`StreamServer::serve`] on.
     listener: std::sync::Mutex<Option<std::net::TcpListener>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `stream_idle_timeout`; `None` when 0.
+    idle_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for StreamServer {
@@ -69,6 +72,13 @@ impl StreamServer {
     /// as it fails containerd's.
     pub(crate) fn bind(config: &CriConfig) -> Result<StreamServer> {
         let tls = tls::acceptor(config)?;
+        let idle_timeout =
+            berth_core::goduration::parse(&config.stream_idle_timeout).map_err(|e| {
+                Error::invalid_argument(format!(
+                    "stream server: stream_idle_timeout {:?}: {e}",
+                    config.stream_idle_timeout
+                ))
+            })?;
         let host = if config.stream_server_address.is_empty() {
             default_address()
         } else {
@@ -90,6 +100,7 @@ impl StreamServer {
             base_url: format!("{scheme}://{}", join_host_port(&host, &port.to_string())),
             listener: std::sync::Mutex::new(Some(listener)),
             tls,
+            idle_timeout: Some(idle_timeout).filter(|t| !t.is_zero()),
         })
     }
 
@@ -212,11 +223,23 @@ fn route(server: &StreamServer, cri: Weak<Cri>, request: Request<Incoming>) -> A
     let (Some(pending), Some(cri)) = (pending, cri.upgrade()) else {
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
     };
+    let idle = server.idle_timeout;
     if is_websocket(request.headers()) {
-        upgrade_websocket(request, pending, cri)
+        upgrade_websocket(request, pending, cri, idle)
     } else {
-        upgrade_spdy(request, pending, cri)
+        upgrade_spdy(request, pending, cri, idle)
     }
+}
+
+/// An upgraded connection, closed after `idle` without traffic (see
+/// [`idle`]); a long one stands for none.
+fn watched(
+    io: hyper::upgrade::Upgraded,
+    idle: Option<std::time::Duration>,
+) -> idle::Idle<TokioIo<hyper::upgrade::Upgraded>> {
+    // Far enough never to matter; tokio's timer holds about two years.
+    const NEVER: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+    idle::Idle::new(TokioIo::new(io), idle.unwrap_or(NEVER))
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Answer {
@@ -267,7 +290,12 @@ fn switching(headers: &[(&str, String)]) -> Answer {
 /// The SPDY upgrade: the first protocol in the client's
 /// `X-Stream-Protocol-Version` list the endpoint speaks, else 403 with
 /// what it accepts.
-fn upgrade_spdy(mut request: Request<Incoming>, pending: Pending, cri: Arc<Cri>) -> Answer {
+fn upgrade_spdy(
+    mut request: Request<Incoming>,
+    pending: Pending,
+    cri: Arc<Cri>,
+    idle: Option<std::time::Duration>,
+) -> Answer {
     let headers = request.headers();
     let spdy = header_values(headers, "upgrade").any(|v| v.eq_ignore_ascii_case("SPDY/3.1"));
     if !spdy || !connection_upgrades(headers) {
@@ -312,7 +340,7 @@ fn upgrade_spdy(mut request: Request<Incoming>, pending: Pending, cri: Arc<Cri>)
     let chosen = protocol.clone();
     tokio::spawn(async move {
         let io = match upgraded.await {
-            Ok(io) => TokioIo::new(io),
+            Ok(io) => watched(io, idle),
             Err(err) => return tracing::debug!(%err, "stream server: SPDY upgrade"),
         };
         let conn = spdy::serve(io);
@@ -335,7 +363,12 @@ fn upgrade_spdy(mut request: Request<Incoming>, pending: Pending, cri: Arc<Cri>)
 
 /// The WebSocket upgrade: the first subprotocol the client offers that
 /// the endpoint speaks (none offered: plain binary channels).
-fn upgrade_websocket(mut request: Request<Incoming>, pending: Pending, cri: Arc<Cri>) -> Answer {
+fn upgrade_websocket(
+    mut request: Request<Incoming>,
+    pending: Pending,
+    cri: Arc<Cri>,
+    idle: Option<std::time::Duration>,
+) -> Answer {
     let headers = request.headers();
     let Some(key) = headers
         .get("sec-websocket-key")
@@ -369,7 +402,7 @@ fn upgrade_websocket(mut request: Request<Incoming>, pending: Pending, cri: Arc<
     let upgraded = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         let io = match upgraded.await {
-            Ok(io) => TokioIo::new(io),
+            Ok(io) => watched(io, idle),
             Err(err) => return tracing::debug!(%err, "stream server: WebSocket upgrade"),
         };
         let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
