@@ -251,6 +251,18 @@ impl std::fmt::Display for PluginError {
 mod tests {
     use super::*;
 
+    /// Found by the `cni_result` fuzz target: a long number in a field berth
+    /// does not read changed by one ulp between the plugin's answer and the
+    /// cached copy read back, until floats were parsed correctly rounded.
+    #[test]
+    fn a_cached_result_reads_back_unchanged() {
+        let text = br#"{"cniVersion":"1.0.0","ips":[{"address":"10.10.0.1/24"}],
+            "dns":{"domainsearch":[333333333333333333333333333333333333333333333333333333333333333333]}}"#;
+        let result = CniResult::parse(text).expect("parse");
+        let cached = serde_json::to_vec(result.raw()).expect("serialize");
+        assert_eq!(CniResult::parse(&cached).expect("parse again"), result);
+    }
+
     #[test]
     fn results_of_0_4_and_1_0_parse() {
         let r = CniResult::parse(
