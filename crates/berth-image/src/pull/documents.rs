@@ -195,6 +195,19 @@ async fn put(
     let mut labels = ctx.source_labels();
     labels.extend(children);
     let name = format!("{}-{}", ref_kind(&desc.media_type), desc.digest);
+    // Written even when present: opening a writer for a blob the store has
+    // puts it under the pull's lease (containerd's fetch does the same), so
+    // garbage collection cannot take it before the image that needs it
+    // exists, as it could a blob left by a pull cut short by `kill -9`.
+    write_blob(
+        ctx.content,
+        &name,
+        bytes,
+        desc.size,
+        &desc.digest,
+        labels.clone(),
+    )
+    .await?;
     if present {
         if !labels.is_empty() {
             let paths: Vec<String> = labels.keys().map(|k| format!("labels.{k}")).collect();
@@ -203,7 +216,6 @@ async fn put(
         ctx.report(ALREADY_EXISTS, name, desc, desc.size);
         return Ok(());
     }
-    write_blob(ctx.content, &name, bytes, desc.size, &desc.digest, labels).await?;
     ctx.report(COMPLETE, name, desc, desc.size);
     Ok(())
 }

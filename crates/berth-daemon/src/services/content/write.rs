@@ -101,6 +101,19 @@ impl Session {
                     if let Err(err) = self.store.abort(&reference).await {
                         tracing::debug!(%reference, error = %err, "aborting a write of existing content");
                     }
+                    // Opening a writer that names an existing blob puts the
+                    // blob under the request's lease (as containerd's
+                    // metadata store does), so garbage collection cannot
+                    // take it before the client's image references it.
+                    let hold = WriterOptions {
+                        reference: reference.clone(),
+                        total,
+                        expected: Some(named.clone()),
+                    };
+                    if let Ok(unexpected) = self.store.local_writer(hold).await {
+                        drop(unexpected);
+                        let _ = self.store.abort(&reference).await;
+                    }
                     return Err(Status::already_exists(format!(
                         "blob with expected digest {named} exists"
                     )));
