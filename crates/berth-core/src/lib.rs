@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capabilities;
 pub mod cgroups;
 pub mod content;
 pub mod descriptor;

@@ -1,51 +1,7 @@
 //! Linux capabilities by name, and the five sets of an OCI process.
 
+use berth_core::capabilities::NAMES;
 use serde_json::Value;
-
-/// Capability names in kernel order (`include/uapi/linux/capability.h`).
-const NAMES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
 
 /// The highest capability the kernel knows (and this table names).
 pub fn last_cap() -> u32 {
@@ -58,9 +14,7 @@ pub fn last_cap() -> u32 {
 
 /// A capability's number; unknown names are `None` (runc warns about and
 /// skips them).
-pub fn number(name: &str) -> Option<u32> {
-    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
-}
+pub use berth_core::capabilities::number;
 
 /// An OCI process's capability sets as bit masks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
