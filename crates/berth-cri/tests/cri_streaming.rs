@@ -42,6 +42,16 @@ fn exec_request(id: &str, cmd: &[&str], stdin: bool, tty: bool) -> ExecRequest {
     }
 }
 
+/// A pod named `name` with one busybox container that only sleeps: its
+/// pod and container ids.
+async fn idle_pod(cri: &mut Runtime, logs: &std::path::Path, name: &str) -> (String, String) {
+    let pod_config = pod_config(logs, name);
+    let pod = run_pod(cri, &pod_config).await;
+    let config = container_config("idle", "exec sleep 1000");
+    let id = run_container(cri, &pod, &pod_config, config).await;
+    (pod, id)
+}
+
 /// The number of processes in the container's task (ctr's view).
 fn task_processes(daemon: &Daemon, id: &str) -> usize {
     let out = daemon.ctr_ns("k8s.io", &["tasks", "ps", id]);
@@ -278,15 +288,7 @@ fn a_client_that_drops_mid_exec_leaves_nothing_behind() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path(), "drop");
-        let pod = run_pod(&mut cri, &pod_config).await;
-        let id = run_container(
-            &mut cri,
-            &pod,
-            &pod_config,
-            container_config("idle", "exec sleep 1000"),
-        )
-        .await;
+        let (pod, id) = idle_pod(&mut cri, logs.path(), "drop").await;
         assert_eq!(task_processes(&daemon, &id), 1);
         let url = exec_url(&mut cri, exec_request(&id, &["cat"], true, false)).await;
         // The client sends, keeps stdin open, and is killed by its own
@@ -340,15 +342,7 @@ fn urls_expire_and_requests_are_checked() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path(), "checks");
-        let pod = run_pod(&mut cri, &pod_config).await;
-        let id = run_container(
-            &mut cri,
-            &pod,
-            &pod_config,
-            container_config("idle", "exec sleep 1000"),
-        )
-        .await;
+        let (pod, id) = idle_pod(&mut cri, logs.path(), "checks").await;
 
         let url = exec_url(&mut cri, exec_request(&id, &["true"], false, false)).await;
         tokio::time::sleep(Duration::from_millis(800)).await;
@@ -426,15 +420,7 @@ fn an_idle_stream_is_closed_after_stream_idle_timeout() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path(), "idle");
-        let pod = run_pod(&mut cri, &pod_config).await;
-        let id = run_container(
-            &mut cri,
-            &pod,
-            &pod_config,
-            container_config("idle", "exec sleep 1000"),
-        )
-        .await;
+        let (pod, id) = idle_pod(&mut cri, logs.path(), "idle").await;
         for transport in ["spdy", "websocket"] {
             // The exec outlives the client's patience; only the server's
             // idle timeout can end the connection in time.
@@ -469,15 +455,7 @@ fn tls_streaming_with_a_self_signed_certificate() {
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
-        let pod_config = pod_config(logs.path(), "tls");
-        let pod = run_pod(&mut cri, &pod_config).await;
-        let id = run_container(
-            &mut cri,
-            &pod,
-            &pod_config,
-            container_config("idle", "exec sleep 1000"),
-        )
-        .await;
+        let (pod, id) = idle_pod(&mut cri, logs.path(), "tls").await;
         let url = exec_url(
             &mut cri,
             exec_request(&id, &["echo", "secret"], false, false),

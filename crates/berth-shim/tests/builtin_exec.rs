@@ -17,7 +17,7 @@ use containerd_shim_protos::shim_async::TaskClient;
 use serde_json::{json, Value};
 use ttrpc::asynchronous::Client;
 
-const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-berth-v2");
+mod common;
 const FORCE_RUNC: &str = "io.berth.shim.exec";
 
 /// A bundle with its own shim (one container, `t1`, running `sleep`).
@@ -85,17 +85,7 @@ impl Bundle {
     }
 
     fn shim(&self, action: &str) -> std::process::Output {
-        Command::new(SHIM)
-            .current_dir(self.path())
-            .args(["-namespace", &self.ns, "-id", "t1", "-address"])
-            .arg(self.dir.path().join("daemon.sock"))
-            .arg("-publish-binary")
-            .arg(self.dir.path().join("publish"))
-            .arg("-bundle")
-            .arg(self.path())
-            .arg(action)
-            .output()
-            .expect("run shim")
+        common::run_shim(self.dir.path(), &self.ns, action)
     }
 
     /// What the shim wrote to its log so far.
@@ -478,7 +468,7 @@ fn shim_environment_forces_runc_exec() {
     // started with it (inherited from the daemon) uses runc.
     require_root!();
     let mut b = Bundle::new(|_| {});
-    let out = Command::new(SHIM)
+    let out = Command::new(common::SHIM)
         .current_dir(b.path())
         .env("BERTH_SHIM_EXEC", "runc")
         .args(["-namespace", &b.ns, "-id", "t1", "-address"])

@@ -16,7 +16,7 @@ use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim_async::TaskClient;
 use ttrpc::asynchronous::Client;
 
-const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-berth-v2");
+mod common;
 
 struct Bundle {
     dir: tempfile::TempDir,
@@ -29,17 +29,7 @@ impl Bundle {
     }
 
     fn shim(&self, action: &str) -> std::process::Output {
-        Command::new(SHIM)
-            .current_dir(self.path())
-            .args(["-namespace", &self.ns, "-id", "t1", "-address"])
-            .arg(self.dir.path().join("daemon.sock"))
-            .arg("-publish-binary")
-            .arg(self.dir.path().join("publish"))
-            .arg("-bundle")
-            .arg(self.path())
-            .arg(action)
-            .output()
-            .expect("run shim")
+        common::run_shim(self.dir.path(), &self.ns, action)
     }
 }
 

@@ -15,8 +15,26 @@ use std::time::{Duration, Instant};
 use berth_testkit::{run_with_timeout, CmdOutput, LineStream};
 
 pub const RUNTIME: &str = "io.containerd.berth.v2";
-const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-berth-v2");
+pub const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-berth-v2");
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Runs this crate's shim binary with `action` (`start`, `delete`) for task
+/// `t1` of namespace `ns`, its bundle at `<dir>/bundle`, as a daemon at
+/// `<dir>/daemon.sock` would.
+pub fn run_shim(dir: &Path, ns: &str, action: &str) -> std::process::Output {
+    let bundle = dir.join("bundle");
+    Command::new(SHIM)
+        .current_dir(&bundle)
+        .args(["-namespace", ns, "-id", "t1", "-address"])
+        .arg(dir.join("daemon.sock"))
+        .arg("-publish-binary")
+        .arg(dir.join("publish"))
+        .arg("-bundle")
+        .arg(&bundle)
+        .arg(action)
+        .output()
+        .expect("run shim")
+}
 
 pub struct Containerd {
     pub dir: tempfile::TempDir,
