@@ -63,7 +63,7 @@ cri_bridge_network benchexec0 10.97.0.0/16
 
 make_image
 start_berthd
-start_containerd_cri
+start_containerd
 for name in berthd containerd; do
     ctr_ "$name" -n k8s.io images import "$WORK/image.tar" >/dev/null
 done

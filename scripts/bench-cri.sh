@@ -83,7 +83,7 @@ shims_sum() { # daemon field file
 
 make_image
 start_berthd
-start_containerd_cri
+start_containerd
 for name in berthd containerd; do
     ctr_ "$name" -n k8s.io images import "$WORK/image.tar" >/dev/null
 done

@@ -83,44 +83,26 @@ JSON
 $CRI_SECTION"
 }
 
-# containerd with its CRI plugin configured by CRI_SECTION (the caller's
-# `[plugins."io.containerd.grpc.v1.cri"]` text), on a private socket.
-start_containerd_cri() {
-    local dir=$WORK/containerd
-    mkdir -p "$dir"
-    SOCKS[containerd]=$dir/containerd.sock
-    cat >"$dir/config.toml" <<TOML
-version = 2
-root = "$dir/root"
-state = "$dir/state"
-[grpc]
-  address = "${SOCKS[containerd]}"
-[ttrpc]
-  address = "${SOCKS[containerd]}.ttrpc"
-[debug]
-  address = "$dir/debug.sock"
-$CRI_SECTION
-TOML
-    "$CONTAINERD" --config "$dir/config.toml" --log-level warn >"$dir/log" 2>&1 &
-    PIDS[containerd]=$!
-    wait_ready containerd
-}
-
+# containerd on a private socket: without its CRI plugin, or, when
+# CRI_SECTION is set (the caller's `[plugins."io.containerd.grpc.v1.cri"]`
+# text), with it so configured.
 start_containerd() {
-    local dir=$WORK/containerd
+    local dir=$WORK/containerd disabled=""
     mkdir -p "$dir"
     SOCKS[containerd]=$dir/containerd.sock
+    [[ -n ${CRI_SECTION:-} ]] || disabled='disabled_plugins = ["io.containerd.grpc.v1.cri"]'
     cat >"$dir/config.toml" <<TOML
 version = 2
 root = "$dir/root"
 state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+$disabled
 [grpc]
   address = "${SOCKS[containerd]}"
 [ttrpc]
   address = "${SOCKS[containerd]}.ttrpc"
 [debug]
   address = "$dir/debug.sock"
+${CRI_SECTION:-}
 TOML
     "$CONTAINERD" --config "$dir/config.toml" --log-level warn >"$dir/log" 2>&1 &
     PIDS[containerd]=$!
