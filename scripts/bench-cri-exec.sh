@@ -39,18 +39,7 @@ declare -A PIDS=()
 declare -A SOCKS=()
 declare -A IDS=()
 
-cleanup() {
-    local name
-    for name in "${!PIDS[@]}"; do
-        "$PODS" "${SOCKS[$name]}" clean bench >/dev/null 2>&1 || true
-        kill "${PIDS[$name]}" 2>/dev/null || true
-        wait "${PIDS[$name]}" 2>/dev/null || true
-    done
-    ip link del benchexec0 2>/dev/null || true
-    umount -R "$WORK"/*/state 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'cri_cleanup "$PODS" benchexec0' EXIT
 
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh

@@ -43,18 +43,7 @@ WORK=$(mktemp -d /tmp/berth-bench-cri.XXXXXX)
 declare -A PIDS=()
 declare -A SOCKS=()
 
-cleanup() {
-    local name
-    for name in "${!PIDS[@]}"; do
-        "$CLIENT" "${SOCKS[$name]}" clean bench >/dev/null 2>&1 || true
-        kill "${PIDS[$name]}" 2>/dev/null || true
-        wait "${PIDS[$name]}" 2>/dev/null || true
-    done
-    ip link del benchcri0 2>/dev/null || true
-    umount -R "$WORK"/*/state 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'cri_cleanup "$CLIENT" benchcri0' EXIT
 
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh

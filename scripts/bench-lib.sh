@@ -57,6 +57,20 @@ start_berthd() {
     wait_ready berthd
 }
 
+# Exit trap of the CRI benchmarks: every pod removed with CRI client $1,
+# both daemons stopped, bridge $2 deleted, WORK removed.
+cri_cleanup() {
+    local name
+    for name in "${!PIDS[@]}"; do
+        "$1" "${SOCKS[$name]}" clean bench >/dev/null 2>&1 || true
+        kill "${PIDS[$name]}" 2>/dev/null || true
+        wait "${PIDS[$name]}" 2>/dev/null || true
+    done
+    ip link del "$2" 2>/dev/null || true
+    umount -R "$WORK"/*/state 2>/dev/null || true
+    rm -rf "$WORK"
+}
+
 # The CRI configuration both daemons get (CRI_SECTION, and BERTHD_CONFIG
 # from it): the pause image PAUSE, and a bridge network (bridge BRIDGE,
 # subnet SUBNET) from Debian's plugins. containerd keeps its CNI cache in the
