@@ -17,25 +17,26 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// `io` closed after `timeout` without traffic.
+/// `io` closed after `timeout` without traffic (never without one).
 pub(crate) struct Idle<IO> {
     io: IO,
-    timeout: Duration,
+    timeout: Option<Duration>,
     last: Instant,
-    timer: Pin<Box<Sleep>>,
+    /// Armed for `last + timeout`; none without a timeout.
+    timer: Option<Pin<Box<Sleep>>>,
     expired: bool,
     /// Whether the connection was shut down on expiry.
     shut: bool,
 }
 
 impl<IO> Idle<IO> {
-    pub(crate) fn new(io: IO, timeout: Duration) -> Idle<IO> {
+    pub(crate) fn new(io: IO, timeout: Option<Duration>) -> Idle<IO> {
         let now = Instant::now();
         Idle {
             io,
             timeout,
             last: now,
-            timer: Box::pin(tokio::time::sleep_until(now + timeout)),
+            timer: timeout.map(|t| Box::pin(tokio::time::sleep_until(now + t))),
             expired: false,
             shut: false,
         }
@@ -51,11 +52,14 @@ impl<IO> Idle<IO> {
         if self.expired {
             return true;
         }
-        let deadline = self.last + self.timeout;
-        if self.timer.deadline() != deadline {
-            self.timer.as_mut().reset(deadline);
+        let (Some(timeout), Some(timer)) = (self.timeout, self.timer.as_mut()) else {
+            return false;
+        };
+        let deadline = self.last + timeout;
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
         }
-        if self.timer.as_mut().poll(cx).is_ready() {
+        if timer.as_mut().poll(cx).is_ready() {
             self.expired = true;
         }
         self.expired
@@ -135,7 +139,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn traffic_keeps_a_connection_and_silence_closes_it() {
         let (near, mut far) = tokio::io::duplex(64);
-        let mut idle = Idle::new(near, Duration::from_secs(10));
+        let mut idle = Idle::new(near, Some(Duration::from_secs(10)));
         let mut buf = [0u8; 8];
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_secs(6)).await;

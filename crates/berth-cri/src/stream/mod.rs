@@ -232,14 +232,12 @@ fn route(server: &StreamServer, cri: Weak<Cri>, request: Request<Incoming>) -> A
 }
 
 /// An upgraded connection, closed after `idle` without traffic (see
-/// [`idle`]); a long one stands for none.
+/// [`idle`]).
 fn watched(
     io: hyper::upgrade::Upgraded,
     idle: Option<std::time::Duration>,
 ) -> idle::Idle<TokioIo<hyper::upgrade::Upgraded>> {
-    // Far enough never to matter; tokio's timer holds about two years.
-    const NEVER: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
-    idle::Idle::new(TokioIo::new(io), idle.unwrap_or(NEVER))
+    idle::Idle::new(TokioIo::new(io), idle)
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Answer {
