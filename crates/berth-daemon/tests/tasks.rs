@@ -834,3 +834,64 @@ fn run_with_a_terminal_through_a_pty() {
     assert!(out.stdout.contains("/dev/pts/0"), "{out}");
     assert!(out.stdout.contains("xterm"), "{out}");
 }
+
+/// A `runc create` that fails after the container's cgroup was made (as
+/// runc does when its `runc init` is killed mid-create and the init's
+/// later stage outlives runc's clean-up) leaves no cgroup behind: berth's
+/// shim removes what runc left.
+#[test]
+fn a_failed_create_leaves_no_cgroup_behind() {
+    require_root!();
+    require_ctr!();
+    if use_runc_shim() || testing_containerd() {
+        return;
+    }
+    let h = harness();
+    let (ns, id) = ("failedcreate", "cgroup-left");
+    let hierarchies: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
+        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+        .collect();
+    assert!(!hierarchies.is_empty(), "no cgroup hierarchy mounted");
+    let wrapper = h.daemon.dir().join("runc-failing-create");
+    let dirs: Vec<String> = hierarchies
+        .iter()
+        .map(|m| m.join(ns).join(id).display().to_string())
+        .collect();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = create ]; then\n    \
+             mkdir -p {}\n    echo 'init killed mid-create' >&2\n    exit 1\n  fi\ndone\n\
+             exec /usr/sbin/runc \"$@\"\n",
+            dirs.join(" ")
+        ),
+    )
+    .expect("write wrapper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let wrapper = wrapper.display().to_string();
+    h.daemon
+        .ctr_ns(
+            ns,
+            &[
+                "run",
+                "--rm",
+                "--runc-binary",
+                &wrapper,
+                "--rootfs",
+                h.rootfs(),
+                id,
+                "/bin/true",
+            ],
+        )
+        .assert_failure_containing("init killed mid-create");
+    let _ = h.daemon.try_ctr(Some(ns), &["containers", "rm", id]);
+    let left: Vec<&String> = dirs.iter().filter(|d| Path::new(d).exists()).collect();
+    for dir in &left {
+        let _ = std::fs::remove_dir(dir);
+    }
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+}

@@ -54,6 +54,50 @@ pub fn join(path: &str, pid: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Removes what is left of a container's cgroup, `linux.cgroupsPath` of
+/// its `spec`, in every hierarchy, after runc failed to. runc leaves it when
+/// `runc create` fails once its init is in the cgroup but a later stage of
+/// it outlives runc's clean-up (the `runc init` parent killed: the child in
+/// the new pid namespace is still there when runc removes the cgroup, and
+/// exits right after). Only empty directories go (rmdir), retried for up
+/// to a second while busy; the namespace's parent cgroup stays, as runc
+/// leaves it. Paths for systemd (`slice:prefix:name`) and relative ones
+/// (below runc's own cgroup) are runc's alone.
+pub fn remove_leftover(spec: &serde_json::Value) {
+    let Some(path) = spec["linux"]["cgroupsPath"].as_str() else {
+        return;
+    };
+    if !path.starts_with('/') || path.contains(':') {
+        return;
+    }
+    let Ok(relative) = relative_path(path) else {
+        return;
+    };
+    if relative.as_os_str().is_empty() {
+        return;
+    }
+    let Ok(roots) = hierarchies() else { return };
+    let mut left: Vec<PathBuf> = roots
+        .iter()
+        .map(|h| h.join(&relative))
+        .filter(|d| d.is_dir())
+        .collect();
+    for _ in 0..20 {
+        left.retain(|dir| match std::fs::remove_dir(dir) {
+            Ok(()) => false,
+            Err(e) => e.raw_os_error() == Some(libc::EBUSY),
+        });
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    crate::log::line(format_args!(
+        "cgroup {path} left in {} hierarchies: still busy",
+        left.len()
+    ));
+}
+
 /// `path` relative to a hierarchy's root; it may not climb out of it.
 fn relative_path(path: &str) -> Result<PathBuf, String> {
     let mut relative = PathBuf::new();

@@ -43,6 +43,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+    if let Some(spec) = std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        crate::cgroup::remove_leftover(&spec);
+    }
     crate::rootfs::unmount_all(&bundle.join("rootfs"));
     let address = crate::address::socket_address(&args.address, &args.namespace, &args.id);
     let _ = std::fs::remove_file(crate::address::socket_path(&address));

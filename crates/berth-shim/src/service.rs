@@ -357,25 +357,35 @@ impl Shim {
             id,
             monitor: &self.monitor,
         };
-        if init.stdio.terminal {
+        let console = if init.stdio.terminal {
             let console = ConsoleSocket::new().map_err(unknown)?;
-            runc.create(
-                id,
-                bundle,
-                &pid_file,
-                Some(console.path()),
-                Default::default(),
-            )
-            .await
-            .map_err(|e| unknown(e.oci("create")))?;
-            let master = console.receive_master().map_err(unknown)?;
-            *init.io.lock().await = ProcessIo::console(master, &init.stdio).map_err(unknown)?;
+            let created = runc
+                .create(
+                    id,
+                    bundle,
+                    &pid_file,
+                    Some(console.path()),
+                    Default::default(),
+                )
+                .await;
+            (created, Some(console))
         } else {
             let (io, child) = ProcessIo::pipes(&init.stdio, &env).map_err(unknown)?;
             *init.io.lock().await = io;
-            runc.create(id, bundle, &pid_file, None, child)
-                .await
-                .map_err(|e| unknown(e.oci("create")))?;
+            (runc.create(id, bundle, &pid_file, None, child).await, None)
+        };
+        let console = match console {
+            (Ok(()), console) => console,
+            (Err(e), _) => {
+                let spec = spec.clone();
+                let _ = tokio::task::spawn_blocking(move || crate::cgroup::remove_leftover(&spec))
+                    .await;
+                return Err(unknown(e.oci("create")));
+            }
+        };
+        if let Some(console) = console {
+            let master = console.receive_master().map_err(unknown)?;
+            *init.io.lock().await = ProcessIo::console(master, &init.stdio).map_err(unknown)?;
         }
         Ok((read_pid(&pid_file)?, on_exit, spec))
     }

@@ -322,7 +322,7 @@ fn report(stats: &Stats, problems: &[String]) {
     let kinds = stats.error_kinds();
     if !kinds.is_empty() {
         eprintln!("soak: tolerated errors by kind:");
-        for (kind, n) in kinds.iter().take(25) {
+        for (kind, n) in kinds.iter().take(60) {
             eprintln!("  {n:>5}  {kind}");
         }
     }
