@@ -228,34 +228,64 @@ pub fn config_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// warning naming them; if none is valid, the first one's error is the
 /// answer. `Ok(None)`: the directory holds no configuration at all.
 pub fn load_dir(dir: &Path, name: Option<&str>) -> Result<Option<NetworkConfigList>> {
-    let files = config_files(dir)?;
-    if files.is_empty() {
-        return Ok(None);
+    let mut found = None;
+    let first_error = scan(dir, |list| {
+        if name.is_none_or(|n| n == list.name) {
+            found = Some(list);
+            return false;
+        }
+        true
+    })?;
+    match (found, name, first_error) {
+        (Some(list), _, _) => Ok(Some(list)),
+        (None, None, Some(err)) => Err(err),
+        (None, Some(name), Some(err)) => Err(Error::not_found(format!(
+            "CNI network {name:?} in {} (and {})",
+            dir.display(),
+            err.message()
+        ))),
+        (None, Some(name), None) => Err(Error::not_found(format!(
+            "CNI network {name:?} in {}",
+            dir.display()
+        ))),
+        (None, None, None) => Ok(None),
     }
+}
+
+/// The first `max` valid networks of `dir` (all of them with `max` 0, as
+/// containerd's `max_conf_num`), in name order. Invalid files are skipped
+/// as by [`load_dir`]; if none is valid, the first one's error is the
+/// answer. Empty: the directory holds no configuration at all.
+pub fn load_dir_all(dir: &Path, max: usize) -> Result<Vec<NetworkConfigList>> {
+    let mut lists = Vec::new();
+    let first_error = scan(dir, |list| {
+        lists.push(list);
+        max == 0 || lists.len() < max
+    })?;
+    match first_error {
+        Some(err) if lists.is_empty() => Err(err),
+        _ => Ok(lists),
+    }
+}
+
+/// Reads the files of `dir` in name order, giving each valid network to
+/// `take` until it answers false; the first invalid file's error.
+fn scan(dir: &Path, mut take: impl FnMut(NetworkConfigList) -> bool) -> Result<Option<Error>> {
     let mut first_error = None;
-    for file in &files {
+    for file in &config_files(dir)? {
         match NetworkConfigList::from_file(file) {
-            Ok(list) if name.is_none_or(|n| n == list.name) => return Ok(Some(list)),
-            Ok(_) => {}
+            Ok(list) => {
+                if !take(list) {
+                    break;
+                }
+            }
             Err(err) => {
                 tracing::warn!(file = %file.display(), error = %err, "invalid CNI config skipped");
                 first_error.get_or_insert(err);
             }
         }
     }
-    match (name, first_error) {
-        (None, Some(err)) => Err(err),
-        (Some(name), Some(err)) => Err(Error::not_found(format!(
-            "CNI network {name:?} in {} (and {})",
-            dir.display(),
-            err.message()
-        ))),
-        (Some(name), None) => Err(Error::not_found(format!(
-            "CNI network {name:?} in {}",
-            dir.display()
-        ))),
-        (None, None) => Ok(None),
-    }
+    Ok(first_error)
 }
 
 /// The network berth uses when the config directory holds none: a bridge
@@ -416,10 +446,21 @@ mod tests {
         let missing = load_dir(dir.path(), Some("zz")).expect_err("missing");
         assert!(missing.is_not_found());
         assert!(missing.message().contains("10-bad.conflist"), "{missing}");
+        let names = |max| -> Vec<String> {
+            let lists = load_dir_all(dir.path(), max).expect("load all");
+            lists.into_iter().map(|l| l.name).collect()
+        };
+        assert_eq!(names(0), ["b", "a"]);
+        assert_eq!(names(1), ["b"]);
+        assert_eq!(names(5), ["b", "a"]);
         std::fs::remove_file(dir.path().join("20-b.conf")).expect("rm");
         std::fs::remove_file(dir.path().join("30-a.conflist")).expect("rm");
         let err = load_dir(dir.path(), None).expect_err("only bad");
         assert!(err.message().contains("10-bad.conflist"), "{err}");
+        let err = load_dir_all(dir.path(), 0).expect_err("only bad");
+        assert!(err.message().contains("10-bad.conflist"), "{err}");
+        std::fs::remove_file(dir.path().join("10-bad.conflist")).expect("rm");
+        assert!(load_dir_all(dir.path(), 0).expect("empty").is_empty());
     }
 
     #[test]

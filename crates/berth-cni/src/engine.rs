@@ -81,6 +81,10 @@ pub struct AttachRequest {
     /// The network by name; `None` for the first in the config directory
     /// (or the default network).
     pub network: Option<String>,
+    /// With no network named, how many of the config directory's valid
+    /// networks are attached, in name order: the first as `eth0`, the next
+    /// as `eth1`, … (0: all of them; containerd's CRI `max_conf_num`).
+    pub max_networks: usize,
     /// Ports to publish.
     pub ports: Vec<PortMapping>,
     /// Further capability arguments (`bandwidth`, `ipRanges`, `dns`,
@@ -88,21 +92,70 @@ pub struct AttachRequest {
     pub capability_args: Map<String, Value>,
 }
 
-/// A container attached to a network.
+/// A container attached to its networks.
 #[derive(Debug, Clone)]
 pub struct Attachment {
-    /// The network's name.
-    pub network: String,
     /// The network namespace's path.
     pub netns: PathBuf,
+    /// The networks in interface order, never empty: the first is `eth0`,
+    /// the one whose addresses are the container's.
+    pub networks: Vec<Attached>,
+}
+
+/// One network of an [`Attachment`].
+#[derive(Debug, Clone)]
+pub struct Attached {
+    /// The interface in the container (`eth0`, `eth1`, …).
+    pub if_name: String,
+    /// The network's name.
+    pub network: String,
     /// The result of the network's chain.
     pub result: CniResult,
 }
 
 impl Attachment {
-    /// The container's addresses, IPv4 first.
+    /// The network attached as `eth0`.
+    pub fn primary(&self) -> &Attached {
+        &self.networks[0]
+    }
+
+    /// The container's addresses (those of `eth0`), IPv4 first.
     pub fn ips(&self) -> Vec<IpAddr> {
-        self.result.container_ips()
+        self.primary().result.container_ips()
+    }
+
+    /// The networks' results merged in go-cni's `Result` shape (what
+    /// containerd's CRI shows as `cniResult`): `Interfaces` by name with
+    /// their `IPConfigs`, `Mac` and `Sandbox`, then every network's `DNS`
+    /// and all `Routes`.
+    pub fn summary(&self) -> Value {
+        let mut interfaces = Map::new();
+        let mut dns = Vec::new();
+        let mut routes = Vec::new();
+        for attached in &self.networks {
+            let result = &attached.result;
+            for iface in result.interfaces() {
+                let entry = serde_json::json!({
+                    "IPConfigs": [], "Mac": iface.mac, "Sandbox": iface.sandbox,
+                });
+                interfaces.insert(iface.name.clone(), entry);
+            }
+            for ip in result.ips() {
+                let Some(iface) = ip.interface.and_then(|i| result.interfaces().get(i)) else {
+                    continue;
+                };
+                let address = crate::result::parse_cidr(&ip.address).map(|(a, _)| a.to_string());
+                if let Some(Value::Array(configs)) = interfaces
+                    .get_mut(&iface.name)
+                    .and_then(|e| e.get_mut("IPConfigs"))
+                {
+                    configs.push(serde_json::json!({ "IP": address, "Gateway": ip.gateway }));
+                }
+            }
+            dns.push(serde_json::to_value(result.dns()).unwrap_or_default());
+            routes.extend(result.routes().iter().map(|r| serde_json::json!(r)));
+        }
+        serde_json::json!({ "Interfaces": interfaces, "DNS": dns, "Routes": routes })
     }
 }
 
@@ -127,6 +180,17 @@ struct AddFailure {
 
 /// The interface berth gives each container.
 pub const IFNAME: &str = "eth0";
+
+/// The interface of a container's `index`th network (`eth0`, `eth1`, …,
+/// as go-cni names them).
+pub fn if_name(index: usize) -> String {
+    format!("eth{index}")
+}
+
+/// The position of interface `name` among a container's networks.
+fn if_index(name: &str) -> Option<usize> {
+    name.strip_prefix("eth")?.parse().ok()
+}
 
 impl Cni {
     /// An engine with these options.
@@ -174,6 +238,20 @@ impl Cni {
             ))),
             _ => Ok(default),
         }
+    }
+
+    /// The networks to attach: `name` alone, or else the first `max` valid
+    /// ones of the configuration directory (0: all); with none configured,
+    /// the default network.
+    pub fn networks(&self, name: Option<&str>, max: usize) -> Result<Vec<NetworkConfigList>> {
+        if name.is_some() {
+            return Ok(vec![self.network(name)?]);
+        }
+        let lists = config::load_dir_all(&self.options.conf_dir, max)?;
+        if lists.is_empty() {
+            return Ok(vec![self.options.default_network.config()?]);
+        }
+        Ok(lists)
     }
 
     /// One plugin's stdin: its configuration with the list's name and
@@ -508,7 +586,7 @@ impl Cni {
         extra_args: &[(String, String)],
         create_netns: bool,
     ) -> Result<Attachment> {
-        let list = self.network(request.network.as_deref())?;
+        let lists = self.networks(request.network.as_deref(), request.max_networks)?;
         let key = Self::container_key(&request.namespace, &request.id);
         let netns = self.netns_path(&request.namespace, &request.id);
         let mut caps = request.capability_args.clone();
@@ -531,10 +609,21 @@ impl Cni {
             args: args.clone(),
             capability_args: caps,
         };
+        let nets: Vec<(NetworkConfigList, RuntimeConf)> = lists
+            .into_iter()
+            .enumerate()
+            .map(|(i, list)| {
+                let rt = RuntimeConf {
+                    if_name: if_name(i),
+                    ..rt.clone()
+                };
+                (list, rt)
+            })
+            .collect();
         let lo_rt = RuntimeConf {
             if_name: "lo".into(),
             capability_args: Map::new(),
-            ..rt.clone()
+            ..rt
         };
         let loopback = config::loopback();
 
@@ -548,37 +637,47 @@ impl Cni {
         if create_netns {
             netns::create(&netns)?;
         }
-        // Loopback and the network touch different links: run them at once.
-        let (lo, net) = tokio::join!(
-            self.add_chain(&loopback, &lo_rt),
-            self.add_chain(&list, &rt)
-        );
-        let (err, undo) = match (lo, net) {
-            (Ok(_), Ok(result)) => {
-                return Ok(Attachment {
+        // Loopback and the networks touch different links: loopback runs
+        // beside them; the networks go in interface order.
+        let (lo, (done, failed)) =
+            tokio::join!(self.add_chain(&loopback, &lo_rt), self.add_networks(&nets));
+        if lo.is_ok() && failed.is_none() {
+            let networks = nets
+                .iter()
+                .zip(done)
+                .map(|((list, rt), result)| Attached {
+                    if_name: rt.if_name.clone(),
                     network: list.name.clone(),
-                    netns,
                     result,
                 })
+                .collect();
+            return Ok(Attachment { netns, networks });
+        }
+        // Undo what was made: the failed network, those before it (last
+        // first), then loopback.
+        let mut errors = Vec::new();
+        let mut undo = Vec::new();
+        if let Some(f) = failed {
+            let (list, rt) = &nets[done.len()];
+            errors.push(f.error);
+            undo.push((list, rt, f.prev, f.invoked));
+        }
+        for ((list, rt), result) in nets.iter().zip(&done).rev() {
+            undo.push((list, rt, Some(result.raw().clone()), list.plugins.len()));
+        }
+        match lo {
+            Ok(result) => undo.push((
+                &loopback,
+                &lo_rt,
+                Some(result.raw().clone()),
+                loopback.plugins.len(),
+            )),
+            Err(f) => {
+                errors.push(f.error);
+                undo.push((&loopback, &lo_rt, f.prev, f.invoked));
             }
-            (lo, net) => {
-                let mut errors = Vec::new();
-                let mut undo = Vec::new();
-                for (list, rt, outcome) in [(&list, &rt, net), (&loopback, &lo_rt, lo)] {
-                    match outcome {
-                        Ok(result) => {
-                            undo.push((list, rt, Some(result.raw().clone()), list.plugins.len()))
-                        }
-                        Err(f) => {
-                            errors.push(f.error);
-                            undo.push((list, rt, f.prev, f.invoked));
-                        }
-                    }
-                }
-                let err = join_errors(errors).expect_err("one of the two failed");
-                (err, undo)
-            }
-        };
+        }
+        let err = join_errors(errors).expect_err("something failed");
         let mut cleanup = Vec::new();
         for (list, rt, prev, invoked) in undo {
             if let Err(e) = self.del_chain(list, invoked, rt, prev.as_ref()).await {
@@ -592,6 +691,22 @@ impl Cni {
             cleanup.push(e);
         }
         Err(with_cleanup(err, cleanup))
+    }
+
+    /// ADD of each network in order, stopping at the first failure: the
+    /// results of those made, and the failure.
+    async fn add_networks(
+        &self,
+        nets: &[(NetworkConfigList, RuntimeConf)],
+    ) -> (Vec<CniResult>, Option<AddFailure>) {
+        let mut done = Vec::new();
+        for (list, rt) in nets {
+            match self.add_chain(list, rt).await {
+                Ok(result) => done.push(result),
+                Err(failure) => return (done, Some(failure)),
+            }
+        }
+        (done, None)
     }
 
     /// A port another container has published already is an error.
@@ -630,16 +745,29 @@ impl Cni {
     /// The attachment of a container, from the cache.
     pub fn attachment(&self, namespace: &str, id: &str) -> Result<Option<Attachment>> {
         let key = Self::container_key(namespace, id);
+        let mut networks = Vec::new();
         for entry in self.cache.list()? {
-            if entry.container_id == key && entry.if_name == IFNAME {
-                return Ok(Some(Attachment {
-                    network: entry.network_name.clone(),
-                    netns: self.netns_path(namespace, id),
+            if entry.container_id != key {
+                continue;
+            }
+            if let Some(index) = if_index(&entry.if_name) {
+                let attached = Attached {
+                    if_name: entry.if_name,
+                    network: entry.network_name,
                     result: CniResult::from_value(entry.result)?,
-                }));
+                };
+                networks.push((index, attached));
             }
         }
-        Ok(None)
+        networks.sort_by_key(|(index, _)| *index);
+        // An attachment whose eth0 is gone is no attachment.
+        if networks.first().is_none_or(|(index, _)| *index != 0) {
+            return Ok(None);
+        }
+        Ok(Some(Attachment {
+            netns: self.netns_path(namespace, id),
+            networks: networks.into_iter().map(|(_, a)| a).collect(),
+        }))
     }
 
     /// Detaches a container: DEL of every network the cache says it is

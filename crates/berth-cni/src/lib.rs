@@ -32,5 +32,7 @@ pub mod result;
 mod version;
 
 pub use config::{NetworkConfigList, PluginConf};
-pub use engine::{AttachRequest, Attachment, Cni, CniOptions, PortMapping, RuntimeConf};
+pub use engine::{
+    if_name, AttachRequest, Attached, Attachment, Cni, CniOptions, PortMapping, RuntimeConf,
+};
 pub use result::CniResult;

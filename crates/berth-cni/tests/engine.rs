@@ -62,6 +62,7 @@ impl World {
             namespace: "test".into(),
             id: id.into(),
             network: None,
+            max_networks: 1,
             ports,
             capability_args: Default::default(),
         }
@@ -174,7 +175,7 @@ async fn two_containers_ping_each_other_and_teardown_leaves_nothing() {
     let b = world.request("b", vec![]);
     let at_a = world.cni.attach(&a).await.expect("attach a");
     let at_b = world.cni.attach(&b).await.expect("attach b");
-    assert_eq!(at_a.network, "bcni-e1-list");
+    assert_eq!(at_a.primary().network, "bcni-e1-list");
     let (ip_a, ip_b) = (at_a.ips()[0], at_b.ips()[0]);
     assert_ne!(ip_a, ip_b);
     assert!(ip_a.to_string().starts_with("10.231.1."), "{ip_a}");
@@ -234,7 +235,7 @@ async fn a_published_port_answers_on_loopback_and_a_second_claim_fails() {
         .attach(&web)
         .await
         .expect("attach on the default network");
-    assert_eq!(at.network, "bcni-e2-net");
+    assert_eq!(at.primary().network, "bcni-e2-net");
     let root = world.dir.path().join("www");
     std::fs::create_dir_all(&root).expect("www");
     std::fs::write(root.join("index.html"), "hello from the netns\n").expect("index");
@@ -299,6 +300,82 @@ echo '{"cniVersion":"1.0.0","code":999,"msg":"refused on purpose","details":"by 
     assert_eq!(rules("18932"), "");
     assert!(!world.cni.netns_path("test", "x").exists());
     assert_eq!(world.cni.cache().list().expect("cache"), vec![]);
+}
+
+#[tokio::test]
+async fn several_networks_attach_as_eth0_eth1_and_a_failing_one_rolls_all_back() {
+    require_root!();
+    let mut world = World::new("bcni-e7", "10.231.7.0/24", Some(BRIDGE_PORTMAP_FIREWALL));
+    let second = BRIDGE_PORTMAP_FIREWALL
+        .replace("@BRIDGE@", "bcni-e7b")
+        .replace("@SUBNET@", "10.231.8.0/24")
+        .replace("@IPAM@", &world.ipam().display().to_string());
+    let conf = world.dir.path().join("net.d");
+    std::fs::write(conf.join("20-second.conflist"), second).expect("second conflist");
+    let _second_bridge = DeleteBridge("bcni-e7b");
+
+    // max_networks 0: every network, in file-name order.
+    let mut req = world.request("a", vec![]);
+    req.max_networks = 0;
+    let at = world.cni.attach(&req).await.expect("attach both");
+    let names: Vec<_> = at
+        .networks
+        .iter()
+        .map(|n| (n.if_name.as_str(), n.network.as_str()))
+        .collect();
+    assert_eq!(names, [("eth0", "bcni-e7-list"), ("eth1", "bcni-e7b-list")]);
+    assert!(at.ips()[0].to_string().starts_with("10.231.7."), "{at:?}");
+    let eth1 = in_netns(&at.netns, &["ip", "-o", "addr", "show", "eth1"]);
+    assert!(
+        String::from_utf8_lossy(&eth1.stdout).contains("10.231.8."),
+        "{eth1:?}"
+    );
+    let cached = world.cni.attachment("test", "a").expect("cache");
+    assert_eq!(cached.expect("cached").networks.len(), 2);
+    assert_eq!(world.leases().len(), 2);
+    world.cni.detach("test", "a").await.expect("detach");
+    assert_eq!(world.leases(), Vec::<String>::new());
+    assert_eq!(sh("ip -o link show master bcni-e7b 2>/dev/null"), "");
+
+    // max_networks 1: the first only.
+    let mut req = world.request("b", vec![]);
+    req.max_networks = 1;
+    let at = world.cni.attach(&req).await.expect("attach one");
+    assert_eq!(at.networks.len(), 1);
+    world.cni.detach("test", "b").await.expect("detach");
+
+    // A third network that fails undoes the two made before it.
+    world.plugin(
+        "failing",
+        r#"cat >/dev/null; [ "$CNI_COMMAND" = DEL ] && exit 0
+echo '{"cniVersion":"1.0.0","code":999,"msg":"third refused"}'; exit 1"#,
+    );
+    std::fs::write(
+        conf.join("30-third.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"third","plugins":[{"type":"failing"}]}"#,
+    )
+    .expect("third conflist");
+    let mut req = world.request("c", vec![]);
+    req.max_networks = 0;
+    let err = world.cni.attach(&req).await.expect_err("third fails");
+    assert!(err.to_string().contains("third refused"), "{err}");
+    assert_eq!(world.leases(), Vec::<String>::new());
+    assert_eq!(world.veths(), "");
+    assert_eq!(sh("ip -o link show master bcni-e7b 2>/dev/null"), "");
+    assert!(!world.cni.netns_path("test", "c").exists());
+    assert_eq!(world.cni.cache().list().expect("cache"), vec![]);
+}
+
+/// Deletes a bridge when dropped.
+struct DeleteBridge(&'static str);
+
+impl Drop for DeleteBridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 #[tokio::test]
@@ -369,7 +446,7 @@ async fn the_default_network_is_berth0_and_speaks_ipv6_when_asked() {
     let b = world.request("v6b", vec![]);
     let at_a = world.cni.attach(&a).await.expect("attach a");
     let at_b = world.cni.attach(&b).await.expect("attach b");
-    assert_eq!(at_a.network, "berth");
+    assert_eq!(at_a.primary().network, "berth");
     let ips = at_b.ips();
     assert!(ips[0].to_string().starts_with("10.88."), "{ips:?}");
     let v6 = ips.iter().find(|ip| ip.is_ipv6()).expect("an IPv6 address");

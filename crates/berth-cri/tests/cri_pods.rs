@@ -865,6 +865,109 @@ fn a_failure_after_the_network_rolls_everything_back_and_handlers_have_their_own
     drop(other_bridge);
 }
 
+/// `max_conf_num = 2` in the CRI's `[cni]` section.
+fn with_two_networks(_dir: &Path, config: String) -> String {
+    let section = "[plugins.\"io.containerd.grpc.v1.cri\".cni]\n";
+    assert!(config.contains(section), "{config}");
+    config.replace(section, &format!("{section}      max_conf_num = 2\n"))
+}
+
+#[test]
+fn max_conf_num_attaches_that_many_networks_as_eth0_eth1_and_stop_frees_them_all() {
+    if !require_root() {
+        return;
+    }
+    let daemon = Daemon::builder()
+        .edit_config(with_two_networks)
+        .start()
+        .expect("start daemon");
+    let pods = Pods::with_daemon(daemon, "bcri-pa", "10.231.70.0/24");
+    let conf_dir = pods.daemon.dir().join("cni");
+    // Two more networks; with max_conf_num = 2 only the first of them
+    // (by file name) is attached.
+    for (file, bridge, subnet) in [
+        ("20-second.conflist", "bcri-pb", "10.231.71.0/24"),
+        ("30-third.conflist", "bcri-pc", "10.231.72.0/24"),
+    ] {
+        std::fs::write(
+            conf_dir.join(file),
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"{bridge}","plugins":[
+                    {{"type":"bridge","bridge":"{bridge}","ipam":{{"type":"host-local",
+                      "ranges":[[{{"subnet":"{subnet}"}}]],"dataDir":"{}"}}}}]}}"#,
+                pods.ipam().display()
+            ),
+        )
+        .expect("conflist");
+    }
+    let bridges = (Bridge("bcri-pb"), Bridge("bcri-pc"));
+    let second_leases = || {
+        std::fs::read_dir(pods.ipam().join("bcri-pb"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip"))
+            .count()
+    };
+    block_on(async {
+        let mut cri = pods.daemon.cri().await.expect("cri client");
+        let id = cri
+            .runtime
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod_config("twonets")),
+                runtime_handler: String::new(),
+            })
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        let (st, info) = status(&mut cri, &id).await;
+        let ip = st.network.expect("network").ip;
+        assert!(ip.starts_with("10.231.70."), "the pod's IP is eth0's: {ip}");
+        let interfaces = &info["cniResult"]["Interfaces"];
+        let first_ip = |name: &str| interfaces[name]["IPConfigs"][0]["IP"].clone();
+        assert_eq!(first_ip("eth0"), serde_json::json!(ip), "{info}");
+        let eth1 = first_ip("eth1");
+        assert!(
+            eth1.as_str().is_some_and(|a| a.starts_with("10.231.71.")),
+            "{info}"
+        );
+        let netns = info["netnsPath"].as_str().expect("netns path").to_string();
+        let show = |dev: &str| {
+            Command::new("nsenter")
+                .arg(format!("--net={netns}"))
+                .args(["ip", "-o", "addr", "show", dev])
+                .output()
+                .expect("nsenter")
+        };
+        let eth1_addr = show("eth1");
+        assert!(
+            String::from_utf8_lossy(&eth1_addr.stdout).contains("10.231.71."),
+            "{eth1_addr:?}"
+        );
+        assert!(!show("eth2").status.success(), "a third network attached");
+        assert_eq!((pods.leases().len(), second_leases()), (1, 1));
+
+        cri.runtime
+            .stop_pod_sandbox(StopPodSandboxRequest {
+                pod_sandbox_id: id.clone(),
+            })
+            .await
+            .expect("StopPodSandbox");
+        assert_eq!((pods.leases().len(), second_leases()), (0, 0));
+        assert_eq!(pods.veths(), "");
+        assert_eq!(sh("ip -o link show master bcri-pb 2>/dev/null"), "");
+        cri.runtime
+            .remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+            .await
+            .expect("RemovePodSandbox");
+        assert_eq!(pods.netns_left(), Vec::<PathBuf>::new());
+    })
+    .expect("runtime");
+    drop(bridges);
+}
+
 /// Deletes a bridge when dropped.
 struct Bridge(&'static str);
 

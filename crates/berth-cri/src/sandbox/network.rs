@@ -18,8 +18,17 @@ use std::sync::Arc;
 /// handler that has its own `cni_conf_dir`.
 #[derive(Debug)]
 pub struct PodNetworks {
-    default: Arc<Cni>,
-    handlers: BTreeMap<String, Arc<Cni>>,
+    default: Engine,
+    handlers: BTreeMap<String, Engine>,
+}
+
+/// One configuration directory's engine, and how many of its networks a
+/// pod is attached to (`max_conf_num`, or the handler's
+/// `cni_max_conf_num`: 0 or less for all, as go-cni counts).
+#[derive(Debug)]
+struct Engine {
+    cni: Arc<Cni>,
+    max_networks: usize,
 }
 
 /// What a pod asks of the network.
@@ -42,37 +51,42 @@ pub struct PodAttach {
 impl PodNetworks {
     /// The engines for `options`.
     pub fn new(options: &CriOptions) -> Self {
-        let engine = |conf_dir: &Path| {
-            Arc::new(Cni::new(CniOptions {
+        let engine = |conf_dir: &Path, max_conf_num: i64| Engine {
+            cni: Arc::new(Cni::new(CniOptions {
                 bin_dirs: vec![options.config.cni.bin_dir.clone()],
                 conf_dir: conf_dir.to_path_buf(),
                 cache_dir: options.cni_cache_dir.clone(),
                 netns_dir: options.netns_dir.clone(),
                 ..CniOptions::default()
-            }))
+            })),
+            max_networks: usize::try_from(max_conf_num).unwrap_or(0),
         };
         let handlers = options
             .config
             .containerd
             .runtimes
             .iter()
-            .filter_map(|(name, h)| Some((name.clone(), engine(h.cni_conf_dir.as_deref()?))))
+            .filter_map(|(name, h)| {
+                let dir = h.cni_conf_dir.as_deref()?;
+                Some((name.clone(), engine(dir, h.cni_max_conf_num)))
+            })
             .collect();
+        let cni = &options.config.cni;
         PodNetworks {
-            default: engine(&options.config.cni.conf_dir),
+            default: engine(&cni.conf_dir, cni.max_conf_num),
             handlers,
         }
     }
 
     /// The engine of runtime handler `handler`.
-    fn engine(&self, handler: &str) -> &Arc<Cni> {
+    fn engine(&self, handler: &str) -> &Engine {
         self.handlers.get(handler).unwrap_or(&self.default)
     }
 
     /// Whether the default CNI configuration directory holds a network
     /// configuration (NetworkReady).
     pub fn ready(&self) -> std::result::Result<(), String> {
-        network_name(self.default.options().conf_dir.as_path())
+        network_name(self.default.cni.options().conf_dir.as_path())
             .map(|_| ())
             .map_err(|e| e.message().to_string())
     }
@@ -80,41 +94,40 @@ impl PodNetworks {
     /// Whether runtime handler `handler` has a network configured
     /// (containerd's "cni plugin not initialized" error if not).
     pub fn check(&self, handler: &str) -> Result<()> {
-        network_name(&self.engine(handler).options().conf_dir).map(|_| ())
+        network_name(&self.engine(handler).cni.options().conf_dir).map(|_| ())
     }
 
     /// Where [`PodNetworks::create_netns`] puts pod `id`'s network namespace.
     pub fn netns_path(&self, id: &str) -> std::path::PathBuf {
-        self.default.netns_path(NAMESPACE, id)
+        self.default.cni.netns_path(NAMESPACE, id)
     }
 
     /// Creates the pod's network namespace (for [`PodNetworks::attach`]);
     /// its path.
     pub async fn create_netns(&self, id: &str) -> Result<std::path::PathBuf> {
         // Unshare and bind-mount block; keep them off the async runtime.
-        let (engine, id) = (self.default.clone(), id.to_string());
+        let (engine, id) = (self.default.cni.clone(), id.to_string());
         tokio::task::spawn_blocking(move || engine.create_netns(NAMESPACE, &id))
             .await
             .map_err(|e| Error::internal(format!("create netns: {e}")))?
     }
 
-    /// Attaches the handler's network in the pod's network namespace
+    /// Attaches the handler's networks in the pod's network namespace
     /// (made by [`PodNetworks::create_netns`]), with containerd's
-    /// `CNI_ARGS`. On failure nothing is left, the namespace included (the
-    /// error names the failing plugin and its message).
+    /// `CNI_ARGS`: the first `max_conf_num` of its configuration directory,
+    /// as `eth0`, `eth1`, …. On failure nothing is left, the namespace
+    /// included (the error names the failing plugin and its message).
     pub async fn attach(&self, pod: &PodAttach) -> Result<Attachment> {
-        let engine = self.engine(&pod.handler);
-        let name = match network_name(&engine.options().conf_dir) {
-            Ok(name) => name,
-            Err(err) => {
-                let _ = berth_cni::netns::remove(&engine.netns_path(NAMESPACE, &pod.id));
-                return Err(err);
-            }
-        };
+        let Engine { cni, max_networks } = self.engine(&pod.handler);
+        if let Err(err) = network_name(&cni.options().conf_dir) {
+            let _ = berth_cni::netns::remove(&cni.netns_path(NAMESPACE, &pod.id));
+            return Err(err);
+        }
         let request = AttachRequest {
             namespace: NAMESPACE.into(),
             id: pod.id.clone(),
-            network: Some(name),
+            network: None,
+            max_networks: *max_networks,
             ports: pod.ports.clone(),
             capability_args: Default::default(),
         };
@@ -125,13 +138,13 @@ impl PodNetworks {
             ("K8S_POD_UID", pod.pod_uid.as_str()),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
-        engine.attach_prepared(&request, &args).await
+        cni.attach_prepared(&request, &args).await
     }
 
     /// CNI DEL of everything the pod is attached to, then its namespace
     /// goes. Idempotent.
     pub async fn detach(&self, id: &str) -> Result<()> {
-        self.default.detach(NAMESPACE, id).await
+        self.default.cni.detach(NAMESPACE, id).await
     }
 }
 
@@ -178,16 +191,14 @@ mod tests {
     fn each_handler_with_a_conf_dir_has_its_engine() {
         let dir = tempfile::tempdir().expect("test step");
         let networks = PodNetworks::new(&options(dir.path()));
+        let runc = networks.engine("runc");
+        assert_eq!(runc.cni.options().conf_dir, dir.path().join("net.d"));
+        assert_eq!(runc.max_networks, 1);
+        let other = networks.engine("other");
+        assert_eq!(other.cni.options().conf_dir, dir.path().join("other.d"));
+        assert_eq!(other.max_networks, 0, "a handler's 0: all networks");
         assert_eq!(
-            networks.engine("runc").options().conf_dir,
-            dir.path().join("net.d")
-        );
-        assert_eq!(
-            networks.engine("other").options().conf_dir,
-            dir.path().join("other.d")
-        );
-        assert_eq!(
-            networks.default.netns_path(NAMESPACE, "abc"),
+            networks.default.cni.netns_path(NAMESPACE, "abc"),
             dir.path().join("netns").join(NAMESPACE).join("abc")
         );
     }

@@ -238,7 +238,7 @@ impl Cri {
             netns_path: attachment.netns.display().to_string(),
             ip: ips.next().unwrap_or_default(),
             additional_ips: ips.collect(),
-            cni_result: Some(attachment.result.raw().clone()),
+            cni_result: Some(attachment.summary()),
         })
     }
 

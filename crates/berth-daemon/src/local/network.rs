@@ -213,6 +213,7 @@ impl Networking {
             namespace: namespace.into(),
             id: container.id.clone(),
             network: request.network.clone(),
+            max_networks: 1,
             ports: request.ports.clone(),
             capability_args,
         };
@@ -233,7 +234,7 @@ impl Networking {
             &hostname,
             &ips,
             request,
-            &attachment.result,
+            &attachment.primary().result,
         );
         let files = match written {
             Ok(files) => files,
@@ -251,7 +252,7 @@ impl Networking {
         if let Err(err) = self.set_ip_label(namespace, &container.id, &ip_text).await {
             tracing::warn!(id = %container.id, error = %err, "record container IP");
         }
-        tracing::info!(namespace, id = %container.id, network = %attachment.network, ip = %ip_text, "network attached");
+        tracing::info!(namespace, id = %container.id, network = %attachment.primary().network, ip = %ip_text, "network attached");
         serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))
     }
 
