@@ -17,6 +17,7 @@
 //! owns the life of a container's network ([`Cni::attach`] and
 //! [`Cni::detach`]): a network namespace created by berth and bind-mounted
 //! under a directory of the daemon's state, loopback plus the chosen network
+//! (or the first N of the configuration directory, as `eth0`, `eth1`, …)
 //! attached inside it, everything rolled back if a step fails, and the
 //! files a container wants from it (`/etc/hosts`, `/etc/resolv.conf`).
 
