@@ -148,6 +148,29 @@ impl MetadataStore {
         self.view(|tx| owners(tx, digest))
     }
 
+    /// Whether namespace `ns` holds blob `digest`, recording the lease's
+    /// hold on it in the same transaction when it does (so no collection
+    /// can take it between the answer and the caller's use). Without a
+    /// lease this is a read.
+    pub(crate) fn content_hold(
+        &self,
+        ns: &str,
+        lease: Option<&str>,
+        digest: &Digest,
+    ) -> Result<bool> {
+        let Some(lease) = lease else {
+            return self.view(|tx| Ok(get(tx, ns, digest)?.is_some()));
+        };
+        self.update(|tx| {
+            let table = tx.open_table(CONTENT).db()?;
+            if table.get((ns, digest.as_str())).db()?.is_none() {
+                return Ok(false);
+            }
+            add_resource(tx, ns, lease, RESOURCE_CONTENT, digest.as_str())?;
+            Ok(true)
+        })
+    }
+
     /// Checks, before a writer opens, whether namespace `ns` holds
     /// `expected` already, and records the lease's hold: on the blob if it
     /// exists (so the caller's lease protects what it was about to write),

@@ -314,6 +314,20 @@ impl LocalContent {
         writer::open(self, options)
     }
 
+    /// Whether this namespace holds blob `digest`; if it does, the
+    /// writer's lease (if any) now holds it too, atomically with the
+    /// answer (what a Write stream naming an existing blob needs).
+    pub async fn hold_existing(&self, digest: &Digest) -> Result<bool> {
+        let (this, digest) = (self.clone(), digest.clone());
+        blocking(move || {
+            this.content
+                .inner
+                .metadata
+                .content_hold(&this.ns, this.lease.as_deref(), &digest)
+        })
+        .await
+    }
+
     /// Opens (or resumes) a writer on tokio's blocking pool.
     pub async fn local_writer(&self, options: WriterOptions) -> Result<LocalWriter> {
         let this = self.clone();

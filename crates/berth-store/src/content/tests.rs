@@ -538,3 +538,26 @@ impl LocalContent {
         self.content.metadata().content_info(&self.ns, digest)
     }
 }
+
+#[tokio::test]
+async fn hold_existing_puts_an_existing_blob_under_the_lease_in_one_step() {
+    let (_dir, content) = fresh();
+    let lc = content.namespace("default", None).unwrap();
+    let digest = put(&lc, "first", b"held later").unwrap();
+    lease(&content, "default", "l");
+    let leased = content.namespace("default", Some("l")).unwrap();
+    let absent = Digest::sha256_of(b"never written");
+    assert!(!leased.hold_existing(&absent).await.unwrap());
+    assert!(resources(&content, "default", "l").is_empty());
+    assert!(leased.hold_existing(&digest).await.unwrap());
+    assert_eq!(
+        resources(&content, "default", "l"),
+        [("content".to_owned(), digest.to_string())]
+    );
+    // Nothing else references the blob: only the lease keeps it.
+    let report = content.metadata().garbage_collect().unwrap();
+    assert!(report.removed.content.is_empty(), "{report:?}");
+    assert!(lc.info(&digest).await.is_ok());
+    // Without a lease it is a plain question.
+    assert!(lc.hold_existing(&digest).await.unwrap());
+}

@@ -96,23 +96,14 @@ impl Session {
             reply.action = req.action;
             reply.offset = status.offset;
             if let Some(named) = digest(&req.expected)? {
-                if self.store.info(&named).await.is_ok() {
+                // An existing blob goes under the request's lease in the
+                // same transaction that finds it (as containerd's metadata
+                // store does when a writer opens), so garbage collection
+                // cannot take it before the client's image references it.
+                if self.store.hold_existing(&named).await.map_err(to_status)? {
                     drop(writer);
                     if let Err(err) = self.store.abort(&reference).await {
                         tracing::debug!(%reference, error = %err, "aborting a write of existing content");
-                    }
-                    // Opening a writer that names an existing blob puts the
-                    // blob under the request's lease (as containerd's
-                    // metadata store does), so garbage collection cannot
-                    // take it before the client's image references it.
-                    let hold = WriterOptions {
-                        reference: reference.clone(),
-                        total,
-                        expected: Some(named.clone()),
-                    };
-                    if let Ok(unexpected) = self.store.local_writer(hold).await {
-                        drop(unexpected);
-                        let _ = self.store.abort(&reference).await;
                     }
                     return Err(Status::already_exists(format!(
                         "blob with expected digest {named} exists"
