@@ -121,12 +121,14 @@ if [[ -n ${PHASES:-} ]]; then
 fi
 
 printf '\n%d pods running (kB)\n' "$DENSITY"
-printf '%-12s %12s %12s %12s\n' daemon "daemon RSS" "shims PSS" "shims RSS"
+printf '%-12s %12s %16s %12s %12s\n' daemon "daemon RSS" "(anon / file)" "shims PSS" "shims RSS"
 for name in berthd containerd; do
     "$CLIENT" "${SOCKS[$name]}" start "$DENSITY" "$IMAGE" bench >/dev/null
     sleep 2
-    rss=$(awk '$1=="VmRSS:" {print $2}' "/proc/${PIDS[$name]}/status")
-    printf '%-12s %12s %12s %12s\n' "$name" "$rss" "$(shims_sum "$name" Pss smaps_rollup)" \
-        "$(shims_sum "$name" VmRSS status)"
+    status=/proc/${PIDS[$name]}/status
+    rss=$(awk '$1=="VmRSS:" {print $2}' "$status")
+    split=$(awk '$1=="RssAnon:" {a=$2} $1=="RssFile:" {f=$2} END {print a " / " f}' "$status")
+    printf '%-12s %12s %16s %12s %12s\n' "$name" "$rss" "$split" \
+        "$(shims_sum "$name" Pss smaps_rollup)" "$(shims_sum "$name" VmRSS status)"
     "$CLIENT" "${SOCKS[$name]}" clean bench
 done
