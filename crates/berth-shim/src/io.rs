@@ -224,10 +224,32 @@ fn open_fifo_reader(path: &str) -> io::Result<pipe::Receiver> {
         .open_receiver(path)
 }
 
-async fn copy_output(mut from: pipe::Receiver, mut to: pipe::Sender) {
-    // EIO from a pty master means every slave end closed: plain EOF.
+async fn copy_output(from: pipe::Receiver, mut to: pipe::Sender) {
+    let mut from = EioIsEof(from);
     let _ = tokio::io::copy(&mut from, &mut to).await;
     let _ = to.flush().await;
+}
+
+/// A reader whose EIO is end of file: a pty master answers EIO once every
+/// slave end is closed and its buffer read. As an error, it would make
+/// `tokio::io::copy` (which reads ahead while the FIFO is full) drop the
+/// bytes it had read but not yet written: the tail of a terminal's output,
+/// lost when the client reads slowly.
+struct EioIsEof<R>(R);
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EioIsEof<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
+            std::task::Poll::Ready(Err(e)) if e.raw_os_error() == Some(libc::EIO) => {
+                std::task::Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
 }
 
 async fn copy_stdin(mut from: pipe::Receiver, to: OwnedFd, stop: oneshot::Receiver<()>) {
@@ -323,6 +345,50 @@ pub fn mkfifo(path: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
+
+    /// A terminal's last bytes reach a FIFO that was full when the
+    /// terminal closed: the copy has read them and holds them while the
+    /// FIFO waits, and the master's EIO (slave closed) must not drop them.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_terminals_tail_survives_a_full_fifo() {
+        use std::io::{Read, Write};
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let mut attrs = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+        nix::sys::termios::cfmakeraw(&mut attrs);
+        nix::sys::termios::tcsetattr(&pty.slave, nix::sys::termios::SetArg::TCSANOW, &attrs)
+            .expect("raw");
+        let tail = vec![b'x'; 3000];
+        std::fs::File::from(pty.slave)
+            .write_all(&tail)
+            .expect("write the tail");
+        // The slave is closed now: once read, the master answers EIO.
+        set_nonblocking(&pty.master).expect("nonblocking master");
+        let source = pipe::Receiver::from_owned_fd_unchecked(pty.master).expect("master");
+        let (rx, tx) = std::io::pipe().expect("pipe");
+        let tx = OwnedFd::from(tx);
+        set_nonblocking(&tx).expect("nonblocking pipe");
+        let mut full = std::fs::File::from(tx.try_clone().expect("dup"));
+        let mut filled = 0;
+        while let Ok(n) = full.write(&[0u8; 4096]) {
+            filled += n;
+        }
+        drop(full);
+        let sink = pipe::Sender::from_owned_fd(tx).expect("sink");
+        let copy = tokio::spawn(copy_output(source, sink));
+        // Let the copy read the tail, find the FIFO full and read ahead.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            std::fs::File::from(OwnedFd::from(rx))
+                .read_to_end(&mut all)
+                .expect("read the FIFO");
+            all
+        });
+        copy.await.expect("copy task");
+        let all = reader.join().expect("reader thread");
+        assert_eq!(all.len(), filled + tail.len());
+        assert!(all.ends_with(&tail));
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn pipe_output_reaches_the_fifo_and_drains() {
