@@ -158,7 +158,11 @@ fn run(args: &Args) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(server::run(config, notifier, server::stop_signal()))
+    runtime.block_on(async {
+        // Before anything is served or systemd hears READY=1.
+        let stop = server::stop_signal();
+        server::run(config, notifier, stop).await
+    })
 }
 
 /// `temp` and `oom_score`, applied to berthd itself before any thread starts.

@@ -152,18 +152,24 @@ fn lock_root(config: &Config) -> Result<Flock<File>> {
     })
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-pub async fn stop_signal() {
+/// Installs the SIGTERM and SIGINT handlers now (call it inside the
+/// runtime, before serving: a signal that comes before a handler is
+/// installed kills berthd uncleanly) and returns what resolves on the first
+/// of them.
+pub fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers: stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("received SIGTERM"),
-        _ = int.recv() => tracing::info!("received SIGINT"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            tracing::error!("cannot install signal handlers: stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+            _ = int.recv() => tracing::info!("received SIGINT"),
+        }
     }
 }
