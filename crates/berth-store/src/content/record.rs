@@ -149,17 +149,19 @@ impl MetadataStore {
     }
 
     /// Whether namespace `ns` holds blob `digest`, recording the lease's
-    /// hold on it in the same transaction when it does (so no collection
-    /// can take it between the answer and the caller's use). Without a
-    /// lease this is a read.
+    /// hold on it in the same transaction that confirms it (so no
+    /// collection can take it between the answer and the caller's use).
+    /// Without a lease, or for a blob that is absent, this is a read.
     pub(crate) fn content_hold(
         &self,
         ns: &str,
         lease: Option<&str>,
         digest: &Digest,
     ) -> Result<bool> {
-        let Some(lease) = lease else {
-            return self.view(|tx| Ok(get(tx, ns, digest)?.is_some()));
+        let held = self.view(|tx| Ok(get(tx, ns, digest)?.is_some()))?;
+        let Some(lease) = lease.filter(|_| held) else {
+            // Absent (the common case) costs a read, not a commit.
+            return Ok(held);
         };
         self.update(|tx| {
             let table = tx.open_table(CONTENT).db()?;
