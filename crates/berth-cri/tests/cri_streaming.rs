@@ -404,6 +404,12 @@ fn urls_expire_and_requests_are_checked() {
     .expect("runtime");
 }
 
+/// `config` with `setting` (a `key = value` line) in the CRI plugin's table.
+fn with_cri_setting(config: String, setting: &str) -> String {
+    let table = "[plugins.\"io.containerd.grpc.v1.cri\"]";
+    config.replace(table, &format!("{table}\n    {setting}"))
+}
+
 /// `stream_idle_timeout`: a connection with no traffic for that long is
 /// closed by the server, over either transport.
 #[test]
@@ -411,12 +417,10 @@ fn an_idle_stream_is_closed_after_stream_idle_timeout() {
     require_root!();
     require_ctr!();
     require_go_client!();
-    let daemon = daemon_from(Daemon::builder().edit_config(|_, config| {
-        config.replace(
-            "[plugins.\"io.containerd.grpc.v1.cri\"]",
-            "[plugins.\"io.containerd.grpc.v1.cri\"]\n    stream_idle_timeout = \"2s\"",
-        )
-    }));
+    let daemon = daemon_from(
+        Daemon::builder()
+            .edit_config(|_, config| with_cri_setting(config, "stream_idle_timeout = \"2s\"")),
+    );
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
@@ -446,12 +450,10 @@ fn tls_streaming_with_a_self_signed_certificate() {
     require_root!();
     require_ctr!();
     require_go_client!();
-    let daemon = daemon_from(Daemon::builder().edit_config(|_, config| {
-        config.replace(
-            "[plugins.\"io.containerd.grpc.v1.cri\"]",
-            "[plugins.\"io.containerd.grpc.v1.cri\"]\n    enable_tls_streaming = true",
-        )
-    }));
+    let daemon = daemon_from(
+        Daemon::builder()
+            .edit_config(|_, config| with_cri_setting(config, "enable_tls_streaming = true")),
+    );
     let logs = tempfile::tempdir().expect("log dir");
     berth_testkit::block_on(async {
         let mut cri = daemon.cri().await.expect("cri client").runtime;
